@@ -1,0 +1,13 @@
+"""keras_er: random (Erdos-Renyi) sparse networks for Keras 3.
+
+Gadhikar, Mukherjee & Burkholz, "Why Random Pruning Is All We Need to Start
+Sparse" (ICML 2023). Works on the TensorFlow, PyTorch and JAX backends.
+"""
+
+__version__ = "0.1.0"
+
+from keras_er import layers
+from keras_er import masks
+from keras_er.sparsify import sparsify
+
+__all__ = ["__version__", "layers", "masks", "sparsify"]

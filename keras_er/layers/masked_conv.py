@@ -1,0 +1,205 @@
+"""MaskedConv2D and MaskedDepthwiseConv2D: convolutions with a fixed ER mask."""
+
+import keras
+from keras import ops
+
+from keras_er.layers.masked_layer import MaskedLayer
+
+PADDINGS = ("valid", "same")
+DATA_FORMATS = ("channels_last", "channels_first")
+
+
+def _pair(value, name):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    value = tuple(value)
+    if len(value) != 2 or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
+    ):
+        raise ValueError(
+            f"`{name}` must be a positive int or a pair of positive ints; "
+            f"got {value!r}."
+        )
+    return value
+
+
+def _data_format(value):
+    value = keras.config.image_data_format() if value is None else value
+    if value not in DATA_FORMATS:
+        raise ValueError(
+            f"`data_format` must be one of {', '.join(DATA_FORMATS)}; got {value!r}."
+        )
+    return value
+
+
+class _MaskedConvBase(MaskedLayer):
+    """Shared argument handling of the masked 2D convolutions."""
+
+    def __init__(
+        self,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.strides = _pair(strides, "strides")
+        self.dilation_rate = _pair(dilation_rate, "dilation_rate")
+        if not isinstance(padding, str) or padding.lower() not in PADDINGS:
+            raise ValueError(
+                f"`padding` must be one of {', '.join(PADDINGS)}; got {padding!r}."
+            )
+        self.padding = padding.lower()
+        self.data_format = _data_format(data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    @property
+    def channel_axis(self):
+        return -1 if self.data_format == "channels_last" else 1
+
+    def _input_channels(self, input_shape):
+        channels = input_shape[self.channel_axis]
+        if channels is None:
+            raise ValueError(
+                f"Layer '{self.name}' needs a known channel dimension; got "
+                f"input shape {input_shape}."
+            )
+        self.input_spec = keras.layers.InputSpec(
+            ndim=4, axes={self.channel_axis: channels}
+        )
+        return channels
+
+    def _finish(self, outputs):
+        return self._apply_bias_and_activation(outputs, self.channel_axis)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_er")
+class MaskedConv2D(_MaskedConvBase):
+    """2D convolution whose kernel is multiplied by a fixed 0/1 mask.
+
+    Takes the arguments of `keras.layers.Conv2D` (including `groups`), plus
+    `density`, `seed`, `popup` and `popup_density` as in `MaskedDense`.
+    The mask has the kernel's shape `(kh, kw, in_channels // groups, filters)`.
+
+    Example:
+
+    >>> conv = MaskedConv2D(16, 3, padding="same", density=0.2, seed=1)
+    >>> y = conv(keras.ops.ones((1, 8, 8, 3)))
+    >>> tuple(y.shape)
+    (1, 8, 8, 16)
+    """
+
+    def __init__(self, filters, kernel_size, groups=1, **kwargs):
+        super().__init__(kernel_size, **kwargs)
+        for name, value in (("filters", filters), ("groups", groups)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+        if filters % groups:
+            raise ValueError(
+                f"`filters` ({filters}) must be divisible by `groups` ({groups})."
+            )
+        self.filters = filters
+        self.groups = groups
+
+    def build(self, input_shape):
+        channels = self._input_channels(input_shape)
+        if channels % self.groups:
+            raise ValueError(
+                f"Input channels ({channels}) must be divisible by `groups` "
+                f"({self.groups})."
+            )
+        shape = self.kernel_size + (channels // self.groups, self.filters)
+        self._add_kernel(shape, fan_in=self.kernel_size[0] * self.kernel_size[1] * shape[2])
+        self._add_bias(self.filters)
+
+    def call(self, inputs):
+        outputs = ops.conv(
+            inputs,
+            self.effective_kernel(),
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        return self._finish(outputs)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "groups": self.groups}
+
+
+@keras.saving.register_keras_serializable(package="keras_er")
+class MaskedDepthwiseConv2D(_MaskedConvBase):
+    """Depthwise 2D convolution whose kernel is multiplied by a 0/1 mask.
+
+    Takes the arguments of `keras.layers.DepthwiseConv2D` (`depth_multiplier`,
+    `depthwise_initializer`, `depthwise_regularizer`, `depthwise_constraint`,
+    ...), plus `density`, `seed`, `popup` and `popup_density`. The kernel has
+    shape `(kh, kw, in_channels, depth_multiplier)`.
+
+    Example:
+
+    >>> dw = MaskedDepthwiseConv2D(3, padding="same", density=0.5, seed=0)
+    >>> tuple(dw(keras.ops.ones((1, 8, 8, 4))).shape)
+    (1, 8, 8, 4)
+    """
+
+    kernel_arg_prefix = "depthwise"
+
+    def __init__(
+        self,
+        kernel_size,
+        depth_multiplier=1,
+        depthwise_initializer=None,
+        depthwise_regularizer=None,
+        depthwise_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size,
+            kernel_initializer=depthwise_initializer,
+            kernel_regularizer=depthwise_regularizer,
+            kernel_constraint=depthwise_constraint,
+            **kwargs,
+        )
+        if (
+            isinstance(depth_multiplier, bool)
+            or not isinstance(depth_multiplier, int)
+            or depth_multiplier < 1
+        ):
+            raise ValueError(
+                f"`depth_multiplier` must be a positive integer; got {depth_multiplier!r}."
+            )
+        self.depth_multiplier = depth_multiplier
+
+    def build(self, input_shape):
+        channels = self._input_channels(input_shape)
+        shape = self.kernel_size + (channels, self.depth_multiplier)
+        self._add_kernel(shape, fan_in=self.kernel_size[0] * self.kernel_size[1])
+        self._add_bias(channels * self.depth_multiplier)
+
+    def call(self, inputs):
+        outputs = ops.depthwise_conv(
+            inputs,
+            self.effective_kernel(),
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        return self._finish(outputs)
+
+    def get_config(self):
+        return {**super().get_config(), "depth_multiplier": self.depth_multiplier}

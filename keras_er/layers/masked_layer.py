@@ -1,0 +1,215 @@
+"""The shared machinery of every masked layer: kernel, mask, popup scores."""
+
+import numpy as np
+import keras
+from keras import ops
+
+from keras_er.layers import popup as popup_lib
+from keras_er.masks.sampling import sample_masks
+from keras_er.masks.schemes import validate_density
+
+
+class MaskedLayer(keras.layers.Layer):
+    """Base class: a layer whose kernel is multiplied by a fixed 0/1 mask.
+
+    Subclasses create their weights with `_add_kernel` / `_add_bias` and use
+    `effective_kernel()` in `call`. The mask is a non-trainable weight with
+    the kernel's shape; `assign_mask` sets it and zeroes the masked kernel
+    entries, which then stay zero: their gradient is zero because the
+    forward pass uses `kernel * mask`.
+
+    In popup mode the kernel is frozen and a trainable `scores` weight picks,
+    per layer, the top `popup_density` fraction of the mask's weights by
+    `|scores|` (edge-popup with a straight-through gradient).
+    """
+
+    # Keras's DepthwiseConv2D names its kernel arguments `depthwise_*`.
+    kernel_arg_prefix = "kernel"
+
+    def __init__(
+        self,
+        activation=None,
+        use_bias=True,
+        kernel_initializer=None,
+        kernel_regularizer=None,
+        kernel_constraint=None,
+        bias_initializer="zeros",
+        bias_regularizer=None,
+        bias_constraint=None,
+        density=None,
+        seed=None,
+        popup=False,
+        popup_density=0.5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if density is not None:
+            density = validate_density(density)
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, int) or seed < 0
+        ):
+            raise ValueError(f"`seed` must be a non-negative int or None; got {seed!r}.")
+        if not isinstance(popup, bool):
+            raise TypeError(f"`popup` must be True or False; got {popup!r}.")
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = optional_initializer(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.density = density
+        self.seed = seed
+        self.popup = popup
+        self.popup_density = validate_density(popup_density, "popup_density")
+
+    def _add_kernel(self, shape, fan_in):
+        initializer = self.kernel_initializer
+        seed = self.seed if self.seed is not None else _fresh_seed()
+        if self.popup and initializer is None:
+            kernel_init = _array_initializer(
+                popup_lib.frozen_kernel(shape, fan_in, seed)
+            )
+        else:
+            kernel_init = initializer or keras.initializers.GlorotUniform()
+        mask = (
+            np.ones(shape, dtype=bool)
+            if self.density is None
+            else sample_masks([shape], [self.density], seed)[0]
+        )
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=shape,
+            initializer=kernel_init,
+            regularizer=None if self.popup else self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+            trainable=not self.popup,
+        )
+        self.mask = self.add_weight(
+            name="mask",
+            shape=shape,
+            initializer=_array_initializer(mask),
+            trainable=False,
+        )
+        if self.popup:
+            self.scores = self.add_weight(
+                name="scores",
+                shape=shape,
+                initializer=_array_initializer(
+                    popup_lib.initial_scores(shape, fan_in, seed)
+                ),
+                trainable=True,
+            )
+        if not self.popup:
+            self.kernel.assign(self.kernel * self.mask)
+
+    def _add_bias(self, size):
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(size,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                trainable=not self.popup,
+            )
+
+    def effective_kernel(self):
+        """The kernel the forward pass uses: `kernel * mask` (and popup top-k)."""
+        kernel = self.kernel * self.mask
+        if self.popup:
+            kernel = kernel * popup_lib.score_mask(
+                self.scores, self.mask, self.popup_density
+            )
+        return kernel
+
+    def assign_mask(self, mask):
+        """Set the 0/1 mask (numpy or tensor of the kernel's shape).
+
+        Outside popup mode the kernel is multiplied by the mask, so masked
+        weights are exactly zero in the stored kernel too.
+        """
+        if not self.built:
+            raise ValueError(
+                f"Layer '{self.name}' is not built yet; call it on an input "
+                "(or `build` it) before `assign_mask`."
+            )
+        mask = np.asarray(ops.convert_to_numpy(mask))
+        expected = tuple(self.kernel.shape)
+        if mask.shape != expected:
+            raise ValueError(
+                f"`mask` for layer '{self.name}' must have the kernel's shape "
+                f"{expected}; got {mask.shape}."
+            )
+        if not np.isin(mask, (0, 1)).all():
+            raise ValueError(
+                f"`mask` for layer '{self.name}' must be binary (0/1 or bool); "
+                f"got values {np.unique(mask)[:5].tolist()}."
+            )
+        self.mask.assign(mask.astype(self.mask.dtype))
+        if not self.popup:
+            self.kernel.assign(self.kernel * self.mask)
+
+    def active_mask(self):
+        """Numpy 0/1 array of the weights the forward pass really uses."""
+        mask = ops.convert_to_numpy(self.mask).astype(bool)
+        if self.popup:
+            hard = popup_lib.score_mask(self.scores, self.mask, self.popup_density)
+            mask &= ops.convert_to_numpy(hard).astype(bool)
+        return mask
+
+    def _apply_bias_and_activation(self, outputs, channel_axis=-1):
+        if self.use_bias:
+            shape = [1] * len(outputs.shape)
+            shape[channel_axis] = -1
+            outputs = outputs + ops.reshape(self.bias, shape)
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def get_config(self):
+        config = super().get_config()
+        prefix = self.kernel_arg_prefix
+        config.update(
+            {
+                f"{prefix}_initializer": None
+                if self.kernel_initializer is None
+                else keras.initializers.serialize(self.kernel_initializer),
+                f"{prefix}_regularizer": keras.regularizers.serialize(
+                    self.kernel_regularizer
+                ),
+                f"{prefix}_constraint": keras.constraints.serialize(
+                    self.kernel_constraint
+                ),
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "bias_initializer": keras.initializers.serialize(
+                    self.bias_initializer
+                ),
+                "bias_regularizer": keras.regularizers.serialize(
+                    self.bias_regularizer
+                ),
+                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                "density": self.density,
+                "seed": self.seed,
+                "popup": self.popup,
+                "popup_density": self.popup_density,
+            }
+        )
+        return config
+
+
+def _fresh_seed():
+    return int(np.random.SeedSequence().entropy % (2**31))
+
+
+def _array_initializer(array):
+    def initializer(shape, dtype=None):
+        return ops.cast(ops.convert_to_tensor(array), dtype or "float32")
+
+    return initializer
+
+
+def optional_initializer(identifier):
+    """`keras.initializers.get`, keeping None (meaning: the layer's default)."""
+    return None if identifier is None else keras.initializers.get(identifier)

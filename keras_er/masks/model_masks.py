@@ -1,0 +1,150 @@
+"""Masks on whole models: find masked layers, (re)draw their masks, summarise."""
+
+import numpy as np
+import keras
+
+from keras_er.masks.sampling import sample_masks
+from keras_er.masks.schemes import layer_densities
+from keras_er.masks.schemes import resolve_dense_layers
+
+
+def masked_layers(model):
+    """All `MaskedLayer`s of `model`, nested models included, in layer order."""
+    # Imported here: keras_er.layers itself samples its masks with keras_er.masks.
+    from keras_er.layers.masked_layer import MaskedLayer
+
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, MaskedLayer):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(masked_layers(layer))
+    return found
+
+
+def assign(
+    model,
+    density=0.1,
+    scheme="erk",
+    seed=0,
+    method="bernoulli",
+    dense_layers=(),
+    repair_flow=False,
+):
+    """Draw new ER masks for every masked layer of a built `model`.
+
+    Per-layer densities come from `layer_densities(shapes, density, scheme)`
+    over all masked layers in network order; masks from
+    `sample_masks(..., seed, method)`. Everything is validated and sampled
+    before any layer changes, so a bad argument leaves the model untouched.
+
+    Args:
+        model: a built Keras model containing `keras_er` masked layers.
+        density, scheme, seed, method, repair_flow: as in `layer_densities`
+            and `sample_masks`.
+        dense_layers: layers kept dense: `"first"`, `"last"`, indices into
+            the masked layers, or layer names.
+
+    Returns:
+        The per-layer densities used, one per masked layer.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16),
+    ...                           MaskedDense(4)])
+    >>> assign(model, density=0.5, scheme="erk", seed=0)
+    [0.4..., 0.6...]
+    """
+    layers = _require_masked_layers(model)
+    shapes = [tuple(layer.kernel.shape) for layer in layers]
+    dense = _dense_layer_indices(dense_layers, layers)
+    densities = layer_densities(shapes, density, scheme, dense_layers=dense)
+    masks = sample_masks(shapes, densities, seed, method, repair_flow)
+    for layer, mask in zip(layers, masks):
+        layer.assign_mask(mask)
+    return densities
+
+
+def summary(model, print_fn=print):
+    """Per-layer table of masked weights and the global density.
+
+    Densities count the weights the forward pass uses (in popup mode: the
+    mask intersected with the top-k of the scores).
+
+    Returns:
+        A dict with `layers` (a list of dicts: name, shape, size, nonzeros,
+        density), `size`, `nonzeros` and `global_density`.
+    """
+    rows = []
+    for layer in _require_masked_layers(model):
+        active = layer.active_mask()
+        rows.append(
+            {
+                "name": layer.path if hasattr(layer, "path") else layer.name,
+                "shape": tuple(active.shape),
+                "size": int(active.size),
+                "nonzeros": int(np.count_nonzero(active)),
+                "density": float(np.count_nonzero(active) / active.size),
+            }
+        )
+    size = sum(row["size"] for row in rows)
+    nonzeros = sum(row["nonzeros"] for row in rows)
+    result = {
+        "layers": rows,
+        "size": size,
+        "nonzeros": nonzeros,
+        "global_density": nonzeros / size,
+    }
+    if print_fn is not None:
+        print_fn(_format_table(result))
+    return result
+
+
+def _require_masked_layers(model):
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model; got {type(model).__name__}.")
+    layers = masked_layers(model)
+    if not layers:
+        raise ValueError(
+            f"Model '{model.name}' has no keras_er masked layers; build it with "
+            "keras_er.layers or convert it with keras_er.sparsify."
+        )
+    unbuilt = [layer.name for layer in layers if not layer.built]
+    if unbuilt:
+        raise ValueError(
+            f"Model '{model.name}' is not built (layers {unbuilt}); give it an "
+            "Input or call it on data first."
+        )
+    return layers
+
+
+def _dense_layer_indices(dense_layers, layers):
+    if isinstance(dense_layers, (str, int)):
+        dense_layers = (dense_layers,)
+    names = [layer.name for layer in layers]
+    resolved = []
+    for item in dense_layers:
+        if isinstance(item, str) and item not in ("first", "last"):
+            if item not in names:
+                raise ValueError(
+                    f"`dense_layers` names layer {item!r}, which is not a masked "
+                    f"layer of the model; masked layers are: {names}."
+                )
+            item = names.index(item)
+        resolved.append(item)
+    return resolve_dense_layers(resolved, len(layers))
+
+
+def _format_table(result):
+    width = max([len(row["name"]) for row in result["layers"]] + [5])
+    lines = [f"{'layer':<{width}}  {'shape':<20} {'weights':>10} {'kept':>10} {'density':>8}"]
+    for row in result["layers"]:
+        lines.append(
+            f"{row['name']:<{width}}  {str(row['shape']):<20} {row['size']:>10} "
+            f"{row['nonzeros']:>10} {row['density']:>8.4f}"
+        )
+    lines.append(
+        f"{'total':<{width}}  {'':<20} {result['size']:>10} "
+        f"{result['nonzeros']:>10} {result['global_density']:>8.4f}"
+    )
+    return "\n".join(lines)

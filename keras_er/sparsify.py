@@ -1,0 +1,193 @@
+"""`sparsify`: any Functional or Sequential Keras model -> an ER-sparse copy."""
+
+import inspect
+
+import numpy as np
+import keras
+
+from keras_er.layers import MaskedConv2D
+from keras_er.layers import MaskedDense
+from keras_er.layers import MaskedDepthwiseConv2D
+from keras_er.layers import MaskedLayer
+from keras_er.masks.model_masks import assign
+from keras_er.masks.schemes import validate_density
+from keras_er.masks.schemes import validate_scheme
+
+# Exact types only: a user's subclass of Dense may change `call`.
+REPLACEMENTS = {
+    keras.layers.Dense: MaskedDense,
+    keras.layers.Conv2D: MaskedConv2D,
+    keras.layers.DepthwiseConv2D: MaskedDepthwiseConv2D,
+}
+_BASE_LAYER_ARGS = {"name", "trainable", "dtype", "activity_regularizer", "autocast"}
+
+
+def sparsify(
+    model,
+    density=0.1,
+    scheme="erk",
+    seed=0,
+    method="bernoulli",
+    dense_layers=(),
+    repair_flow=False,
+    popup=False,
+    popup_density=0.5,
+    include=None,
+    exclude=None,
+):
+    """Return a copy of `model` whose Dense/Conv2D/DepthwiseConv2D are ER-sparse.
+
+    The copy has the same architecture and weights; each replaced layer's
+    kernel is multiplied by a random Erdos-Renyi mask. Per-layer densities
+    follow `scheme` so that the fraction of kept weights over all replaced
+    layers is `density`. The input model is not modified.
+
+    Args:
+        model: a built Functional or Sequential `keras.Model`. Subclassed
+            models cannot be cloned; build them from `keras_er.layers`
+            instead and call `keras_er.masks.assign`.
+        density: global fraction of weights kept, in (0, 1].
+        scheme: one of `"erk"`, `"uniform"`, `"balanced"`, `"pyramidal"`.
+        seed: mask seed; the same seed gives the same masks on every backend.
+        method: `"bernoulli"` or `"exact"` (see `keras_er.masks.sample_masks`).
+        dense_layers: layers kept dense: `"first"`, `"last"`, indices into
+            the replaced layers, or layer names.
+        repair_flow: reconnect units left without inputs or outputs.
+        popup: if True, kernels are frozen and trainable scores select the
+            top `popup_density` of each mask (strong-ticket search).
+        popup_density: fraction of each layer's mask that popup keeps.
+        include: layer names to sparsify (default: every Dense, Conv2D and
+            DepthwiseConv2D).
+        exclude: layer names to leave unchanged.
+
+    Returns:
+        A new `keras.Model`.
+
+    Example:
+
+    >>> inputs = keras.Input((32, 32, 3))
+    >>> x = keras.layers.Conv2D(16, 3, activation="relu")(inputs)
+    >>> x = keras.layers.GlobalAveragePooling2D()(x)
+    >>> outputs = keras.layers.Dense(10)(x)
+    >>> sparse = keras_er.sparsify(keras.Model(inputs, outputs), density=0.3)
+    >>> keras_er.masks.summary(sparse)["global_density"]
+    0.3...
+    """
+    _check_model(model)
+    validate_density(density)
+    validate_scheme(scheme)
+    validate_density(popup_density, "popup_density")
+    selected = _select_layers(model, include, exclude)
+    seeds = _layer_seeds(seed, selected)
+
+    def clone(layer):
+        if layer.name in selected:
+            return _masked_copy(layer, popup, popup_density, seeds[layer.name])
+        return layer.__class__.from_config(layer.get_config())
+
+    new_model = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    _copy_weights(model, new_model)
+    assign(new_model, density, scheme, seed, method, dense_layers, repair_flow)
+    return new_model
+
+
+def _check_model(model):
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`model` must be a keras.Model; got {type(model).__name__}."
+        )
+    if not _is_functional_or_sequential(model):
+        raise TypeError(
+            f"`sparsify` needs a Functional or Sequential model; got the "
+            f"subclassed model {type(model).__name__!r}, which Keras cannot "
+            "clone. Build it from keras_er.layers (MaskedDense, MaskedConv2D, "
+            "...) and draw masks with keras_er.masks.assign(model, ...)."
+        )
+    if not model.built or not model.inputs:
+        raise ValueError(
+            f"Model '{model.name}' is not built; start it with keras.Input(...) "
+            "(or call it on data) before `sparsify`."
+        )
+
+
+def _is_functional_or_sequential(model):
+    if isinstance(model, keras.Sequential):
+        return True
+    # Functional is not public API; a model made by keras.Model(inputs,
+    # outputs) is an instance of exactly that class.
+    return type(model).__name__ == "Functional"
+
+
+def _leaf_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def _select_layers(model, include, exclude):
+    maskable = [
+        layer.name for layer in _leaf_layers(model) if type(layer) in REPLACEMENTS
+    ]
+    for arg, names in (("include", include), ("exclude", exclude)):
+        unknown = sorted(set(names or ()) - set(maskable))
+        if unknown:
+            raise ValueError(
+                f"`{arg}` names {unknown}, which are not Dense/Conv2D/"
+                f"DepthwiseConv2D layers of the model; those are: {maskable}."
+            )
+    selected = [
+        name
+        for name in maskable
+        if (include is None or name in include) and name not in (exclude or ())
+    ]
+    already_masked = any(isinstance(l, MaskedLayer) for l in _leaf_layers(model))
+    if not selected and not already_masked:
+        raise ValueError(
+            f"Model '{model.name}' has no layers to sparsify: `sparsify` replaces "
+            "keras.layers.Dense, Conv2D and DepthwiseConv2D (after `include`/"
+            "`exclude`)."
+        )
+    return selected
+
+
+def _layer_seeds(seed, names):
+    """Distinct, reproducible per-layer seeds for popup kernels and scores."""
+    states = np.random.SeedSequence([int(seed), 7]).generate_state(len(names) + 1)
+    return {name: int(state) % 2**31 for name, state in zip(names, states)}
+
+
+def _masked_copy(layer, popup, popup_density, seed):
+    masked_class = REPLACEMENTS[type(layer)]
+    config = layer.get_config()
+    accepted = _accepted_arguments(masked_class)
+    for key in sorted(set(config) - accepted):
+        if config[key] not in (None, False, 0, {}, ()):
+            raise ValueError(
+                f"Layer '{layer.name}' uses `{key}={config[key]!r}`, which "
+                f"{masked_class.__name__} does not support."
+            )
+        del config[key]
+    config.update(popup=popup, popup_density=popup_density, seed=seed)
+    return masked_class(**config)
+
+
+def _accepted_arguments(cls):
+    names = set(_BASE_LAYER_ARGS)
+    for klass in cls.__mro__:
+        if klass is keras.layers.Layer:
+            break
+        names.update(inspect.signature(klass.__init__).parameters)
+    return names - {"self", "kwargs"}
+
+
+def _copy_weights(source, target):
+    pairs = list(zip(_leaf_layers(source), _leaf_layers(target)))
+    for old, new in pairs:
+        if isinstance(new, MaskedLayer) and not isinstance(old, MaskedLayer):
+            new.kernel.assign(old.kernel)
+            if new.use_bias:
+                new.bias.assign(old.bias)
+        else:
+            new.set_weights(old.get_weights())
