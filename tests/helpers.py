@@ -1,0 +1,44 @@
+"""Small models and data shared by the tests."""
+
+import numpy as np
+import keras
+
+from keras_er.layers import MaskedConv2D
+from keras_er.layers import MaskedDense
+from keras_er.layers import MaskedDepthwiseConv2D
+
+
+def to_numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def images(n=16, size=8, channels=3, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, size, size, channels)).astype("float32")
+    y = rng.integers(0, classes, size=n)
+    return x, y
+
+
+def masked_cnn(popup=False, seed=0, classes=4, density=0.5, popup_density=0.5):
+    """Conv -> depthwise -> grouped conv -> dense, every layer masked."""
+    kw = dict(popup=popup, popup_density=popup_density)
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            MaskedConv2D(8, 3, padding="same", activation="relu", density=density, seed=seed, **kw),
+            MaskedDepthwiseConv2D(3, padding="same", density=density, seed=seed + 1, **kw),
+            MaskedConv2D(8, 1, groups=2, density=density, seed=seed + 2, **kw),
+            keras.layers.GlobalAveragePooling2D(),
+            MaskedDense(classes, density=density, seed=seed + 3, **kw),
+        ]
+    )
+
+
+def masked_weights(model):
+    """{layer name: (kernel, mask)} as numpy, for every masked layer."""
+    from keras_er.masks import masked_layers
+
+    return {
+        layer.name: (to_numpy(layer.kernel), to_numpy(layer.mask))
+        for layer in masked_layers(model)
+    }
