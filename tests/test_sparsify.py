@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+import keras
+
+import keras_er
+from keras_er import masks
+from keras_er.layers import MaskedConv2D
+from keras_er.layers import MaskedDense
+from keras_er.layers import MaskedDepthwiseConv2D
+from tests.helpers import images
+from tests.helpers import to_numpy
+
+
+def functional_cnn():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(16, 3, padding="same", name="stem")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    y = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    y = keras.layers.Conv2D(16, 1, name="pw")(y)
+    x = keras.layers.Add()([x, y])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(32, activation="relu", name="fc")(x)
+    outputs = keras.layers.Dense(4, name="head")(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_outputs_equal_the_dense_model_with_masked_weights():
+    model = functional_cnn()
+    x, _ = images(4)
+    original = [to_numpy(w) for w in model.weights]
+    sparse = keras_er.sparsify(model, density=0.3, scheme="erk", seed=0, method="exact")
+    # The input model is not changed.
+    for w, before in zip(model.weights, original):
+        np.testing.assert_array_equal(to_numpy(w), before)
+    for layer in masks.masked_layers(sparse):
+        model.get_layer(layer.name).kernel.assign(
+            to_numpy(layer.kernel) * to_numpy(layer.mask)
+        )
+    np.testing.assert_allclose(to_numpy(sparse(x)), to_numpy(model(x)), atol=1e-5)
+    kinds = {type(l) for l in masks.masked_layers(sparse)}
+    assert kinds == {MaskedConv2D, MaskedDepthwiseConv2D, MaskedDense}
+
+
+@pytest.mark.parametrize("scheme", masks.SCHEMES)
+def test_global_density_meets_the_target(scheme):
+    sparse = keras_er.sparsify(functional_cnn(), density=0.2, scheme=scheme, method="exact")
+    report = masks.summary(sparse, print_fn=None)
+    assert report["global_density"] == pytest.approx(0.2, abs=2e-3)
+    expected = masks.layer_densities([r["shape"] for r in report["layers"]], 0.2, scheme)
+    for row, density in zip(report["layers"], expected):
+        assert row["nonzeros"] == round(density * row["size"])
+
+
+def test_sequential_and_nested_models_are_sparsified():
+    block = keras.Sequential([keras.Input((6,)), keras.layers.Dense(6, name="inner")])
+    model = keras.Sequential(
+        [keras.Input((5,)), keras.layers.Dense(6, name="outer"), block, keras.layers.Dense(2, name="last")]
+    )
+    sparse = keras_er.sparsify(model, density=0.5, scheme="uniform")
+    assert [l.name for l in masks.masked_layers(sparse)] == ["outer", "inner", "last"]
+    x = np.ones((2, 5), "float32")
+    assert to_numpy(sparse(x)).shape == (2, 2)
+
+
+def test_same_seed_same_masks_and_trained_weights_are_kept():
+    model = functional_cnn()
+    a = keras_er.sparsify(model, density=0.1, seed=3)
+    b = keras_er.sparsify(model, density=0.1, seed=3)
+    for la, lb in zip(masks.masked_layers(a), masks.masked_layers(b)):
+        np.testing.assert_array_equal(to_numpy(la.mask), to_numpy(lb.mask))
+        kept = to_numpy(la.mask) == 1
+        original = to_numpy(model.get_layer(la.name).kernel)
+        np.testing.assert_array_equal(to_numpy(la.kernel)[kept], original[kept])
+
+
+def test_include_exclude_and_dense_layers_by_name():
+    sparse = keras_er.sparsify(
+        functional_cnn(), density=0.3, exclude=["dw"], dense_layers=("head",)
+    )
+    names = [l.name for l in masks.masked_layers(sparse)]
+    assert "dw" not in names and type(sparse.get_layer("dw")) is keras.layers.DepthwiseConv2D
+    assert masks.summary(sparse, print_fn=None)["layers"][-1]["density"] == 1.0
+    only = keras_er.sparsify(functional_cnn(), density=0.3, include=["fc", "head"])
+    assert [l.name for l in masks.masked_layers(only)] == ["fc", "head"]
+
+
+def test_popup_mode_trains_only_scores_and_bn():
+    sparse = keras_er.sparsify(functional_cnn(), density=0.5, popup=True, popup_density=0.4)
+    trainable = {w.path.split("/")[-2] + "/" + w.name for w in sparse.trainable_weights}
+    assert {"stem/scores", "head/scores"} <= trainable
+    assert not any(t.endswith(("/kernel", "/bias")) and "batch" not in t for t in trainable)
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.fc = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.fc(x)
+
+
+@pytest.mark.parametrize(
+    "make, kwargs, error, match",
+    [
+        (Subclassed, {}, TypeError, "subclassed model 'Subclassed'.*keras_er.layers"),
+        (lambda: keras.Sequential([keras.layers.Dense(2)]), {}, ValueError, "not built"),
+        (
+            lambda: keras.Sequential([keras.Input((4,)), keras.layers.Flatten()]),
+            {},
+            ValueError,
+            "no layers to sparsify",
+        ),
+        (functional_cnn, {"density": 2.0}, ValueError, "`density` must be in"),
+        (functional_cnn, {"scheme": "magnitude"}, ValueError, "erk"),
+        (functional_cnn, {"include": ["nope"]}, ValueError, r"`include` names \['nope'\]"),
+        (functional_cnn, {"exclude": ["fc", "x"]}, ValueError, r"`exclude` names \['x'\]"),
+        (functional_cnn, {"popup_density": 0}, ValueError, "`popup_density`"),
+        (functional_cnn, {"dense_layers": ("nope",)}, ValueError, "nope"),
+    ],
+)
+def test_bad_input_raises_named_errors(make, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        keras_er.sparsify(make(), **kwargs)
+
+
+def test_not_a_model_is_a_type_error():
+    with pytest.raises(TypeError, match="keras.Model"):
+        keras_er.sparsify(keras.layers.Dense(3))
+
+
+def test_lora_layers_are_refused_rather_than_silently_changed():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.layers[0].enable_lora(2)
+    with pytest.raises(ValueError, match="lora"):
+        keras_er.sparsify(model)
