@@ -1,0 +1,42 @@
+"""Building blocks shared by the architectures (channels_last)."""
+
+import keras
+from keras import layers
+
+
+def conv_bn(x, filters, kernel_size, strides=1, name=None, relu=True):
+    """Conv (no bias) -> BatchNorm (-> ReLU), the unit every model here stacks."""
+    x = layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=f"{name}_conv",
+    )(x)
+    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def classifier(x, classes, name="head"):
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    return layers.Dense(classes, name=name)(x)
+
+
+def check_arguments(input_shape, classes):
+    if (
+        not isinstance(input_shape, (tuple, list))
+        or len(input_shape) != 3
+        or not all(isinstance(d, int) and d > 0 for d in input_shape)
+    ):
+        raise ValueError(
+            f"`input_shape` must be (height, width, channels) of positive ints; "
+            f"got {input_shape!r}."
+        )
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"`classes` must be a positive integer; got {classes!r}.")
+
+
+def model_input(input_shape):
+    return keras.Input(tuple(input_shape), name="images")
