@@ -8,6 +8,8 @@ __version__ = "0.1.0"
 
 from keras_er import layers
 from keras_er import masks
+from keras_er import models
 from keras_er.sparsify import sparsify
+from keras_er import zoo
 
-__all__ = ["__version__", "layers", "masks", "sparsify"]
+__all__ = ["__version__", "layers", "masks", "models", "sparsify", "zoo"]

@@ -10,6 +10,7 @@ from keras_er.layers import MaskedDense
 from keras_er.layers import MaskedDepthwiseConv2D
 from keras_er.layers import MaskedLayer
 from keras_er.masks.model_masks import assign
+from keras_er.masks.model_masks import leaf_layers
 from keras_er.masks.schemes import validate_density
 from keras_er.masks.schemes import validate_scheme
 
@@ -53,8 +54,10 @@ def sparsify(
         dense_layers: layers kept dense: `"first"`, `"last"`, indices into
             the replaced layers, or layer names.
         repair_flow: reconnect units left without inputs or outputs.
-        popup: if True, kernels are frozen and trainable scores select the
-            top `popup_density` of each mask (strong-ticket search).
+        popup: if True, kernels are frozen random weights N(0, 2/fan_in)
+            drawn from per-layer seeds derived from `seed` (not copied from
+            `model`: strong tickets live in random weights), and trainable
+            scores select the top `popup_density` of each mask.
         popup_density: fraction of each layer's mask that popup keeps.
         include: layer names to sparsify (default: every Dense, Conv2D and
             DepthwiseConv2D).
@@ -118,17 +121,9 @@ def _is_functional_or_sequential(model):
     return type(model).__name__ == "Functional"
 
 
-def _leaf_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _leaf_layers(layer)
-        else:
-            yield layer
-
-
 def _select_layers(model, include, exclude):
     maskable = [
-        layer.name for layer in _leaf_layers(model) if type(layer) in REPLACEMENTS
+        layer.name for layer in leaf_layers(model) if type(layer) in REPLACEMENTS
     ]
     for arg, names in (("include", include), ("exclude", exclude)):
         unknown = sorted(set(names or ()) - set(maskable))
@@ -142,7 +137,7 @@ def _select_layers(model, include, exclude):
         for name in maskable
         if (include is None or name in include) and name not in (exclude or ())
     ]
-    already_masked = any(isinstance(l, MaskedLayer) for l in _leaf_layers(model))
+    already_masked = any(isinstance(l, MaskedLayer) for l in leaf_layers(model))
     if not selected and not already_masked:
         raise ValueError(
             f"Model '{model.name}' has no layers to sparsify: `sparsify` replaces "
@@ -170,6 +165,8 @@ def _masked_copy(layer, popup, popup_density, seed):
             )
         del config[key]
     config.update(popup=popup, popup_density=popup_density, seed=seed)
+    if popup:  # None selects the seeded frozen N(0, 2/fan_in) kernel
+        config[f"{masked_class.kernel_arg_prefix}_initializer"] = None
     return masked_class(**config)
 
 
@@ -183,10 +180,11 @@ def _accepted_arguments(cls):
 
 
 def _copy_weights(source, target):
-    pairs = list(zip(_leaf_layers(source), _leaf_layers(target)))
+    pairs = list(zip(leaf_layers(source), leaf_layers(target)))
     for old, new in pairs:
         if isinstance(new, MaskedLayer) and not isinstance(old, MaskedLayer):
-            new.kernel.assign(old.kernel)
+            if not new.popup:  # popup keeps its seeded random frozen kernel
+                new.kernel.assign(old.kernel)
             if new.use_bias:
                 new.bias.assign(old.bias)
         else:

@@ -101,7 +101,16 @@ class MaskedLayer(keras.layers.Layer):
                 ),
                 trainable=True,
             )
-        if not self.popup:
+        self.fan_in = fan_in
+        self.resolved_seed = seed  # the seed actually used, also when `seed` is None
+        self._zero_outside_mask()
+
+    def _zero_outside_mask(self):
+        # Masked kernel entries (and popup scores) get zero gradient, so once
+        # zero they stay zero; the compact weight format relies on it.
+        if self.popup:
+            self.scores.assign(self.scores * self.mask)
+        else:
             self.kernel.assign(self.kernel * self.mask)
 
     def _add_bias(self, size):
@@ -129,7 +138,8 @@ class MaskedLayer(keras.layers.Layer):
         """Set the 0/1 mask (numpy or tensor of the kernel's shape).
 
         Outside popup mode the kernel is multiplied by the mask, so masked
-        weights are exactly zero in the stored kernel too.
+        weights are exactly zero in the stored kernel too; in popup mode the
+        frozen kernel is kept and the scores outside the mask are zeroed.
         """
         if not self.built:
             raise ValueError(
@@ -149,8 +159,7 @@ class MaskedLayer(keras.layers.Layer):
                 f"got values {np.unique(mask)[:5].tolist()}."
             )
         self.mask.assign(mask.astype(self.mask.dtype))
-        if not self.popup:
-            self.kernel.assign(self.kernel * self.mask)
+        self._zero_outside_mask()
 
     def active_mask(self):
         """Numpy 0/1 array of the weights the forward pass really uses."""

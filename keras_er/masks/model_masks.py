@@ -8,18 +8,21 @@ from keras_er.masks.schemes import layer_densities
 from keras_er.masks.schemes import resolve_dense_layers
 
 
+def leaf_layers(model):
+    """The layers of `model`, nested models flattened, in layer order."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from leaf_layers(layer)
+        else:
+            yield layer
+
+
 def masked_layers(model):
     """All `MaskedLayer`s of `model`, nested models included, in layer order."""
     # Imported here: keras_er.layers itself samples its masks with keras_er.masks.
     from keras_er.layers.masked_layer import MaskedLayer
 
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, MaskedLayer):
-            found.append(layer)
-        elif isinstance(layer, keras.Model):
-            found.extend(masked_layers(layer))
-    return found
+    return [layer for layer in leaf_layers(model) if isinstance(layer, MaskedLayer)]
 
 
 def assign(

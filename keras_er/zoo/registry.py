@@ -1,0 +1,121 @@
+"""The zoo index: where the weights live and which entries exist.
+
+`zoo/index.json` is a JSON object `{"format_version": 1, "entries": [...]}`;
+each entry names its id, arch, scheme, density, popup settings, dataset,
+input shape, classes, mask seed, weight file and sha256, accuracy per backend,
+training recipe and reference logits.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import keras
+
+INDEX_VERSION = 1
+REQUIRED_FIELDS = (
+    "id", "arch", "scheme", "density", "dataset", "input_shape", "classes", "file", "sha256",
+)
+
+
+def zoo_root(root=None):
+    """The zoo folder: `root`, else `$KERAS_ER_ZOO_DIR`, else the shipped one.
+
+    A wheel ships the weights as `keras_er/zoo_files`; a source checkout (or
+    an editable install) uses the repository's top-level `zoo/`.
+    """
+    if root is not None:
+        return Path(root)
+    if os.environ.get("KERAS_ER_ZOO_DIR"):
+        return Path(os.environ["KERAS_ER_ZOO_DIR"])
+    package = Path(__file__).resolve().parents[1]
+    shipped = package / "zoo_files"
+    return shipped if shipped.is_dir() else package.parent / "zoo"
+
+
+def load_index(root=None):
+    """The list of entries of `zoo/index.json` (empty if there is no index)."""
+    path = zoo_root(root) / "index.json"
+    if not path.exists():
+        return []
+    try:
+        index = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"The zoo index {path} is not valid JSON ({error}).") from None
+    if not isinstance(index, dict) or not isinstance(index.get("entries"), list):
+        raise ValueError(f"The zoo index {path} must be an object with an 'entries' list.")
+    if index.get("format_version", 0) > INDEX_VERSION:
+        raise ValueError(
+            f"The zoo index {path} has format_version {index['format_version']}; this "
+            f"keras_er reads up to {INDEX_VERSION}. Upgrade keras_er."
+        )
+    for entry in index["entries"]:
+        missing = [f for f in REQUIRED_FIELDS if not isinstance(entry, dict) or f not in entry]
+        if missing:
+            raise ValueError(f"The zoo index {path} has an entry without {missing}.")
+    return index["entries"]
+
+
+def write_entry(entry, root=None):
+    """Add `entry` to the index, replacing an entry with the same id."""
+    path = zoo_root(root) / "index.json"
+    entries = [e for e in load_index(root) if e["id"] != entry["id"]]
+    entries.append(entry)
+    entries.sort(key=lambda e: e["id"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"format_version": INDEX_VERSION, "entries": entries}, indent=1)
+    path.write_text(text + "\n")
+
+
+def entry_id(arch, scheme, density=None, popup=False, popup_density=None, dataset="cifar10"):
+    parts = [arch, scheme]
+    if scheme != "dense":
+        parts.append(f"d{density:g}")
+    if popup:
+        parts.append(f"popup{popup_density:g}")
+    parts.append(dataset)
+    return "_".join(parts)
+
+
+def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=None):
+    """The entry for these settings, or a ValueError naming what does exist."""
+    entries = load_index(root)
+    matches = [
+        e
+        for e in entries
+        if e["arch"] == arch
+        and e["scheme"] == scheme
+        and (scheme == "dense" or abs(e["density"] - density) < 1e-9)
+        and bool(e.get("popup", False)) == popup
+        and (not popup or abs(e.get("popup_density", 0) - popup_density) < 1e-9)
+        and (dataset is None or e["dataset"] == dataset)
+    ]
+    if matches:
+        return sorted(matches, key=lambda e: e["dataset"] != "cifar10")[0]
+    siblings = [e["id"] for e in entries if e["arch"] == arch]
+    wanted = entry_id(arch, scheme, density, popup, popup_density, dataset or "<any dataset>")
+    raise ValueError(
+        f"No published weights for {wanted}. "
+        + (
+            f"Published for {arch}: {', '.join(siblings)}. "
+            if siblings
+            else f"Nothing is published for {arch} yet. "
+        )
+        + "Use `pretrained=None` for a randomly initialised model, or see "
+        "keras_er.zoo.available_weights()."
+    )
+
+
+def weight_path(entry, root=None):
+    """Local path of the entry's file; downloads it from `origin` if needed."""
+    local = zoo_root(root) / entry["file"]
+    if local.exists() or not entry.get("origin"):
+        return local
+    return Path(
+        keras.utils.get_file(
+            fname=f"{entry['id']}.npz",
+            origin=entry["origin"],
+            file_hash=entry["sha256"],
+            cache_subdir="keras_er",
+        )
+    )
