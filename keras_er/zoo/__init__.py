@@ -68,7 +68,7 @@ def build(
         raise ValueError(
             f"Unknown `scheme` {scheme!r}; expected one of {', '.join(SCHEMES + ('dense',))}."
         )
-    if pretrained not in (True, None) and not isinstance(pretrained, str):
+    if not (pretrained is True or pretrained is None or isinstance(pretrained, str)):
         raise ValueError(
             f"`pretrained` must be True, None or a dataset name; got {pretrained!r}."
         )

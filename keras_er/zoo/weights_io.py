@@ -155,10 +155,10 @@ def _check_matches(records, pairs, path):
             f"{len(pairs)}: it was saved from another architecture."
         )
     for record, (layer, variable) in zip(records, pairs):
-        if (
-            record["layer"] != layer.name
-            or record["name"] != variable.name
-            or tuple(record["shape"]) != tuple(variable.shape)
+        # Layer names are recorded for messages only: auto-generated names
+        # (dense_3, ...) differ between sessions for the same architecture.
+        if record["name"] != variable.name or tuple(record["shape"]) != tuple(
+            variable.shape
         ):
             raise ValueError(
                 f"{path} does not match the model: file has "

@@ -1,0 +1,126 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import keras
+
+import keras_er
+from keras_er import zoo
+from keras_er.masks import SCHEMES
+from keras_er.masks import summary
+from keras_er.models import ARCHITECTURES
+from tests.helpers import to_numpy
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_arch_and_scheme_has_a_constructor():
+    names = zoo.list_models()
+    assert len(names) == len(ARCHITECTURES) * (len(SCHEMES) + 1)
+    for arch in ARCHITECTURES:
+        for scheme in SCHEMES + ("dense",):
+            assert callable(getattr(zoo, f"{arch}_{scheme}"))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("density", [0.05, 0.1])
+def test_resnet20_constructors_hit_the_global_density(scheme, density):
+    model = getattr(zoo, f"resnet20_{scheme}")(density, pretrained=None)
+    assert summary(model, print_fn=None)["global_density"] == pytest.approx(density, abs=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_every_architecture_constructor_hits_the_global_density(arch):
+    model = getattr(zoo, f"{arch}_erk")(0.1, pretrained=None)
+    assert summary(model, print_fn=None)["global_density"] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_popup_constructor_final_density():
+    model = zoo.resnet20_erk(0.5, pretrained=None, popup=True, popup_density=0.2)
+    assert summary(model, print_fn=None)["global_density"] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_export_then_load_is_bit_exact_and_listed(tmp_path):
+    model = zoo.resnet20_balanced(0.1, pretrained=None, seed=4)
+    entry = zoo.export(model, "resnet20", "balanced", 0.1, root=tmp_path, top1={"jax": 0.5})
+    loaded = zoo.resnet20_balanced(0.1, root=tmp_path)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+    rows = zoo.available_weights(root=tmp_path)
+    assert [r["id"] for r in rows] == [entry["id"]] == ["resnet20_balanced_d0.1_cifar10"]
+    assert "| total |" in (tmp_path / entry["id"] / "card.md").read_text()
+
+
+def test_kerass_er_zoo_dir_environment_variable_is_honoured(tmp_path, monkeypatch):
+    zoo.export(zoo.resnet20_dense(pretrained=None), "resnet20", "dense", root=tmp_path)
+    monkeypatch.setenv("KERAS_ER_ZOO_DIR", str(tmp_path))
+    assert zoo.resnet20_dense().name == "resnet20"
+
+
+def test_missing_weights_name_what_exists(tmp_path):
+    zoo.export(zoo.resnet20_erk(0.1, pretrained=None), "resnet20", "erk", 0.1, root=tmp_path)
+    with pytest.raises(ValueError, match="resnet20_erk_d0.05.*Published for resnet20: resnet20_erk_d0.1_cifar10"):
+        zoo.resnet20_erk(0.05, root=tmp_path)
+    with pytest.raises(ValueError, match="pretrained=None"):
+        zoo.vgg16_erk(0.1, root=tmp_path)
+    with pytest.raises(ValueError, match="`classes`=100 differs"):
+        zoo.resnet20_erk(0.1, root=tmp_path, classes=100)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: zoo.build("resnet21"), "Unknown `arch`"),
+        (lambda: zoo.build("resnet20", "snip"), "dense"),
+        (lambda: zoo.resnet20_erk(0, pretrained=None), "`density`"),
+        (lambda: zoo.resnet20_erk(0.1, pretrained=1), "`pretrained`"),
+    ],
+)
+def test_bad_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"entries": 3}', "'entries' list"),
+        ('{"format_version": 9, "entries": []}', "Upgrade keras_er"),
+        ('{"entries": [{"id": "x"}]}', "entry without"),
+    ],
+)
+def test_a_malformed_index_is_refused(tmp_path, text, match):
+    (tmp_path / "index.json").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        zoo.resnet20_erk(0.1, root=tmp_path)
+
+
+EXPORT_SCRIPT = """
+import sys, keras_er
+model = keras_er.zoo.resnet20_erk(0.1, pretrained=None, seed=3)
+keras_er.zoo.export(model, "resnet20", "erk", 0.1, root=sys.argv[1])
+"""
+
+
+@pytest.mark.cross_backend
+def test_an_entry_exported_on_another_backend_gives_the_same_logits(tmp_path):
+    here = keras.backend.backend()
+    other = {"jax": "torch", "torch": "tensorflow", "tensorflow": "jax"}[here]
+    env = {**os.environ, "KERAS_BACKEND": other, "PYTHONPATH": str(REPO)}
+    subprocess.run(
+        [sys.executable, "-c", EXPORT_SCRIPT, str(tmp_path)], env=env, check=True,
+        capture_output=True,
+    )
+    (entry,) = json.loads((tmp_path / "index.json").read_text())["entries"]
+    assert entry["exported_on"] == other
+    model = zoo.resnet20_erk(0.1, root=tmp_path)
+    logits = to_numpy(model(zoo.reference_batch((32, 32, 3)), training=False))
+    difference = np.abs(logits - np.array(entry["reference_logits"])).max()
+    print(f"max |logits({here}) - logits({other})| = {difference:.2e}")
+    assert difference < 1e-4
