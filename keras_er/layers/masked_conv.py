@@ -33,7 +33,10 @@ def _data_format(value):
 
 
 class _MaskedConvBase(MaskedLayer):
-    """Shared argument handling of the masked 2D convolutions."""
+    """Shared arguments and `call` of the masked 2D convolutions.
+
+    Subclasses set `convolution` (`ops.conv` or `ops.depthwise_conv`).
+    """
 
     def __init__(
         self,
@@ -72,7 +75,15 @@ class _MaskedConvBase(MaskedLayer):
         )
         return channels
 
-    def _finish(self, outputs):
+    def call(self, inputs):
+        outputs = self.convolution(
+            inputs,
+            self.effective_kernel(),
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
         return self._apply_bias_and_activation(outputs, self.channel_axis)
 
     def get_config(self):
@@ -102,6 +113,8 @@ class MaskedConv2D(_MaskedConvBase):
     (1, 8, 8, 16)
     """
 
+    convolution = staticmethod(ops.conv)
+
     def __init__(self, filters, kernel_size, groups=1, **kwargs):
         super().__init__(kernel_size, **kwargs)
         for name, value in (("filters", filters), ("groups", groups)):
@@ -125,17 +138,6 @@ class MaskedConv2D(_MaskedConvBase):
         self._add_kernel(shape, fan_in=self.kernel_size[0] * self.kernel_size[1] * shape[2])
         self._add_bias(self.filters)
 
-    def call(self, inputs):
-        outputs = ops.conv(
-            inputs,
-            self.effective_kernel(),
-            strides=self.strides,
-            padding=self.padding,
-            data_format=self.data_format,
-            dilation_rate=self.dilation_rate,
-        )
-        return self._finish(outputs)
-
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "groups": self.groups}
 
@@ -157,6 +159,7 @@ class MaskedDepthwiseConv2D(_MaskedConvBase):
     """
 
     kernel_arg_prefix = "depthwise"
+    convolution = staticmethod(ops.depthwise_conv)
 
     def __init__(
         self,
@@ -189,17 +192,6 @@ class MaskedDepthwiseConv2D(_MaskedConvBase):
         shape = self.kernel_size + (channels, self.depth_multiplier)
         self._add_kernel(shape, fan_in=self.kernel_size[0] * self.kernel_size[1])
         self._add_bias(channels * self.depth_multiplier)
-
-    def call(self, inputs):
-        outputs = ops.depthwise_conv(
-            inputs,
-            self.effective_kernel(),
-            strides=self.strides,
-            padding=self.padding,
-            data_format=self.data_format,
-            dilation_rate=self.dilation_rate,
-        )
-        return self._finish(outputs)
 
     def get_config(self):
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier}

@@ -40,3 +40,14 @@ def check_arguments(input_shape, classes):
 
 def model_input(input_shape):
     return keras.Input(tuple(input_shape), name="images")
+
+
+def variant(function, depth, doc):
+    """`function` with `depth` fixed, named e.g. `resnet20`, for the registry."""
+
+    def build(input_shape=(32, 32, 3), classes=10, **kwargs):
+        return function(depth, input_shape, classes, **kwargs)
+
+    build.__name__ = build.__qualname__ = f"{function.__name__.split('_')[0]}{depth}"
+    build.__doc__ = doc.format(depth=depth)
+    return build

@@ -11,6 +11,7 @@ from keras_er.models.common import check_arguments
 from keras_er.models.common import classifier
 from keras_er.models.common import conv_bn
 from keras_er.models.common import model_input
+from keras_er.models.common import variant
 from keras_er.models.resnet_cifar import basic_block
 
 STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
@@ -53,13 +54,5 @@ def resnet(depth, input_shape=(32, 32, 3), classes=10, imagenet_stem=False):
     return keras.Model(inputs, classifier(x, classes), name=f"resnet{depth}")
 
 
-def _builder(depth):
-    def build(input_shape=(32, 32, 3), classes=10, imagenet_stem=False):
-        return resnet(depth, input_shape, classes, imagenet_stem)
-
-    build.__name__ = f"resnet{depth}"
-    build.__doc__ = f"ResNet-{depth} (dense); see `resnet`."
-    return build
-
-
-resnet18, resnet34, resnet50 = (_builder(d) for d in STAGES)
+_DOC = "ResNet-{depth} (dense; `imagenet_stem=True` for 224px inputs); see `resnet`."
+resnet18, resnet34, resnet50 = (variant(resnet, depth, _DOC) for depth in STAGES)

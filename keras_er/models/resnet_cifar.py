@@ -13,6 +13,7 @@ from keras_er.models.common import check_arguments
 from keras_er.models.common import classifier
 from keras_er.models.common import conv_bn
 from keras_er.models.common import model_input
+from keras_er.models.common import variant
 
 DEPTHS = (20, 32, 44, 56, 110)
 
@@ -50,13 +51,6 @@ def resnet_cifar(depth, input_shape=(32, 32, 3), classes=10):
     return keras.Model(inputs, classifier(x, classes), name=f"resnet{depth}")
 
 
-def _builder(depth):
-    def build(input_shape=(32, 32, 3), classes=10):
-        return resnet_cifar(depth, input_shape, classes)
-
-    build.__name__ = f"resnet{depth}"
-    build.__doc__ = f"CIFAR ResNet-{depth} (dense); see `resnet_cifar`."
-    return build
-
-
-resnet20, resnet32, resnet44, resnet56, resnet110 = (_builder(d) for d in DEPTHS)
+resnet20, resnet32, resnet44, resnet56, resnet110 = (
+    variant(resnet_cifar, depth, "CIFAR ResNet-{depth} (dense); see `resnet_cifar`.") for depth in DEPTHS
+)

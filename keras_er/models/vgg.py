@@ -11,6 +11,7 @@ from keras_er.models.common import check_arguments
 from keras_er.models.common import classifier
 from keras_er.models.common import conv_bn
 from keras_er.models.common import model_input
+from keras_er.models.common import variant
 
 # Filters per conv; "M" is a 2x2 max-pool.
 CONFIGS = {
@@ -47,13 +48,6 @@ def vgg(depth, input_shape=(32, 32, 3), classes=10):
     return keras.Model(inputs, classifier(x, classes), name=f"vgg{depth}")
 
 
-def _builder(depth):
-    def build(input_shape=(32, 32, 3), classes=10):
-        return vgg(depth, input_shape, classes)
-
-    build.__name__ = f"vgg{depth}"
-    build.__doc__ = f"VGG-{depth} with BatchNorm (dense); see `vgg`."
-    return build
-
-
-vgg11, vgg13, vgg16, vgg19 = (_builder(d) for d in CONFIGS)
+vgg11, vgg13, vgg16, vgg19 = (
+    variant(vgg, depth, "VGG-{depth} with BatchNorm (dense); see `vgg`.") for depth in CONFIGS
+)
