@@ -1,0 +1,7 @@
+"""`python -m keras_er ...` is the `keras-er` command line."""
+
+import sys
+
+from keras_er.training.cli import main
+
+sys.exit(main())

@@ -1,0 +1,14 @@
+"""Datasets for training and evaluation: tensorflow-datasets or offline copies."""
+
+from keras_er.data.pipeline import NORMALIZATION
+from keras_er.data.pipeline import ImageBatches
+from keras_er.data.pipeline import load
+from keras_er.data.pipeline import pad_crop_flip
+from keras_er.data.sources import DATASETS
+from keras_er.data.sources import DatasetNotFoundError
+from keras_er.data.sources import load_arrays
+
+__all__ = [
+    "DATASETS", "DatasetNotFoundError", "ImageBatches", "NORMALIZATION", "load",
+    "load_arrays", "pad_crop_flip",
+]

@@ -1,0 +1,6 @@
+"""Training: the paper's recipe, `fit` with exact resume, and the `keras-er` CLI."""
+
+from keras_er.training.fit import fit
+from keras_er.training.recipe import Recipe
+
+__all__ = ["Recipe", "fit"]

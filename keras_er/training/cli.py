@@ -1,0 +1,254 @@
+"""`keras-er` command line: train, evaluate, export, list.
+
+    keras-er train --model resnet20 --scheme erk --density 0.1 --epochs 30 --out runs/r20
+    keras-er train ... --out runs/r20 --resume      # continue a stopped run
+    keras-er evaluate --run runs/r20                # or --zoo ID
+    keras-er export runs/r20                        # -> zoo/<id>/ + index.json
+    keras-er list
+"""
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+DATASET_SHAPES = {
+    "cifar10": ((32, 32, 3), 10),
+    "cifar100": ((32, 32, 3), 100),
+    "fashion_mnist": ((28, 28, 1), 10),
+    "mnist": ((28, 28, 1), 10),
+}
+BACKENDS = ("tensorflow", "torch", "jax")
+SCHEMES = ("erk", "uniform", "balanced", "pyramidal", "dense")
+
+
+def parser():
+    from keras_er.models import ARCHITECTURES
+
+    root = argparse.ArgumentParser(prog="keras-er", description=__doc__.split("\n")[0])
+    root.add_argument("--backend", choices=BACKENDS, help="Keras backend (sets KERAS_BACKEND)")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train an ER-sparse model")
+    train.add_argument("--model", required=True, choices=sorted(ARCHITECTURES))
+    train.add_argument("--scheme", default="erk", choices=SCHEMES)
+    train.add_argument("--density", type=float, default=0.1)
+    train.add_argument("--popup", action="store_true", help="train popup scores only")
+    train.add_argument("--popup-density", type=float, default=0.5)
+    train.add_argument("--dataset", default="cifar10", choices=sorted(DATASET_SHAPES))
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=0.1)
+    train.add_argument("--warmup-epochs", type=int, default=1)
+    train.add_argument("--weight-decay", type=float, default=5e-4)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--limit", type=int, help="use only the first N training images")
+    train.add_argument("--out", required=True, help="run folder")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+
+    evaluate = commands.add_parser("evaluate", help="top-1/top-5 and per-class accuracy")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--zoo", metavar="ID", help="a zoo entry id")
+    source.add_argument("--run", metavar="DIR", help="a run folder from `train`")
+    evaluate.add_argument("--limit", type=int, help="use only the first N test images")
+
+    export = commands.add_parser("export", help="write a run as a zoo entry")
+    export.add_argument("run", metavar="DIR")
+    export.add_argument("--root", help="zoo folder (default: the package's zoo/)")
+    export.add_argument("--limit", type=int, help="evaluate on the first N test images")
+
+    commands.add_parser("list", help="published zoo weights")
+    return root
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    if args.backend:
+        _switch_backend(args.backend, argv)
+    try:
+        return {"train": train, "evaluate": evaluate, "export": export, "list": list_zoo}[
+            args.command
+        ](args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"keras-er {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _switch_backend(backend, argv):
+    import keras
+
+    if keras.backend.backend() == backend:
+        return
+    # keras is imported already (with keras_er), so start again with the variable set.
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    os.execvpe(sys.executable, [sys.executable, "-m", "keras_er", *argv], env)
+
+
+def _build(config, pretrained=None):
+    from keras_er import zoo
+
+    input_shape, classes = DATASET_SHAPES[config["dataset"]]
+    return zoo.build(
+        config["model"], config["scheme"], config["density"], pretrained=pretrained,
+        seed=config["seed"], popup=config["popup"], popup_density=config["popup_density"],
+        input_shape=input_shape, classes=classes,
+    )
+
+
+def train(args):
+    import keras
+    from keras_er import data
+    from keras_er import training
+
+    out = Path(args.out)
+    config = {
+        "model": args.model, "scheme": args.scheme, "density": args.density,
+        "popup": args.popup, "popup_density": args.popup_density,
+        "dataset": args.dataset, "seed": args.seed, "limit": args.limit,
+    }
+    if args.resume:
+        saved = json.loads((out / "config.json").read_text())
+        if {k: saved[k] for k in config} != config:
+            raise ValueError(f"--resume with other settings than the run in {out}: {saved}")
+    recipe = training.Recipe(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+        weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, seed=args.seed,
+    )
+    model = _build(config)
+    train_data = data.load(args.dataset, "train", args.batch_size, seed=args.seed, limit=args.limit)
+    test_data = data.load(args.dataset, "test", 256)
+    if not args.resume:
+        out.mkdir(parents=True, exist_ok=True)
+        command = "keras-er " + shlex.join(sys.argv[1:] if sys.argv[1:] else [])
+        config.update(command=command, backend=keras.backend.backend())
+        (out / "config.json").write_text(json.dumps(config, indent=1))
+    start = time.perf_counter()
+    history = training.fit(
+        model, train_data, recipe, validation=test_data, out_dir=out, resume=args.resume,
+    )
+    model.save_weights(str(out / "model.weights.h5"))
+    summary = {
+        "backend": keras.backend.backend(),
+        "wall_seconds_this_session": time.perf_counter() - start,
+        "final": {k: v[-1] for k, v in history.history.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    _plot_curves(out)
+    print(json.dumps(summary["final"], indent=1))
+    return 0
+
+
+def _plot_curves(out):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no learning-curve PNG.", file=sys.stderr)
+        return
+    import csv
+
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, axis in (("loss", left), ("accuracy", right)):
+        axis.plot(epochs, [float(r[key]) for r in rows], label="train")
+        if "val_" + key in rows[0]:
+            axis.plot(epochs, [float(r["val_" + key]) for r in rows], label="test")
+        axis.set_xlabel("epoch")
+        axis.set_title(key)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(out / "curves.png", dpi=100)
+
+
+def accuracy_report(model, dataset, limit=None):
+    """Top-1, top-5 and per-class accuracy of `model` on a test split."""
+    import numpy as np
+    import keras
+    from keras_er import data
+
+    x, y = data.load(dataset, "test", as_numpy=True, limit=limit)
+    logits = keras.ops.convert_to_numpy(model.predict(x, batch_size=256, verbose=0))
+    top5 = np.argsort(-logits, axis=1)[:, :5]
+    predicted = top5[:, 0]
+    classes = logits.shape[1]
+    return {
+        "images": int(len(y)),
+        "top1": float(np.mean(predicted == y)),
+        "top5": float(np.mean((top5 == y[:, None]).any(axis=1))),
+        "per_class": [float(np.mean(predicted[y == c] == c)) for c in range(classes) if (y == c).any()],
+    }
+
+
+def evaluate(args):
+    from keras_er.zoo import registry
+
+    if args.zoo:
+        matches = [e for e in registry.load_index() if e["id"] == args.zoo]
+        if not matches:
+            ids = [e["id"] for e in registry.load_index()]
+            raise ValueError(f"No zoo entry {args.zoo!r}; published: {ids or 'none'}.")
+        entry = matches[0]
+        config = {
+            "model": entry["arch"], "scheme": entry["scheme"], "density": entry["density"],
+            "popup": entry.get("popup", False), "popup_density": entry.get("popup_density") or 0.5,
+            "dataset": entry["dataset"], "seed": entry.get("seed", 0),
+        }
+        model = _build(config, pretrained=entry["dataset"])
+    else:
+        config, model = _load_run(Path(args.run))
+    report = accuracy_report(model, config["dataset"], args.limit)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _load_run(run):
+    if not (run / "config.json").is_file() or not (run / "model.weights.h5").is_file():
+        raise FileNotFoundError(f"{run} is not a finished run (config.json + model.weights.h5).")
+    config = json.loads((run / "config.json").read_text())
+    model = _build(config)
+    model.load_weights(str(run / "model.weights.h5"))
+    return config, model
+
+
+def export(args):
+    import keras
+    from keras_er import zoo
+
+    run = Path(args.run)
+    config, model = _load_run(run)
+    report = accuracy_report(model, config["dataset"], args.limit)
+    recipe = json.loads((run / "recipe.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    log = (run / "log.csv").read_text().strip().splitlines()
+    notes = (
+        f"## Reproduce\n\n```bash\n{config.get('command', '')}\n```\n\n"
+        f"Trained on the {config.get('backend')} backend; {len(log) - 1} epochs; "
+        f"top-1 {report['top1']:.4f} on {report['images']} test images "
+        f"({keras.backend.backend()} backend); wall time of the last session "
+        f"{summary['wall_seconds_this_session']:.0f} s."
+    )
+    entry = zoo.export(
+        model, config["model"], config["scheme"], config["density"],
+        dataset=config["dataset"], seed=config["seed"], popup=config["popup"],
+        popup_density=config["popup_density"] if config["popup"] else None,
+        top1={keras.backend.backend(): report["top1"]}, recipe=recipe, notes=notes,
+        root=args.root,
+    )
+    print(f"exported {entry['id']} (sha256 {entry['sha256'][:12]}, top-1 {report['top1']:.4f})")
+    return 0
+
+
+def list_zoo(args):
+    from keras_er import zoo
+
+    rows = zoo.available_weights(print_fn=print)
+    if not rows:
+        print("No zoo weights are published yet.")
+    return 0

@@ -1,0 +1,58 @@
+"""The training recipe of the paper, as data, and the optimizer it makes."""
+
+import dataclasses
+
+import keras
+
+# Weight decay applies to kernels only: not biases, BatchNorm, masks or scores.
+NO_WEIGHT_DECAY = ("bias", "gamma", "beta", "scores")
+
+
+@dataclasses.dataclass
+class Recipe:
+    """SGD + nesterov momentum, weight decay on kernels, cosine decay with warm-up.
+
+    Defaults are the paper's CIFAR recipe, shortened to 30 epochs.
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                f"`warmup_epochs` must be in [0, epochs); got {self.warmup_epochs!r}."
+            )
+        if not self.learning_rate > 0:
+            raise ValueError(f"`learning_rate` must be > 0; got {self.learning_rate!r}.")
+
+    def optimizer(self, steps_per_epoch):
+        """SGD with this recipe's schedule for `steps_per_epoch` steps per epoch."""
+        warmup = self.warmup_epochs * steps_per_epoch
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else self.learning_rate,
+            decay_steps=self.epochs * steps_per_epoch - warmup,
+            warmup_target=self.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+        optimizer = keras.optimizers.SGD(
+            schedule,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay or None,
+        )
+        optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
+        return optimizer
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
