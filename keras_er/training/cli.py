@@ -42,7 +42,7 @@ def parser():
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=0.1)
-    train.add_argument("--warmup-epochs", type=int, default=1)
+    train.add_argument("--warmup-epochs", type=int, help="default: 1 (0 for a 1-epoch run)")
     train.add_argument("--weight-decay", type=float, default=5e-4)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--limit", type=int, help="use only the first N training images")
@@ -116,7 +116,8 @@ def train(args):
             raise ValueError(f"--resume with other settings than the run in {out}: {saved}")
     recipe = training.Recipe(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-        weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, seed=args.seed,
+        weight_decay=args.weight_decay, seed=args.seed,
+        warmup_epochs=min(1, args.epochs - 1) if args.warmup_epochs is None else args.warmup_epochs,
     )
     model = _build(config)
     train_data = data.load(args.dataset, "train", args.batch_size, seed=args.seed, limit=args.limit)

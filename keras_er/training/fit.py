@@ -34,7 +34,9 @@ def compile_for_training(model, recipe, steps_per_epoch):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"),
+            keras.metrics.SparseTopKCategoricalAccuracy(
+                min(5, model.outputs[0].shape[-1]), name="top5"
+            ),
         ],
     )
 
@@ -64,6 +66,11 @@ def fit(model, train, recipe=None, validation=None, out_dir=None, resume=False,
                 "continue it, or choose another output folder."
             )
         out.mkdir(parents=True, exist_ok=True)
+        # Keras draws a batch to build the model before the first
+        # on_epoch_begin, so the data must already be at the resumed epoch.
+        metadata = backup / "training_metadata.json"
+        if resume and metadata.is_file():
+            train.set_epoch(json.loads(metadata.read_text())["epoch"])
         (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=1))
         all_callbacks += [
             keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
@@ -75,6 +82,7 @@ def fit(model, train, recipe=None, validation=None, out_dir=None, resume=False,
         train,
         epochs=recipe.epochs,
         validation_data=validation,
+        shuffle=False,  # the data shuffles itself, from (seed, epoch)
         callbacks=all_callbacks,
         verbose=verbose,
     )

@@ -36,17 +36,20 @@ class Recipe:
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0; got {self.learning_rate!r}.")
 
-    def optimizer(self, steps_per_epoch):
-        """SGD with this recipe's schedule for `steps_per_epoch` steps per epoch."""
+    def schedule(self, steps_per_epoch):
+        """Linear warm-up from 0 to `learning_rate`, then cosine decay to 0."""
         warmup = self.warmup_epochs * steps_per_epoch
-        schedule = keras.optimizers.schedules.CosineDecay(
+        return keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0 if warmup else self.learning_rate,
             decay_steps=self.epochs * steps_per_epoch - warmup,
             warmup_target=self.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
+
+    def optimizer(self, steps_per_epoch):
+        """SGD with this recipe's schedule for `steps_per_epoch` steps per epoch."""
         optimizer = keras.optimizers.SGD(
-            schedule,
+            self.schedule(steps_per_epoch),
             momentum=self.momentum,
             nesterov=self.nesterov,
             weight_decay=self.weight_decay or None,

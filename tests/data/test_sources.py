@@ -1,0 +1,94 @@
+import gzip
+import pickle
+
+import numpy as np
+import pytest
+
+from keras_er.data import sources
+from keras_er.data.sources import DatasetNotFoundError
+from keras_er.data.sources import load_arrays
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No tfds data, an empty Keras cache and $KERAS_ER_DATA in tmp_path/data."""
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("KERAS_ER_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(sources, "KERAS_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(sources, "_from_tfds", lambda *a: a[-1].append("tfds (off)"))
+    return tmp_path
+
+
+def test_npz_in_keras_er_data(offline):
+    x = np.arange(4 * 8 * 8 * 3, dtype=np.uint8).reshape(4, 8, 8, 3)
+    np.savez(offline / "data" / "cifar10.npz", x_train=x, y_train=np.arange(4),
+             x_test=x[:2], y_test=np.arange(2))
+    images, labels = load_arrays("cifar10", "test")
+    np.testing.assert_array_equal(images, x[:2])
+    assert labels.dtype == np.int64 and labels.tolist() == [0, 1]
+
+
+def test_keras_cache_cifar10_batches(offline):
+    folder = offline / "cache" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    chw = rng.integers(0, 256, (2, 3, 32, 32), dtype=np.uint8)
+    batch = {b"data": chw.reshape(2, -1), b"labels": [3, 7]}
+    (folder / "test_batch").write_bytes(pickle.dumps(batch))
+    images, labels = load_arrays("cifar10", "test")
+    np.testing.assert_array_equal(images, chw.transpose(0, 2, 3, 1))
+    assert labels.tolist() == [3, 7]
+
+
+def write_idx(path, array):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.tobytes())
+
+
+def test_fashion_mnist_idx_files(offline, monkeypatch):
+    folder = offline / "fmnist"
+    folder.mkdir()
+    images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", images)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.array([1, 2, 3], np.uint8))
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_MNIST", folder)
+    x, y = load_arrays("fashion_mnist", "test")
+    assert x.shape == (3, 28, 28, 1) and y.tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(x[..., 0], images)
+
+
+def test_truncated_idx_is_refused(tmp_path):
+    path = tmp_path / "x.gz"
+    write_idx(path, np.zeros((5, 4), np.uint8))
+    data = gzip.open(path).read()[:-3]
+    with gzip.open(path, "wb") as handle:
+        handle.write(data)
+    with pytest.raises(ValueError, match="truncated"):
+        sources.read_idx(path)
+
+
+def test_missing_dataset_names_every_place_looked(offline, monkeypatch):
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_MNIST", offline / "nowhere")
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_arrays("fashion_mnist", "train")
+    message = str(info.value)
+    for place in ("tfds", "fashion_mnist.npz", "nowhere", "apt-get install dataset-fashion-mnist"):
+        assert place in message
+
+
+@pytest.mark.parametrize("name, split, match", [("svhn", "train", "cifar10, cifar100"), ("mnist", "val", "train, test")])
+def test_bad_names_and_splits(name, split, match):
+    with pytest.raises(ValueError, match=match):
+        load_arrays(name, split)
+
+
+@pytest.mark.skipif(
+    not sources.DEBIAN_FASHION_MNIST.is_dir(),
+    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)",
+)
+def test_real_fashion_mnist_from_the_debian_package(monkeypatch):
+    monkeypatch.delenv("KERAS_ER_DATA", raising=False)
+    x, y = load_arrays("fashion_mnist", "test")
+    assert x.shape == (10000, 28, 28, 1) and sorted(set(y.tolist())) == list(range(10))
+    assert np.bincount(y).tolist() == [1000] * 10

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+import keras
+
+from keras_er import data
+from keras_er import training
+from keras_er.data import ImageBatches
+from keras_er.data import sources
+from keras_er.training.recipe import Recipe
+from tests.helpers import masked_cnn
+from tests.helpers import masked_weights
+from tests.helpers import to_numpy
+
+
+def synthetic(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+    return ImageBatches(images, rng.integers(0, 4, n), (128,) * 3, (64,) * 3,
+                        batch_size=16, shuffle=True, augment=True, seed=1)
+
+
+class StopAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    recipe = Recipe(epochs=3, warmup_epochs=1, learning_rate=0.05)
+    reference = masked_cnn(seed=0)
+    start = [to_numpy(w) for w in reference.weights]
+    training.fit(reference, synthetic(), recipe, out_dir=tmp_path / "a", verbose=0)
+
+    interrupted = masked_cnn(seed=0)
+    for w, value in zip(interrupted.weights, start):
+        w.assign(value)
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(interrupted, synthetic(), recipe, out_dir=tmp_path / "b", verbose=0,
+                     callbacks=[StopAt(2)])
+    resumed = masked_cnn(seed=7)  # a fresh process would build new random weights
+    history = training.fit(resumed, synthetic(), recipe, out_dir=tmp_path / "b", resume=True, verbose=0)
+    assert len(history.history["loss"]) == 1  # only epoch 3 ran
+    for a, b in zip(reference.weights, resumed.weights):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b), err_msg=a.path)
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(tmp_path):
+    recipe = Recipe(epochs=1, warmup_epochs=0)
+    training.fit(masked_cnn(), synthetic(), recipe, out_dir=tmp_path, verbose=0)
+    with pytest.raises(ValueError, match="already holds a run"):
+        training.fit(masked_cnn(), synthetic(), recipe, out_dir=tmp_path, verbose=0)
+    assert (tmp_path / "log.csv").read_text().count("\n") == 2
+
+
+def test_weight_decay_applies_to_kernels_only():
+    optimizer = Recipe().optimizer(10)
+    model = masked_cnn(popup=False)
+    optimizer.build(model.trainable_variables)
+    decayed = {v.name for v in model.trainable_variables if optimizer._use_weight_decay(v)}
+    assert decayed == {"kernel"}
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    schedule = Recipe(epochs=4, warmup_epochs=1, learning_rate=0.1).schedule(10)
+    lr = lambda step: float(schedule(step))
+    assert lr(0) == 0.0 and lr(10) == pytest.approx(0.1)
+    assert lr(25) == pytest.approx(0.05, abs=1e-6) and lr(40) == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"epochs": 0}, "`epochs`"), ({"warmup_epochs": 30}, "`warmup_epochs`"),
+     ({"learning_rate": -1}, "`learning_rate`"), ({"batch_size": 1.5}, "`batch_size`")],
+)
+def test_bad_recipes(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Recipe(**kwargs)
+
+
+@pytest.mark.skipif(
+    not sources.DEBIAN_FASHION_MNIST.is_dir(),
+    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)",
+)
+def test_a_sparse_model_learns_real_fashion_mnist_and_stays_sparse():
+    from keras_er.layers import MaskedConv2D, MaskedDense
+
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        MaskedConv2D(16, 3, strides=2, activation="relu", density=0.3, seed=0),
+        MaskedConv2D(32, 3, strides=2, activation="relu", density=0.3, seed=1),
+        keras.layers.GlobalAveragePooling2D(),
+        MaskedDense(10, density=0.5, seed=2),
+    ])
+    train = data.load("fashion_mnist", "train", batch_size=64, limit=2048)
+    recipe = Recipe(epochs=1, warmup_epochs=0, learning_rate=0.05)
+    training.fit(model, train, recipe, verbose=0)  # compiles with the recipe
+    x, y = data.load("fashion_mnist", "test", as_numpy=True, limit=1000)
+    before = masked_weights(model)
+    loss_after_1 = model.evaluate(x, y, verbose=0)[0]
+    training.fit(model, train, Recipe(epochs=2, warmup_epochs=0, learning_rate=0.05), verbose=0)
+    assert model.evaluate(x, y, verbose=0)[0] < loss_after_1 < np.log(10)
+    for name, (kernel, mask) in masked_weights(model).items():
+        np.testing.assert_array_equal(mask, before[name][1])
+        assert np.all(kernel[mask == 0] == 0)
