@@ -1,0 +1,89 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_er.training import cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path, monkeypatch):
+    """A small synthetic cifar10.npz in $KERAS_ER_DATA, with learnable labels."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 300)
+    x = (rng.integers(0, 60, (300, 32, 32, 3)) + 19 * y[:, None, None, None]).astype(np.uint8)
+    np.savez(tmp_path / "cifar10.npz", x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
+    monkeypatch.setenv("KERAS_ER_DATA", str(tmp_path))
+    from keras_er.data import sources
+
+    monkeypatch.setattr(sources, "_from_tfds", lambda *a: None)
+    return tmp_path
+
+
+def test_train_export_evaluate_round_trip(tiny_cifar, tmp_path, capsys, monkeypatch):
+    run, root = tmp_path / "run", tmp_path / "zoo"
+    args = ["train", "--model", "resnet20", "--scheme", "erk", "--density", "0.2",
+            "--epochs", "2", "--batch-size", "50", "--out", str(run)]
+    assert cli.main(args) == 0
+    assert {"config.json", "log.csv", "model.weights.h5", "summary.json", "recipe.json"} <= {
+        p.name for p in run.iterdir()
+    }
+    assert len((run / "log.csv").read_text().strip().splitlines()) == 3
+    assert cli.main(["export", str(run), "--root", str(root)]) == 0
+    (entry,) = json.loads((root / "index.json").read_text())["entries"]
+    assert "## Reproduce" in (root / entry["id"] / "card.md").read_text()
+    capsys.readouterr()
+    monkeypatch.setenv("KERAS_ER_ZOO_DIR", str(root))
+    assert cli.main(["evaluate", "--zoo", entry["id"]]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (top1,) = entry["top1"].values()
+    assert report["top1"] == pytest.approx(top1) and report["images"] == 100
+    assert len(report["per_class"]) == 10
+
+
+def test_resume_refuses_other_settings(tiny_cifar, tmp_path, capsys):
+    run = tmp_path / "run"
+    base = ["train", "--model", "resnet20", "--epochs", "1", "--out", str(run), "--batch-size", "100"]
+    assert cli.main(base) == 0
+    assert cli.main(base[:-2] + ["--density", "0.3", "--resume", "--batch-size", "100"]) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, code, message",
+    [
+        (["train", "--model", "resnet21", "--out", "x"], 2, "invalid choice: 'resnet21'"),
+        (["train", "--out", "x"], 2, "--model"),
+        (["train", "--model", "resnet20", "--scheme", "snip", "--out", "x"], 2, "invalid choice: 'snip'"),
+        (["evaluate"], 2, "one of the arguments --zoo --run is required"),
+        (["--backend", "numpy", "list"], 2, "invalid choice: 'numpy'"),
+    ],
+)
+def test_argument_errors_exit_2_with_a_message(argv, code, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == code
+    assert message in capsys.readouterr().err
+
+
+def test_runtime_errors_exit_2_with_a_message(tmp_path, capsys):
+    assert cli.main(["train", "--model", "resnet20", "--density", "0", "--out", str(tmp_path / "r")]) == 2
+    assert "`density` must be in (0, 1]" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--run", str(tmp_path)]) == 2
+    assert "is not a finished run" in capsys.readouterr().err
+
+
+def test_python_dash_m_and_backend_switch(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KERAS_ER_ZOO_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_er", "--backend", "jax", "list"],
+        env=env, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "No zoo weights are published yet." in result.stdout
