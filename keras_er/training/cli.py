@@ -146,6 +146,7 @@ def train(args):
 def _plot_curves(out):
     try:
         import matplotlib
+        import matplotlib.ticker
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -162,6 +163,7 @@ def _plot_curves(out):
         if "val_" + key in rows[0]:
             axis.plot(epochs, [float(r["val_" + key]) for r in rows], label="test")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         axis.set_title(key)
         axis.legend()
     figure.tight_layout()
