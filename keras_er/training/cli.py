@@ -44,6 +44,7 @@ def parser():
     train.add_argument("--lr", type=float, default=0.1)
     train.add_argument("--warmup-epochs", type=int, help="default: 1 (0 for a 1-epoch run)")
     train.add_argument("--weight-decay", type=float, default=5e-4)
+    train.add_argument("--label-smoothing", type=float, default=0.0)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--limit", type=int, help="use only the first N training images")
     train.add_argument("--out", required=True, help="run folder")
@@ -116,7 +117,7 @@ def train(args):
             raise ValueError(f"--resume with other settings than the run in {out}: {saved}")
     recipe = training.Recipe(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-        weight_decay=args.weight_decay, seed=args.seed,
+        weight_decay=args.weight_decay, seed=args.seed, label_smoothing=args.label_smoothing,
         warmup_epochs=min(1, args.epochs - 1) if args.warmup_epochs is None else args.warmup_epochs,
     )
     model = _build(config)
@@ -223,11 +224,14 @@ def _load_run(run):
 def export(args):
     import keras
     from keras_er import zoo
+    from keras_er.data import NORMALIZATION
 
     run = Path(args.run)
     config, model = _load_run(run)
     report = accuracy_report(model, config["dataset"], args.limit)
     recipe = json.loads((run / "recipe.json").read_text())
+    mean, std = NORMALIZATION[config["dataset"]]
+    recipe["input_normalization"] = {"mean": list(mean), "std": list(std), "units": "pixels 0-255"}
     summary = json.loads((run / "summary.json").read_text())
     log = (run / "log.csv").read_text().strip().splitlines()
     notes = (

@@ -31,7 +31,7 @@ class _EpochTimer(keras.callbacks.Callback):
 def compile_for_training(model, recipe, steps_per_epoch):
     model.compile(
         optimizer=recipe.optimizer(steps_per_epoch),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=recipe.loss(),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
             keras.metrics.SparseTopKCategoricalAccuracy(

@@ -22,6 +22,7 @@ class Recipe:
     nesterov: bool = True
     weight_decay: float = 5e-4
     warmup_epochs: int = 1
+    label_smoothing: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -32,6 +33,10 @@ class Recipe:
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(
                 f"`warmup_epochs` must be in [0, epochs); got {self.warmup_epochs!r}."
+            )
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(
+                f"`label_smoothing` must be in [0, 1); got {self.label_smoothing!r}."
             )
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0; got {self.learning_rate!r}.")
@@ -56,6 +61,22 @@ class Recipe:
         )
         optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
         return optimizer
+
+    def loss(self):
+        """Cross-entropy on integer labels and logits, with optional label smoothing."""
+        if not self.label_smoothing:
+            return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        smoothing = self.label_smoothing
+
+        # SparseCategoricalCrossentropy has no label_smoothing: go through one-hot.
+        def smoothed_crossentropy(y_true, y_pred):
+            labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+            one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1])
+            return keras.losses.categorical_crossentropy(
+                one_hot, y_pred, from_logits=True, label_smoothing=smoothing
+            )
+
+        return smoothed_crossentropy
 
     def to_dict(self):
         return dataclasses.asdict(self)

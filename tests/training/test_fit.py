@@ -74,7 +74,8 @@ def test_schedule_warms_up_then_decays_to_zero():
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"epochs": 0}, "`epochs`"), ({"warmup_epochs": 30}, "`warmup_epochs`"),
-     ({"learning_rate": -1}, "`learning_rate`"), ({"batch_size": 1.5}, "`batch_size`")],
+     ({"learning_rate": -1}, "`learning_rate`"), ({"batch_size": 1.5}, "`batch_size`"),
+     ({"label_smoothing": 1.0}, "`label_smoothing`")],
 )
 def test_bad_recipes(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -106,3 +107,14 @@ def test_a_sparse_model_learns_real_fashion_mnist_and_stays_sparse():
     for name, (kernel, mask) in masked_weights(model).items():
         np.testing.assert_array_equal(mask, before[name][1])
         assert np.all(kernel[mask == 0] == 0)
+
+
+def test_label_smoothing_matches_the_formula():
+    logits = np.array([[2.0, 0.0, -1.0]], "float32")
+    smoothed = Recipe(label_smoothing=0.3).loss()(np.array([0]), logits)
+    target = np.array([0.8, 0.1, 0.1])
+    log_softmax = logits[0] - np.log(np.exp(logits[0]).sum())
+    expected = -(target * log_softmax).sum()
+    assert float(keras.ops.mean(smoothed)) == pytest.approx(expected, rel=1e-5)
+    plain = Recipe().loss()(np.array([0]), logits)
+    assert float(plain) == pytest.approx(-log_softmax[0], rel=1e-5)
