@@ -188,6 +188,7 @@ def export(
     popup=False,
     popup_density=None,
     top1=None,
+    top1_first1000=None,
     recipe=None,
     notes="",
     root=None,
@@ -214,6 +215,7 @@ def export(
         "seed": seed,
         "file": f"{entry_id}/weights.npz",
         "top1": top1 or {},
+        "top1_first1000": top1_first1000 or {},
         "recipe": recipe or {},
         "exported_on": keras.backend.backend(),
         "reference_logits": [[float(v) for v in row] for row in logits],
@@ -235,7 +237,7 @@ def _card(entry, model, notes):
         f"{entry['classes']} classes; mask seed {entry['seed']}",
         f"- weights: `weights.npz`, sha256 `{entry['sha256']}`",
         f"- exported on the {entry['exported_on']} backend",
-        f"- top-1: {entry['top1'] or 'not measured'}",
+        f"- top-1 (full test set): {entry['top1'] or 'not measured'}",
         f"- recipe: {entry['recipe'] or 'not recorded'}",
     ]
     if masked_layers(model):

@@ -1,0 +1,64 @@
+"""Every entry of the shipped zoo, on whichever backend runs the tests."""
+
+import numpy as np
+import pytest
+
+from keras_er import data
+from keras_er import zoo
+from keras_er.layers import popup
+from keras_er.masks import layer_densities
+from keras_er.masks import masked_layers
+from keras_er.masks import summary
+from keras_er.zoo import registry
+from tests.helpers import to_numpy
+
+ENTRIES = registry.load_index()
+IDS = [entry["id"] for entry in ENTRIES]
+
+
+def load(entry):
+    return zoo.build(
+        entry["arch"], entry["scheme"], entry["density"], pretrained=entry["dataset"],
+        popup=entry.get("popup", False), popup_density=entry.get("popup_density") or 0.5,
+    )
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_entry_loads_offline_and_gives_the_reference_logits(entry):
+    model = load(entry)
+    batch = zoo.reference_batch(tuple(entry["input_shape"]))
+    logits = to_numpy(model(batch, training=False))
+    assert np.abs(logits - np.array(entry["reference_logits"])).max() < 1e-4
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e["scheme"] != "dense"],
+                         ids=[e["id"] for e in ENTRIES if e["scheme"] != "dense"])
+def test_entry_has_the_advertised_densities(entry):
+    model = load(entry)
+    layers = masked_layers(model)
+    shapes = [tuple(layer.kernel.shape) for layer in layers]
+    expected = layer_densities(shapes, entry["density"], entry["scheme"])
+    for layer, density in zip(layers, expected):
+        mask = to_numpy(layer.mask)
+        assert mask.sum() == round(density * mask.size), layer.name
+    final = entry["density"] * (entry["popup_density"] if entry.get("popup") else 1.0)
+    assert summary(model, print_fn=None)["global_density"] == pytest.approx(final, abs=1e-3)
+    if entry.get("popup"):
+        for layer in layers:
+            frozen = popup.frozen_kernel(shapes[layers.index(layer)], layer.fan_in, layer.resolved_seed)
+            np.testing.assert_array_equal(to_numpy(layer.kernel), frozen)
+            assert layer.active_mask().sum() == popup.topk_count(to_numpy(layer.mask), layer.popup_density)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_entry_accuracy_on_the_first_1000_test_images(entry):
+    try:
+        x, y = data.load(entry["dataset"], "test", as_numpy=True, limit=1000)
+    except data.DatasetNotFoundError as error:
+        pytest.skip(f"{entry['dataset']} test split not available offline: {error}")
+    predicted = np.argmax(to_numpy(load(entry).predict(x, batch_size=250, verbose=0)), axis=1)
+    accuracy = float(np.mean(predicted == y))
+    recorded = entry["top1_first1000"]
+    assert recorded, "the entry records no first-1000 accuracy"
+    for backend, value in recorded.items():
+        assert abs(accuracy - value) <= 0.005, (backend, value, accuracy)
