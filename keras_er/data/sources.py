@@ -70,7 +70,10 @@ def _from_npz(name, split, data_dir, looked):
     if not folder:
         looked.append("$KERAS_ER_DATA (not set)")
         return None
-    path = Path(folder) / f"{name}.npz"
+    return _read_npz(Path(folder) / f"{name}.npz", split, looked)
+
+
+def _read_npz(path, split, looked):
     looked.append(str(path))
     if not path.is_file():
         return None
@@ -79,19 +82,18 @@ def _from_npz(name, split, data_dir, looked):
 
 
 def _from_keras_cache(name, split, data_dir, looked):
+    """What `keras.datasets.<name>.load_data()` leaves in ~/.keras/datasets."""
+    if name == "mnist":
+        return _read_npz(KERAS_CACHE / "mnist.npz", split, looked)
+    if name == "fashion_mnist":
+        looked.append(str(KERAS_CACHE / "fashion-mnist"))
+        return _read_idx_folder(KERAS_CACHE / "fashion-mnist", split)
     if name == "cifar10":
         folder = KERAS_CACHE / "cifar-10-batches-py"
         files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
         label_key = b"labels"
-    elif name == "cifar100":
-        folder, files, label_key = KERAS_CACHE / "cifar-100-python", [split], b"fine_labels"
     else:
-        path = KERAS_CACHE / f"{name}.npz" if name == "mnist" else KERAS_CACHE / "fashion-mnist"
-        looked.append(str(path))
-        if name == "mnist" and path.is_file():
-            with np.load(path, allow_pickle=False) as data:
-                return data[f"x_{split}"], data[f"y_{split}"]
-        return _read_idx_folder(path, split) if name == "fashion_mnist" else None
+        folder, files, label_key = KERAS_CACHE / "cifar-100-python", [split], b"fine_labels"
     looked.append(str(folder))
     if not all((folder / f).is_file() for f in files):
         return None

@@ -72,6 +72,7 @@ def parser():
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    args.argv = argv  # recorded as the command that reproduces a run
     if args.backend:
         _switch_backend(args.backend, argv)
     try:
@@ -129,8 +130,7 @@ def train(args):
     test_data = data.load(args.dataset, "test", 256)
     if not args.resume:
         out.mkdir(parents=True, exist_ok=True)
-        command = "keras-er " + shlex.join(sys.argv[1:] if sys.argv[1:] else [])
-        config.update(command=command, backend=keras.backend.backend())
+        config.update(command="keras-er " + shlex.join(args.argv), backend=keras.backend.backend())
         (out / "config.json").write_text(json.dumps(config, indent=1))
     start = time.perf_counter()
     history = training.fit(

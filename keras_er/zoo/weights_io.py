@@ -92,10 +92,6 @@ def load_weights(model, path, sha256=None):
     return manifest.get("metadata", {})
 
 
-def read_metadata(path):
-    return _read(Path(path))[0].get("metadata", {})
-
-
 def _layer_variables(model):
     return [(layer, v) for layer in leaf_layers(model) for v in layer.weights]
 

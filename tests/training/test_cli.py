@@ -37,7 +37,8 @@ def test_train_export_evaluate_round_trip(tiny_cifar, tmp_path, capsys, monkeypa
     assert len((run / "log.csv").read_text().strip().splitlines()) == 3
     assert cli.main(["export", str(run), "--root", str(root)]) == 0
     (entry,) = json.loads((root / "index.json").read_text())["entries"]
-    assert "## Reproduce" in (root / entry["id"] / "card.md").read_text()
+    card = (root / entry["id"] / "card.md").read_text()
+    assert "## Reproduce" in card and "keras-er " + " ".join(args) in card
     assert entry["recipe"]["input_normalization"]["mean"] == [125.31, 122.95, 113.87]
     capsys.readouterr()
     monkeypatch.setenv("KERAS_ER_ZOO_DIR", str(root))
