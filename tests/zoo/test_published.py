@@ -1,5 +1,8 @@
 """Every entry of the shipped zoo, on whichever backend runs the tests."""
 
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -62,3 +65,17 @@ def test_entry_accuracy_on_the_first_1000_test_images(entry):
     assert recorded, "the entry records no first-1000 accuracy"
     for backend, value in recorded.items():
         assert abs(accuracy - value) <= 0.005, (backend, value, accuracy)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_entry_files_are_not_git_ignored(entry):
+    """A weight file that git ignores exists here but is missing from every clone."""
+    root = registry.zoo_root()
+    if not (root.parent / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout")
+    files = [registry.weight_path(entry, root), root / entry["id"] / "card.md"]
+    ignored = subprocess.run(
+        ["git", "-C", str(root.parent), "check-ignore", "--no-index", *map(str, files)],
+        capture_output=True, text=True,
+    ).stdout.split()
+    assert not ignored, f"git ignores {ignored}: fix .gitignore"
