@@ -57,7 +57,10 @@ def sparsify(
         popup: if True, kernels are frozen random weights N(0, 2/fan_in)
             drawn from per-layer seeds derived from `seed` (not copied from
             `model`: strong tickets live in random weights), and trainable
-            scores select the top `popup_density` of each mask.
+            scores select the top `popup_density` of each mask. The scale
+            and offset of normalization layers are frozen too (as in
+            edge-popup's non-affine BatchNorm), so only scores train; their
+            moving statistics still update.
         popup_density: fraction of each layer's mask that popup keeps.
         include: layer names to sparsify (default: every Dense, Conv2D and
             DepthwiseConv2D).
@@ -91,7 +94,24 @@ def sparsify(
     new_model = keras.models.clone_model(model, clone_function=clone, recursive=True)
     _copy_weights(model, new_model)
     assign(new_model, density, scheme, seed, method, dense_layers, repair_flow)
+    if popup:
+        _freeze_normalization_affine(new_model)
     return new_model
+
+
+NORMALIZATION = (
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+)
+
+
+def _freeze_normalization_affine(model):
+    for layer in leaf_layers(model):
+        if isinstance(layer, NORMALIZATION):
+            for variable in (getattr(layer, "gamma", None), getattr(layer, "beta", None)):
+                if variable is not None:
+                    variable.trainable = False
 
 
 def _check_model(model):

@@ -4,13 +4,14 @@ import dataclasses
 
 import keras
 
-# Weight decay applies to kernels only: not biases, BatchNorm, masks or scores.
-NO_WEIGHT_DECAY = ("bias", "gamma", "beta", "scores")
+# Weight decay applies to kernels, and to popup scores (as in edge-popup),
+# not to biases or BatchNorm; masks are not trainable.
+NO_WEIGHT_DECAY = ("bias", "gamma", "beta")
 
 
 @dataclasses.dataclass
 class Recipe:
-    """SGD + nesterov momentum, weight decay on kernels, cosine decay with warm-up.
+    """SGD + nesterov momentum, weight decay on kernels (scores in popup), cosine decay with warm-up.
 
     Defaults are the paper's CIFAR recipe, shortened to 30 epochs.
     """

@@ -6,6 +6,7 @@ from keras_er import data
 from keras_er import training
 from keras_er.data import ImageBatches
 from keras_er.data import sources
+from keras_er.masks import masked_layers
 from keras_er.training.recipe import Recipe
 from tests.helpers import masked_cnn
 from tests.helpers import masked_weights
@@ -62,6 +63,17 @@ def test_weight_decay_applies_to_kernels_only():
     optimizer.build(model.trainable_variables)
     decayed = {v.name for v in model.trainable_variables if optimizer._use_weight_decay(v)}
     assert decayed == {"kernel"}
+
+
+def test_popup_training_decays_and_trains_only_scores(tmp_path):
+    model = masked_cnn(popup=True, density=0.8)
+    kernels = [to_numpy(layer.kernel) for layer in masked_layers(model)]
+    recipe = Recipe(epochs=1, warmup_epochs=0)
+    training.fit(model, synthetic(), recipe, out_dir=tmp_path, verbose=0)
+    optimizer = model.optimizer
+    assert {v.name for v in model.trainable_variables if optimizer._use_weight_decay(v)} == {"scores"}
+    for layer, kernel in zip(masked_layers(model), kernels):
+        np.testing.assert_array_equal(to_numpy(layer.kernel), kernel)
 
 
 def test_schedule_warms_up_then_decays_to_zero():
