@@ -42,3 +42,17 @@ def masked_weights(model):
         layer.name: (to_numpy(layer.kernel), to_numpy(layer.mask))
         for layer in masked_layers(model)
     }
+
+
+# Every optimiser the sparsity invariants are tested under.
+OPTIMIZERS = {
+    "sgd_nesterov_wd": lambda: keras.optimizers.SGD(
+        0.1, momentum=0.9, nesterov=True, weight_decay=5e-4
+    ),
+    "adam": lambda: keras.optimizers.Adam(0.01),
+    "adamw": lambda: keras.optimizers.AdamW(0.01, weight_decay=0.05),
+    "rmsprop": lambda: keras.optimizers.RMSprop(0.01, momentum=0.5),
+    "lion": lambda: keras.optimizers.Lion(0.003),
+    "sgd_clipnorm": lambda: keras.optimizers.SGD(0.1, momentum=0.9, clipnorm=0.5),
+    "adam_global_clipnorm": lambda: keras.optimizers.Adam(0.01, global_clipnorm=0.5),
+}

@@ -124,11 +124,29 @@ class Subclassed(keras.Model):
         (functional_cnn, {"exclude": ["fc", "x"]}, ValueError, r"`exclude` names \['x'\]"),
         (functional_cnn, {"popup_density": 0}, ValueError, "`popup_density`"),
         (functional_cnn, {"dense_layers": ("nope",)}, ValueError, "nope"),
+        (functional_cnn, {"density": float("nan")}, ValueError, "`density` must be in"),
+        (functional_cnn, {"density": "0.1"}, TypeError, "`density`"),
+        (functional_cnn, {"method": "magic"}, ValueError, "bernoulli"),
     ],
 )
-def test_bad_input_raises_named_errors(make, kwargs, error, match):
+def test_bad_input_raises_named_errors_and_leaves_the_model_unchanged(make, kwargs, error, match):
+    model = make()
+    before = [to_numpy(w) for w in model.weights]
     with pytest.raises(error, match=match):
-        keras_er.sparsify(make(), **kwargs)
+        keras_er.sparsify(model, **kwargs)
+    for weight, value in zip(model.weights, before):
+        np.testing.assert_array_equal(to_numpy(weight), value)
+
+
+def test_the_input_model_is_not_modified():
+    model = functional_cnn()
+    before = [to_numpy(w) for w in model.weights]
+    keras_er.sparsify(model, density=0.2, popup=True)
+    keras_er.sparsify(model, density=0.2)
+    assert len(model.weights) == len(before)
+    for weight, value in zip(model.weights, before):
+        np.testing.assert_array_equal(to_numpy(weight), value)
+    assert all(w.trainable for w in model.layers[2].weights[:2]), "BN left trainable"
 
 
 def test_not_a_model_is_a_type_error():

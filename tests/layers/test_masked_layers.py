@@ -5,6 +5,8 @@ import keras
 from keras_er.layers import MaskedConv2D
 from keras_er.layers import MaskedDense
 from keras_er.layers import MaskedDepthwiseConv2D
+from keras_er.masks import masked_layers
+from tests.helpers import OPTIMIZERS
 from tests.helpers import images
 from tests.helpers import masked_cnn
 from tests.helpers import masked_weights
@@ -83,28 +85,48 @@ def test_without_density_the_mask_starts_dense():
     assert to_numpy(layer.mask).min() == 1.0
 
 
-OPTIMIZERS = {
-    "sgd_nesterov_wd": lambda: keras.optimizers.SGD(
-        0.1, momentum=0.9, nesterov=True, weight_decay=5e-4
-    ),
-    "adam": lambda: keras.optimizers.Adam(0.01),
-}
-
-
-@pytest.mark.parametrize("optimizer", OPTIMIZERS)
-def test_masked_weights_stay_exactly_zero_after_fit(optimizer):
-    model = masked_cnn()
-    model.compile(
-        OPTIMIZERS[optimizer](),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
+def fit_and_check_sparsity(model, optimizer, epochs=2):
+    """Fit `model` briefly; masks unchanged, masked weights exactly 0, others trained."""
+    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     before = masked_weights(model)
     x, y = images()
-    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    model.fit(x, y, epochs=epochs, batch_size=8, verbose=0)
+    assert not any(w.name == "mask" for w in model.trainable_weights)
     for name, (kernel, mask) in masked_weights(model).items():
         np.testing.assert_array_equal(mask, before[name][1])
         assert np.all(kernel[mask == 0] == 0), name
         assert not np.allclose(kernel[mask == 1], before[name][0][mask == 1]), name
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_masked_weights_stay_exactly_zero_after_fit(optimizer):
+    fit_and_check_sparsity(masked_cnn(), OPTIMIZERS[optimizer]())
+
+
+@pytest.fixture
+def dtype_policy(request):
+    keras.config.set_dtype_policy(request.param)
+    yield request.param
+    keras.config.set_dtype_policy("float32")
+
+
+@pytest.mark.parametrize("dtype_policy", ["mixed_float16", "mixed_bfloat16"], indirect=True)
+def test_masked_weights_stay_exactly_zero_under_mixed_precision(dtype_policy):
+    model = masked_cnn()
+    compute_dtype = keras.backend.standardize_dtype(model(images(2)[0]).dtype)
+    assert compute_dtype == dtype_policy.split("_")[1]
+    assert all(layer.kernel.dtype == "float32" for layer in masked_layers(model))
+    fit_and_check_sparsity(model, keras.optimizers.SGD(0.1, momentum=0.9))
+
+
+def test_a_saved_and_reloaded_model_keeps_training_sparse(tmp_path):
+    model = masked_cnn(seed=5)
+    fit_and_check_sparsity(model, keras.optimizers.Adam(0.01), epochs=1)
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    for name, (_, mask) in masked_weights(model).items():
+        np.testing.assert_array_equal(masked_weights(reloaded)[name][1], mask)
+    fit_and_check_sparsity(reloaded, keras.optimizers.Adam(0.01), epochs=1)
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".weights.h5"])

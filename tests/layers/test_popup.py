@@ -5,6 +5,7 @@ import keras
 from keras_er.layers import MaskedDense
 from keras_er.layers import popup
 from keras_er.masks import masked_layers
+from tests.helpers import OPTIMIZERS
 from tests.helpers import images
 from tests.helpers import masked_cnn
 from tests.helpers import to_numpy
@@ -16,16 +17,9 @@ def compiled_popup_cnn(optimizer):
     return model
 
 
-@pytest.mark.parametrize(
-    "optimizer",
-    [
-        lambda: keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=5e-4),
-        lambda: keras.optimizers.Adam(0.01),
-    ],
-    ids=["sgd", "adam"],
-)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_popup_fit_changes_only_scores(optimizer):
-    model = compiled_popup_cnn(optimizer())
+    model = compiled_popup_cnn(OPTIMIZERS[optimizer]())
     layers = masked_layers(model)
     kernels = [to_numpy(l.kernel) for l in layers]
     scores = [to_numpy(l.scores) for l in layers]

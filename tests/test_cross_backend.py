@@ -1,0 +1,76 @@
+"""The promise: the same masks and the same zoo logits on TensorFlow, PyTorch and JAX.
+
+Each backend runs in its own process (Keras fixes the backend at import).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_er.zoo import registry
+
+REPO = Path(__file__).resolve().parents[1]
+BACKENDS = ("tensorflow", "torch", "jax")
+
+SCRIPT = """
+import hashlib, json, sys
+import numpy as np, keras, keras_er
+from keras_er.masks import masked_layers
+hashes = {}
+for scheme in ("erk", "uniform", "balanced", "pyramidal"):
+    model = keras_er.zoo.build("resnet20", scheme, 0.05, pretrained=None, seed=11)
+    digest = hashlib.sha256()
+    for layer in masked_layers(model):
+        digest.update(keras.ops.convert_to_numpy(layer.mask).astype(np.uint8).tobytes())
+    hashes[scheme] = digest.hexdigest()
+logits = {}
+for entry in keras_er.zoo.registry.load_index():
+    model = keras_er.zoo.build(
+        entry["arch"], entry["scheme"], entry["density"], pretrained=entry["dataset"],
+        popup=entry.get("popup", False), popup_density=entry.get("popup_density") or 0.5)
+    batch = keras_er.zoo.reference_batch(tuple(entry["input_shape"]))
+    logits[entry["id"]] = keras.ops.convert_to_numpy(model(batch, training=False))
+np.savez(sys.argv[1], **logits)
+print(json.dumps(hashes))
+"""
+
+
+@pytest.fixture(scope="module")
+def per_backend(tmp_path_factory):
+    """{backend: (mask hashes per scheme, {zoo id: logits})}, one process each."""
+    folder = tmp_path_factory.mktemp("cross_backend")
+    results = {}
+    for backend in BACKENDS:
+        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO),
+               "TF_CPP_MIN_LOG_LEVEL": "3"}
+        path = folder / f"{backend}.npz"
+        done = subprocess.run([sys.executable, "-c", SCRIPT, str(path)], env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        results[backend] = (json.loads(done.stdout.strip().splitlines()[-1]), dict(np.load(path)))
+    return results
+
+
+@pytest.mark.cross_backend
+def test_same_seed_gives_bit_identical_masks_in_every_backend(per_backend):
+    hashes = [per_backend[backend][0] for backend in BACKENDS]
+    assert hashes[0] == hashes[1] == hashes[2]
+    assert len(set(hashes[0].values())) == 4, "each scheme draws different masks"
+
+
+@pytest.mark.cross_backend
+@pytest.mark.skipif(not registry.load_index(), reason="the zoo has no entries")
+def test_every_zoo_entry_gives_the_same_logits_in_every_backend(per_backend):
+    ids = [entry["id"] for entry in registry.load_index()]
+    logits = {backend: per_backend[backend][1] for backend in BACKENDS}
+    assert all(sorted(logits[backend]) == sorted(ids) for backend in BACKENDS)
+    worst = max(
+        np.abs(logits[a][i] - logits[b][i]).max() for i in ids for a in BACKENDS for b in BACKENDS
+    )
+    print(f"max cross-backend logit difference: {worst:.2e}")
+    assert worst < 1e-4
