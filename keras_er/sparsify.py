@@ -200,12 +200,14 @@ def _accepted_arguments(cls):
 
 
 def _copy_weights(source, target):
+    # Copies through numpy: on JAX an assigned array would be shared, and a
+    # train step that donates one model's buffers would delete the other's.
     pairs = list(zip(leaf_layers(source), leaf_layers(target)))
     for old, new in pairs:
         if isinstance(new, MaskedLayer) and not isinstance(old, MaskedLayer):
             if not new.popup:  # popup keeps its seeded random frozen kernel
-                new.kernel.assign(old.kernel)
+                new.kernel.assign(keras.ops.convert_to_numpy(old.kernel))
             if new.use_bias:
-                new.bias.assign(old.bias)
+                new.bias.assign(keras.ops.convert_to_numpy(old.bias))
         else:
             new.set_weights(old.get_weights())

@@ -85,6 +85,16 @@ def test_include_exclude_and_dense_layers_by_name():
     assert [l.name for l in masks.masked_layers(only)] == ["fc", "head"]
 
 
+def test_the_dense_and_the_sparse_model_train_independently():
+    dense = functional_cnn()
+    sparse = keras_er.sparsify(dense, density=0.5)
+    x, y = images()
+    for model in (dense, sparse, dense, sparse):  # JAX donates buffers: none may be shared
+        model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.train_on_batch(x, y % 4)
+    assert not np.array_equal(to_numpy(dense.layers[-1].bias), to_numpy(sparse.layers[-1].bias))
+
+
 def test_popup_mode_trains_only_scores():
     sparse = keras_er.sparsify(functional_cnn(), density=0.5, popup=True, popup_density=0.4)
     trainable = {w.path.split("/")[-2] + "/" + w.name for w in sparse.trainable_weights}
