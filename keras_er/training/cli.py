@@ -65,7 +65,9 @@ def parser():
     export.add_argument("--root", help="zoo folder (default: the package's zoo/)")
     export.add_argument("--limit", type=int, help="evaluate on the first N test images")
 
-    commands.add_parser("list", help="published zoo weights")
+    listing = commands.add_parser("list", help="published zoo weights")
+    listing.add_argument("--markdown", action="store_true", help="print the README's zoo table")
+    listing.add_argument("--plot", metavar="PNG", help="save top-1 vs density per scheme")
     return root
 
 
@@ -258,20 +260,21 @@ def export(args):
     recipe = json.loads((run / "recipe.json").read_text())
     mean, std = NORMALIZATION[config["dataset"]]
     recipe["input_normalization"] = {"mean": list(mean), "std": list(std), "units": "pixels 0-255"}
-    summary = json.loads((run / "summary.json").read_text())
     log = (run / "log.csv").read_text().strip().splitlines()
+    train_seconds = _total_epoch_seconds(log)
     notes = (
         f"## Reproduce\n\n```bash\n{config.get('command', '')}\n```\n\n"
         f"Trained on the {config.get('backend')} backend; {len(log) - 1} epochs; "
         f"top-1 {report['top1']:.4f} on {report['images']} test images "
-        f"({keras.backend.backend()} backend); wall time of the last session "
-        f"{summary['wall_seconds_this_session']:.0f} s."
+        f"({keras.backend.backend()} backend); training wall time {train_seconds:.0f} s "
+        "(sum over epochs)."
     )
     entry = zoo.export(
         model, config["model"], config["scheme"], config["density"],
         dataset=config["dataset"], seed=config["seed"], popup=config["popup"],
         popup_density=config["popup_density"] if config["popup"] else None,
         top1={keras.backend.backend(): report["top1"]}, recipe=recipe, notes=notes,
+        train_seconds=round(train_seconds, 1),
         top1_first1000={keras.backend.backend(): report["top1_first1000"]},
         root=args.root,
     )
@@ -279,10 +282,21 @@ def export(args):
     return 0
 
 
+def _total_epoch_seconds(log_lines):
+    header = log_lines[0].split(",")
+    column = header.index("epoch_seconds")
+    return sum(float(line.split(",")[column]) for line in log_lines[1:])
+
+
 def list_zoo(args):
     from keras_er import zoo
+    from keras_er.zoo import report
 
-    rows = zoo.available_weights(print_fn=print)
-    if not rows:
+    if args.markdown:
+        print(report.markdown_table(), end="")
+    elif not zoo.available_weights(print_fn=print):
         print("No zoo weights are published yet.")
+    if args.plot:
+        report.plot_accuracy_vs_density(args.plot)
+        print(f"wrote {args.plot}")
     return 0

@@ -17,6 +17,7 @@ Example:
 import numpy as np
 import keras
 
+from keras_er.masks.model_masks import leaf_layers
 from keras_er.masks.model_masks import masked_layers
 from keras_er.masks.model_masks import summary
 from keras_er.masks.schemes import SCHEMES
@@ -190,6 +191,7 @@ def export(
     top1=None,
     top1_first1000=None,
     recipe=None,
+    train_seconds=None,
     notes="",
     root=None,
 ):
@@ -217,6 +219,8 @@ def export(
         "top1": top1 or {},
         "top1_first1000": top1_first1000 or {},
         "recipe": recipe or {},
+        "train_seconds": train_seconds,
+        **_weight_counts(model),
         "exported_on": keras.backend.backend(),
         "reference_logits": [[float(v) for v in row] for row in logits],
     }
@@ -224,6 +228,19 @@ def export(
     (folder / "card.md").write_text(_card(entry, model, notes))
     registry.write_entry(entry, root)
     return entry
+
+
+def _weight_counts(model):
+    """Conv/dense weights the forward pass uses, and how many there are."""
+    if masked_layers(model):
+        report = summary(model, print_fn=None)
+        return {"weights_kept": report["nonzeros"], "weights_total": report["size"]}
+    sizes = [
+        int(np.prod(layer.kernel.shape))
+        for layer in leaf_layers(model)
+        if isinstance(getattr(layer, "kernel", None), keras.Variable)
+    ]
+    return {"weights_kept": sum(sizes), "weights_total": sum(sizes)}
 
 
 def _card(entry, model, notes):

@@ -13,6 +13,7 @@ from keras_er.masks import layer_densities
 from keras_er.masks import masked_layers
 from keras_er.masks import summary
 from keras_er.zoo import registry
+from keras_er.zoo import report
 from tests.helpers import to_numpy
 
 ENTRIES = registry.load_index()
@@ -79,3 +80,12 @@ def test_entry_files_are_not_git_ignored(entry):
         capture_output=True, text=True,
     ).stdout.split()
     assert not ignored, f"git ignores {ignored}: fix .gitignore"
+
+
+def test_readme_zoo_table_is_generated_from_the_index():
+    readme = (registry.zoo_root().parent / "README.md")
+    if not readme.is_file():
+        pytest.skip("not a source checkout")
+    text = readme.read_text()
+    table = text.split("<!-- zoo-table -->\n")[1].split("<!-- /zoo-table -->")[0]
+    assert table == report.markdown_table(), "run `keras-er list --markdown` and paste it"

@@ -1,0 +1,154 @@
+"""Measurements inside one backend process (`KERAS_BACKEND` is fixed at import).
+
+    KERAS_BACKEND=jax python -m benchmarks.worker --out jax.json
+
+Every speed number is a ratio of two models timed in the same process, steps
+interleaved, so machine load shifts both sides alike.
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import keras
+
+import keras_er
+from keras_er.masks import layer_densities
+from keras_er.masks import sample_masks
+from keras_er.models import ARCHITECTURES
+from keras_er.zoo import weights_io
+
+BATCH = 128
+DENSITY = 0.1
+POPUP = dict(density=0.5, popup=True, popup_density=0.2)  # final density 0.1
+
+
+def variants(arch):
+    """{name: compiled model}: dense Keras, ERK-masked, popup (same final density)."""
+    dense = ARCHITECTURES[arch](input_shape=(32, 32, 3), classes=10)
+    models = {
+        "dense": dense,
+        "masked": keras_er.sparsify(dense, density=DENSITY, scheme="erk"),
+        "popup": keras_er.sparsify(dense, scheme="erk", **POPUP),
+    }
+    for model in models.values():
+        model.compile(
+            keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+    return models
+
+
+def batch(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(BATCH, 32, 32, 3)).astype("float32")
+    return x, rng.integers(0, 10, BATCH)
+
+
+def time_interleaved(models, step, repeats, warmup=2):
+    """Median seconds of `step(model)` per model, timing the models in turn."""
+    for model in models.values():
+        for _ in range(warmup):
+            step(model)
+    times = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, model in models.items():
+            start = time.perf_counter()
+            step(model)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def throughput(arch, repeats):
+    """Images/s of a train step and of inference, per variant, and ratios to dense."""
+    models = variants(arch)
+    x, y = batch()
+    train = time_interleaved(models, lambda m: m.train_on_batch(x, y), repeats)
+    infer = time_interleaved(
+        {k: v for k, v in models.items() if k != "popup"},
+        lambda m: keras.ops.convert_to_numpy(m.predict_on_batch(x)),
+        repeats,
+    )
+    return {
+        "train_images_per_s": {k: BATCH / t for k, t in train.items()},
+        "infer_images_per_s": {k: BATCH / t for k, t in infer.items()},
+        "train_ratio": {k: train["dense"] / t for k, t in train.items() if k != "dense"},
+        "infer_ratio": {"masked": infer["dense"] / infer["masked"]},
+        "jit_compile": str(models["masked"].jit_compile),
+    }
+
+
+def peak_memory(arch, variant, steps=3):
+    """Peak resident memory (MiB) of this process after `steps` train steps."""
+    model = variants(arch)[variant]
+    x, y = batch()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def file_ratios(densities=(0.05, 0.1, 0.2)):
+    """Zoo file bytes / dense `.weights.h5` bytes for ResNet20 (ERK, and popup)."""
+    with tempfile.TemporaryDirectory() as folder:
+        dense_path = Path(folder) / "dense.weights.h5"
+        ARCHITECTURES["resnet20"]().save_weights(dense_path)
+        dense_bytes = dense_path.stat().st_size
+        ratios = {}
+        for name, kwargs in [(f"erk_{d:g}", dict(density=d)) for d in densities] + [
+            ("popup_0.5x0.2", POPUP)
+        ]:
+            model = keras_er.zoo.build("resnet20", "erk", pretrained=None, **kwargs)
+            path = Path(folder) / f"{name}.npz"
+            weights_io.save_weights(model, path)
+            ratios[name] = path.stat().st_size / dense_bytes
+    return {"dense_weights_h5_bytes": dense_bytes, "ratio": ratios}
+
+
+def mask_sampling_seconds(archs=("resnet50", "vgg19"), repeats=3):
+    """Seconds to compute densities and draw every mask, per arch and scheme."""
+    result = {}
+    for arch in archs:
+        model = ARCHITECTURES[arch](input_shape=(224, 224, 3), classes=1000)
+        shapes = [tuple(l.kernel.shape) for l in model.layers if hasattr(l, "kernel")]
+        result[arch] = {"weights": int(sum(np.prod(s) for s in shapes))}
+        for scheme in ("erk", "uniform", "balanced", "pyramidal"):
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                sample_masks(shapes, layer_densities(shapes, DENSITY, scheme), seed=0)
+                best = min(best, time.perf_counter() - start)
+            result[arch][scheme] = best
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--models", nargs="+", default=["resnet20", "vgg16"])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--memory", nargs=2, metavar=("ARCH", "VARIANT"),
+                        help="only measure peak memory of one variant, then exit")
+    parser.add_argument("--static", action="store_true",
+                        help="also measure file ratios and mask sampling (backend-free)")
+    args = parser.parse_args(argv)
+    if args.memory:
+        result = {"peak_rss_mib": peak_memory(*args.memory)}
+    else:
+        result = {"backend": keras.backend.backend(), "keras": keras.__version__}
+        result["throughput"] = {}
+        for arch in args.models:
+            print(f"[{result['backend']}] timing {arch}", flush=True)
+            result["throughput"][arch] = throughput(arch, args.repeats)
+        if args.static:
+            result["file_ratio"] = file_ratios()
+            result["mask_sampling_s"] = mask_sampling_seconds()
+    Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
