@@ -86,3 +86,29 @@ def test_frozen_kernel_is_reproducible_from_the_seed():
     expected = popup.frozen_kernel((9, 7), fan_in=9, seed=42)
     np.testing.assert_array_equal(to_numpy(layer.kernel), expected)
     assert abs(expected.std() - np.sqrt(2 / 9)) < 0.1
+
+
+def _numpy_score_mask(scores, mask, fraction):
+    magnitude = np.where(mask > 0, np.abs(scores), -1.0).astype(np.float32)
+    k = popup.topk_count(mask, fraction)
+    kth = np.sort(magnitude.ravel())[-k]
+    return (magnitude >= kth).astype(np.float32)
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.2, 0.5, 0.99, 1.0])
+@pytest.mark.parametrize("shape", [(7,), (3, 3, 16, 32), (300, 10)])
+def test_score_mask_is_exactly_the_top_k_of_a_sort(shape, fraction):
+    rng = np.random.default_rng(sum(shape))
+    scores = rng.normal(size=shape).astype(np.float32)
+    scores.ravel()[:3] = [0.0, -0.0, 1e-40]  # zeros and a denormal
+    mask = (rng.random(shape) < 0.6).astype(np.float32)
+    mask.ravel()[0] = 1.0
+    result = to_numpy(popup.score_mask(scores, mask, fraction))
+    np.testing.assert_array_equal(result, _numpy_score_mask(scores, mask, fraction))
+    assert result.sum() == popup.topk_count(mask, fraction)
+
+
+def test_score_mask_keeps_every_tie_at_the_threshold():
+    scores = np.array([3.0, 2.0, 2.0, -2.0, 1.0], np.float32)
+    mask = np.ones(5, np.float32)
+    np.testing.assert_array_equal(to_numpy(popup.score_mask(scores, mask, 0.4)), [1, 1, 1, 1, 0])
