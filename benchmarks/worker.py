@@ -44,10 +44,10 @@ def variants(arch):
     return models
 
 
-def batch(seed=0):
+def batch(size=BATCH, seed=0):
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(BATCH, 32, 32, 3)).astype("float32")
-    return x, rng.integers(0, 10, BATCH)
+    x = rng.normal(size=(size, 32, 32, 3)).astype("float32")
+    return x, rng.integers(0, 10, size)
 
 
 def time_interleaved(models, step, repeats, warmup=2):
@@ -64,19 +64,20 @@ def time_interleaved(models, step, repeats, warmup=2):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def throughput(arch, repeats):
+def throughput(arch, repeats, batch_size=BATCH, warmup=2):
     """Images/s of a train step and of inference, per variant, and ratios to dense."""
     models = variants(arch)
-    x, y = batch()
-    train = time_interleaved(models, lambda m: m.train_on_batch(x, y), repeats)
+    x, y = batch(batch_size)
+    train = time_interleaved(models, lambda m: m.train_on_batch(x, y), repeats, warmup)
     infer = time_interleaved(
         {k: v for k, v in models.items() if k != "popup"},
         lambda m: keras.ops.convert_to_numpy(m.predict_on_batch(x)),
         repeats,
+        warmup,
     )
     return {
-        "train_images_per_s": {k: BATCH / t for k, t in train.items()},
-        "infer_images_per_s": {k: BATCH / t for k, t in infer.items()},
+        "train_images_per_s": {k: batch_size / t for k, t in train.items()},
+        "infer_images_per_s": {k: batch_size / t for k, t in infer.items()},
         "train_ratio": {k: train["dense"] / t for k, t in train.items() if k != "dense"},
         "infer_ratio": {"masked": infer["dense"] / infer["masked"]},
         "jit_compile": str(models["masked"].jit_compile),

@@ -68,6 +68,12 @@ def parser():
     listing = commands.add_parser("list", help="published zoo weights")
     listing.add_argument("--markdown", action="store_true", help="print the README's zoo table")
     listing.add_argument("--plot", metavar="PNG", help="save top-1 vs density per scheme")
+
+    bench = commands.add_parser(
+        "bench", help="run benchmarks/ (source checkout): speed, file size, mask sampling",
+        description="Arguments after `bench` go to `python -m benchmarks` (see its --help).",
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return root
 
 
@@ -78,7 +84,8 @@ def main(argv=None):
     if args.backend:
         _switch_backend(args.backend, argv)
     try:
-        return {"train": train, "evaluate": evaluate, "export": export, "list": list_zoo}[
+        return {"train": train, "evaluate": evaluate, "export": export, "list": list_zoo,
+                "bench": run_benchmarks}[
             args.command
         ](args)
     except (ValueError, FileNotFoundError) as error:
@@ -280,6 +287,19 @@ def export(args):
     )
     print(f"exported {entry['id']} (sha256 {entry['sha256'][:12]}, top-1 {report['top1']:.4f})")
     return 0
+
+
+def run_benchmarks(args):
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / "benchmarks" / "__main__.py").is_file():
+        raise FileNotFoundError(
+            "`keras-er bench` needs the source checkout (benchmarks/ is not part of the "
+            "installed package): clone the repository and install it with `pip install -e .`."
+        )
+    import subprocess
+
+    command = [sys.executable, "-m", "benchmarks", *args.bench_args]
+    return subprocess.run(command, cwd=checkout).returncode
 
 
 def _total_epoch_seconds(log_lines):
