@@ -20,9 +20,10 @@ def score_mask(scores, mask, fraction):
 
     The number kept is `max(1, round(fraction * mask.sum()))`. Ties at the
     threshold (measure-zero for continuous scores) are all kept. The gradient
-    reaches `scores` by the straight-through estimator: the forward value is
-    exactly the hard 0/1 mask, the backward pass treats it as the identity
-    in `scores`.
+    reaches `scores` by the straight-through estimator, as in edge-popup: the
+    forward value is exactly the hard 0/1 mask, the backward pass treats it
+    as the identity in `|scores|` (so a negative score's gradient flips sign,
+    and every step moves |score| the way the loss asks).
     """
     scores = ops.convert_to_tensor(scores)
     mask = ops.convert_to_tensor(mask)
@@ -32,7 +33,8 @@ def score_mask(scores, mask, fraction):
     k = ops.maximum(ops.cast(ops.round(fraction * n_active), "int32"), 1)
     hard = ops.cast(_at_least_kth_largest(ops.reshape(magnitude, (-1,)), k), scores.dtype)
     hard = ops.reshape(hard, ops.shape(scores))
-    return hard + (scores - ops.stop_gradient(scores))
+    size = ops.abs(scores)
+    return hard + (size - ops.stop_gradient(size))
 
 
 def _at_least_kth_largest(values, k):

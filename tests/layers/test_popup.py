@@ -47,11 +47,31 @@ def test_gradient_reaches_scores_through_the_straight_through_estimator():
     layer = MaskedDense(5, density=0.8, seed=0, popup=True, popup_density=0.5)
     x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
     layer(x)
-    # Finite difference is useless for a step function; check the STE value:
-    # d(sum(y)) / d(scores) = kernel * mask * sum_batch(x) for a linear layer.
-    expected = to_numpy(layer.kernel) * to_numpy(layer.mask) * x.sum(0)[:, None]
+    # Finite difference is useless for a step function; check the STE value,
+    # the identity in |scores| as in edge-popup: for a linear layer
+    # d(sum(y)) / d(scores) = kernel * mask * sum_batch(x) * sign(scores).
+    expected = (to_numpy(layer.kernel) * to_numpy(layer.mask) * x.sum(0)[:, None]
+                * np.sign(to_numpy(layer.scores)))
     grad = _grad_of_sum(layer, x)
     np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_popup_learns_a_task_with_frozen_random_weights():
+    """Only the choice of weights is learned; a wide random net contains a good one."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1024, 16)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int32")
+    model = keras.Sequential([
+        keras.Input((16,)),
+        MaskedDense(512, activation="relu", density=0.5, seed=1, popup=True, popup_density=0.3),
+        MaskedDense(2, density=1.0, seed=2, popup=True, popup_density=0.3),
+    ])
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    before = model.evaluate(x, y, verbose=0)[1]
+    model.fit(x, y, epochs=15, batch_size=64, verbose=0)
+    after = model.evaluate(x, y, verbose=0)[1]
+    assert before < 0.65 and after > 0.85, (before, after)
 
 
 def _grad_of_sum(layer, x):
