@@ -9,7 +9,9 @@ from keras_er.layers import MaskedDepthwiseConv2D
 
 
 def to_numpy(x):
-    return keras.ops.convert_to_numpy(x)
+    # A copy: on JAX/CPU convert_to_numpy can be a view of a buffer that the
+    # next train step donates and overwrites, so a "before" snapshot would change.
+    return np.array(keras.ops.convert_to_numpy(x), copy=True)
 
 
 def images(n=16, size=8, channels=3, classes=4, seed=0):
