@@ -10,6 +10,8 @@
 import argparse
 import json
 import os
+import re
+import shutil
 import shlex
 import sys
 import time
@@ -268,13 +270,18 @@ def export(args):
     mean, std = NORMALIZATION[config["dataset"]]
     recipe["input_normalization"] = {"mean": list(mean), "std": list(std), "units": "pixels 0-255"}
     log = (run / "log.csv").read_text().strip().splitlines()
-    train_seconds = _total_epoch_seconds(log)
+    epochs, epoch_seconds = _epoch_stats(log)
+    train_seconds = epochs * epoch_seconds
+    command = re.sub(r"--out \S+", f"--out runs/{run.name}", config.get("command", ""))
+    curves = run / "curves.png"
     notes = (
-        f"## Reproduce\n\n```bash\n{config.get('command', '')}\n```\n\n"
-        f"Trained on the {config.get('backend')} backend; {len(log) - 1} epochs; "
+        f"## Reproduce\n\n```bash\n{command}\n```\n\n"
+        f"Trained on the {config.get('backend')} backend; {epochs} epochs; "
         f"top-1 {report['top1']:.4f} on {report['images']} test images "
-        f"({keras.backend.backend()} backend); training wall time {train_seconds:.0f} s "
-        "(sum over epochs)."
+        f"({keras.backend.backend()} backend); training time {train_seconds:.0f} s "
+        f"({epochs} epochs x the median epoch, {epoch_seconds:.0f} s; the median leaves out "
+        "time the job spent paused or sharing the machine)."
+        + ("\n\n![learning curves](curves.png)" if curves.is_file() else "")
     )
     entry = zoo.export(
         model, config["model"], config["scheme"], config["density"],
@@ -285,6 +292,8 @@ def export(args):
         top1_first1000={keras.backend.backend(): report["top1_first1000"]},
         root=args.root,
     )
+    if curves.is_file():
+        shutil.copyfile(curves, zoo.registry.zoo_root(args.root) / entry["id"] / "curves.png")
     print(f"exported {entry['id']} (sha256 {entry['sha256'][:12]}, top-1 {report['top1']:.4f})")
     return 0
 
@@ -302,10 +311,14 @@ def run_benchmarks(args):
     return subprocess.run(command, cwd=checkout).returncode
 
 
-def _total_epoch_seconds(log_lines):
+def _epoch_stats(log_lines):
+    """Number of epochs and the median epoch wall time from a run's log.csv."""
+    import statistics
+
     header = log_lines[0].split(",")
     column = header.index("epoch_seconds")
-    return sum(float(line.split(",")[column]) for line in log_lines[1:])
+    seconds = [float(line.split(",")[column]) for line in log_lines[1:]]
+    return len(seconds), statistics.median(seconds)
 
 
 def list_zoo(args):

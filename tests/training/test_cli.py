@@ -38,7 +38,10 @@ def test_train_export_evaluate_round_trip(tiny_cifar, tmp_path, capsys, monkeypa
     assert cli.main(["export", str(run), "--root", str(root)]) == 0
     (entry,) = json.loads((root / "index.json").read_text())["entries"]
     card = (root / entry["id"] / "card.md").read_text()
-    assert "## Reproduce" in card and "keras-er " + " ".join(args) in card
+    reproduce = "keras-er " + " ".join(args[:-1] + ["runs/run"])
+    assert "## Reproduce" in card and reproduce in card
+    assert "2 epochs x the median epoch" in card and "![learning curves](curves.png)" in card
+    assert (root / entry["id"] / "curves.png").read_bytes() == (run / "curves.png").read_bytes()
     assert entry["recipe"]["input_normalization"]["mean"] == [125.31, 122.95, 113.87]
     capsys.readouterr()
     monkeypatch.setenv("KERAS_ER_ZOO_DIR", str(root))
