@@ -50,3 +50,4 @@ def test_committed_notebook_shows_a_full_run(path):
     text = json.dumps([c["outputs"] for c in cells])
     assert "smoke run: False" in text
     assert '"output_type": "error"' not in text
+    assert "image/png" in text, "plots missing: was it run with a non-inline matplotlib backend?"
