@@ -95,7 +95,7 @@ def sparsify(
     _copy_weights(model, new_model)
     assign(new_model, density, scheme, seed, method, dense_layers, repair_flow)
     if popup:
-        _freeze_normalization_affine(new_model)
+        freeze_normalization_affine(new_model)
     return new_model
 
 
@@ -106,7 +106,14 @@ NORMALIZATION = (
 )
 
 
-def _freeze_normalization_affine(model):
+def freeze_normalization_affine(model):
+    """Make the scale/offset of every normalization layer non-trainable.
+
+    Popup training trains only scores (edge-popup uses non-affine BatchNorm);
+    moving statistics still update. Per-variable `trainable` flags are not
+    saved in `.keras` files, so `keras_er.training.fit` applies this again
+    to any model with popup layers.
+    """
     for layer in leaf_layers(model):
         if isinstance(layer, NORMALIZATION):
             for variable in (getattr(layer, "gamma", None), getattr(layer, "beta", None)):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import keras
 
+from keras_er.masks import masked_layers
+from keras_er.sparsify import freeze_normalization_affine
 from keras_er.training.recipe import Recipe
 
 
@@ -49,11 +51,15 @@ def fit(model, train, recipe=None, validation=None, out_dir=None, resume=False,
     a per-epoch `log.csv` and `recipe.json`; `resume=True` continues a run
     that stopped, from its last finished epoch, with the same batches it
     would have seen. Without `resume`, an `out_dir` holding a run is refused.
+    A model with popup layers trains only its scores: normalization
+    scale/offset are frozen here too (a reloaded `.keras` file forgets that).
 
     Returns:
         The Keras `History`.
     """
     recipe = recipe or Recipe()
+    if any(layer.popup for layer in masked_layers(model)):
+        freeze_normalization_affine(model)
     steps = len(train)
     compile_for_training(model, recipe, steps)
     all_callbacks = [_EpochSetter(train), _EpochTimer(), *callbacks]

@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import keras
 
+import keras_er
+
 from keras_er import data
 from keras_er import training
 from keras_er.data import ImageBatches
@@ -74,6 +76,25 @@ def test_popup_training_decays_and_trains_only_scores(tmp_path):
     assert {v.name for v in model.trainable_variables if optimizer._use_weight_decay(v)} == {"scores"}
     for layer, kernel in zip(masked_layers(model), kernels):
         np.testing.assert_array_equal(to_numpy(layer.kernel), kernel)
+
+
+def test_popup_model_reloaded_from_keras_file_still_trains_only_scores(tmp_path):
+    popup_cnn = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(8, 3),
+        keras.layers.BatchNormalization(),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(4),
+    ])
+    popup_cnn = keras_er.sparsify(popup_cnn, density=0.8, popup=True)
+    popup_cnn.save(tmp_path / "popup.keras")
+    reloaded = keras.saving.load_model(tmp_path / "popup.keras")
+    bn = reloaded.layers[1]
+    assert bn.gamma.trainable, "precondition: .keras files do not keep per-variable flags"
+    training.fit(reloaded, synthetic(), Recipe(epochs=1, warmup_epochs=0), verbose=0)
+    np.testing.assert_array_equal(to_numpy(bn.gamma), 1.0)
+    np.testing.assert_array_equal(to_numpy(bn.beta), 0.0)
+    assert np.any(to_numpy(bn.moving_mean) != 0.0), "BN statistics still update"
 
 
 def test_schedule_warms_up_then_decays_to_zero():
