@@ -243,6 +243,13 @@ def _weight_counts(model):
     return {"weights_kept": sum(sizes), "weights_total": sum(sizes)}
 
 
+POPUP_CARD_LINE = (
+    "- strong ticket: the kernels were never trained (they are what the recorded seed and "
+    "initializer produce); only the popup scores and the BatchNorm moving statistics were "
+    "learned. The table counts the active (top-k) weights."
+)
+
+
 def _card(entry, model, notes):
     lines = [
         f"# {entry['id']}",
@@ -257,6 +264,8 @@ def _card(entry, model, notes):
         f"- top-1 (full test set): {entry['top1'] or 'not measured'}",
         f"- recipe: {entry['recipe'] or 'not recorded'}",
     ]
+    if entry["popup"]:
+        lines.append(POPUP_CARD_LINE)
     if masked_layers(model):
         report = summary(model, print_fn=None)
         lines += ["", "| layer | shape | weights | kept | density |", "| --- | --- | ---: | ---: | ---: |"]

@@ -109,10 +109,12 @@ def test_frozen_kernel_is_reproducible_from_the_seed():
 
 
 def _numpy_score_mask(scores, mask, fraction):
-    magnitude = np.where(mask > 0, np.abs(scores), -1.0).astype(np.float32)
+    magnitude = np.where(mask > 0, np.abs(scores), -1.0).astype(np.float32).ravel()
     k = popup.topk_count(mask, fraction)
-    kth = np.sort(magnitude.ravel())[-k]
-    return (magnitude >= kth).astype(np.float32)
+    largest_first = np.lexsort((np.arange(magnitude.size), -magnitude))  # ties: lower index first
+    kept = np.zeros(magnitude.size, np.float32)
+    kept[largest_first[:k]] = 1.0
+    return kept.reshape(mask.shape)
 
 
 @pytest.mark.parametrize("fraction", [0.01, 0.2, 0.5, 0.99, 1.0])
@@ -128,7 +130,10 @@ def test_score_mask_is_exactly_the_top_k_of_a_sort(shape, fraction):
     assert result.sum() == popup.topk_count(mask, fraction)
 
 
-def test_score_mask_keeps_every_tie_at_the_threshold():
-    scores = np.array([3.0, 2.0, 2.0, -2.0, 1.0], np.float32)
-    mask = np.ones(5, np.float32)
-    np.testing.assert_array_equal(to_numpy(popup.score_mask(scores, mask, 0.4)), [1, 1, 1, 1, 0])
+@pytest.mark.parametrize("fraction, expected", [(0.4, [1, 1, 0, 0, 0, 0]),
+                                                (0.6, [1, 1, 1, 0, 0, 0]),
+                                                (0.8, [1, 1, 1, 1, 0, 0])])
+def test_score_mask_keeps_exactly_k_and_breaks_ties_by_position(fraction, expected):
+    scores = np.array([3.0, 2.0, 2.0, -2.0, 1.0, 9.0], np.float32)
+    mask = np.array([1, 1, 1, 1, 1, 0], np.float32)  # the 9.0 is outside the ER mask
+    np.testing.assert_array_equal(to_numpy(popup.score_mask(scores, mask, fraction)), expected)

@@ -56,6 +56,14 @@ def test_export_then_load_is_bit_exact_and_listed(tmp_path):
     assert "| total |" in (tmp_path / entry["id"] / "card.md").read_text()
 
 
+def test_only_a_popup_card_says_its_kernels_were_never_trained(tmp_path):
+    popup = zoo.resnet20_erk(0.5, pretrained=None, popup=True, popup_density=0.2)
+    entry = zoo.export(popup, "resnet20", "erk", 0.5, popup=True, popup_density=0.2, root=tmp_path)
+    assert zoo.POPUP_CARD_LINE in (tmp_path / entry["id"] / "card.md").read_text()
+    entry = zoo.export(zoo.resnet20_erk(0.5, pretrained=None), "resnet20", "erk", 0.5, root=tmp_path)
+    assert zoo.POPUP_CARD_LINE not in (tmp_path / entry["id"] / "card.md").read_text()
+
+
 def test_kerass_er_zoo_dir_environment_variable_is_honoured(tmp_path, monkeypatch):
     zoo.export(zoo.resnet20_dense(pretrained=None), "resnet20", "dense", root=tmp_path)
     monkeypatch.setenv("KERAS_ER_ZOO_DIR", str(tmp_path))
