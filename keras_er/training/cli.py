@@ -280,7 +280,7 @@ def export(args):
         f"top-1 {report['top1']:.4f} on {report['images']} test images "
         f"({keras.backend.backend()} backend); training time {train_seconds:.0f} s "
         f"({epochs} epochs x the median epoch, {epoch_seconds:.0f} s; the median leaves out "
-        "time the job spent paused or sharing the machine)."
+        "epochs slowed by a pause or by another job for part of the run)."
         + ("\n\n![learning curves](curves.png)" if curves.is_file() else "")
     )
     entry = zoo.export(
