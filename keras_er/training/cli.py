@@ -136,6 +136,9 @@ def train(args):
         weight_decay=args.weight_decay, seed=args.seed, label_smoothing=args.label_smoothing,
         warmup_epochs=min(1, args.epochs - 1) if args.warmup_epochs is None else args.warmup_epochs,
     )
+    # Masks are seeded on their own; this seeds the kernel initialisers, so the
+    # command in the card rebuilds the same initial model (on the same backend).
+    keras.utils.set_random_seed(args.seed)
     model = _build(config)
     train_data = data.load(args.dataset, "train", args.batch_size, seed=args.seed, limit=args.limit)
     test_data = data.load(args.dataset, "test", 256)

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The zoo's training queue: the runs still to publish, as resumable jobs.
+#
+#   bash zoo/queue.sh a &        # lane a: ResNet20 runs (TensorFlow), then dense VGG16
+#   bash zoo/queue.sh b &        # lane b: ERK VGG16 (torch)
+#   bash zoo/queue.sh status     # how far every run got
+#
+# Each lane runs its jobs one after another on one core (taskset + one intra-op
+# thread), so two lanes share a 2-core machine. A job whose run folder holds
+# model.weights.h5 is finished and skipped; one with config.json is continued
+# with --resume (at most the current epoch is lost); any other starts fresh.
+# Run folders live in $KERAS_ER_RUNS (default: runs/ beside the checkout, outside
+# the work tree); each job logs to <run>.log there. Export a finished run with
+# `keras-er export $KERAS_ER_RUNS/<id>`, then evaluate it on each backend with
+# `keras-er --backend B evaluate --zoo <id> --record`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${KERAS_ER_RUNS:-$(cd .. && pwd)/runs}"
+export KERAS_ER_DATA="${KERAS_ER_DATA:-$(cd .. && pwd)/shared/data}"
+
+# lane  run-id  backend  train arguments
+JOBS=(
+  "a resnet20_uniform_d0.02_cifar10 tensorflow --model resnet20 --scheme uniform --density 0.02"
+  "a resnet20_balanced_d0.02_cifar10 tensorflow --model resnet20 --scheme balanced --density 0.02"
+  "a vgg16_dense_cifar10 torch --model vgg16 --scheme dense"
+  "b vgg16_erk_d0.05_cifar10 torch --model vgg16 --scheme erk --density 0.05"
+)
+
+progress() {  # epochs finished, from the run's log
+  local log="$RUNS/$1/log.csv"
+  if [[ -f "$log" ]]; then echo $(($(wc -l <"$log") - 1)); else echo 0; fi
+}
+
+if [[ "${1:-}" == status ]]; then
+  for job in "${JOBS[@]}"; do
+    read -r lane id backend _ <<<"$job"
+    state=queued
+    [[ -f "$RUNS/$id/config.json" ]] && state="running or stopped"
+    [[ -f "$RUNS/$id/model.weights.h5" ]] && state=finished
+    echo "lane $lane  $id ($backend): $(progress "$id")/30 epochs, $state"
+  done
+  exit 0
+fi
+
+lane="${1:?usage: bash zoo/queue.sh a|b|status}"
+core=$([[ "$lane" == a ]] && echo 0 || echo 1)
+mkdir -p "$RUNS"
+for job in "${JOBS[@]}"; do
+  read -r job_lane id backend args <<<"$job"
+  [[ "$job_lane" == "$lane" ]] || continue
+  [[ -f "$RUNS/$id/model.weights.h5" ]] && continue
+  resume=()
+  [[ -f "$RUNS/$id/config.json" ]] && resume=(--resume)
+  echo "$(date -Is) lane $lane: $id (${resume[*]:-fresh}, $(progress "$id") epochs done)"
+  # shellcheck disable=SC2086  # $args is a list of words
+  OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
+    taskset -c "$core" keras-er --backend "$backend" train $args --epochs 30 --seed 0 \
+    --out "$RUNS/$id" "${resume[@]}" >>"$RUNS/$id.log" 2>&1
+done
+echo "$(date -Is) lane $lane: done"
