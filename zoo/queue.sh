@@ -28,7 +28,9 @@ JOBS=(
 
 progress() {  # epochs finished, from the run's log
   local log="$RUNS/$1/log.csv"
-  if [[ -f "$log" ]]; then echo $(($(wc -l <"$log") - 1)); else echo 0; fi
+  local lines=0
+  [[ -f "$log" ]] && lines=$(wc -l <"$log")
+  echo $((lines > 1 ? lines - 1 : 0))
 }
 
 if [[ "${1:-}" == status ]]; then
