@@ -270,7 +270,8 @@ def run(args):
 
 def report(args):
     folder = Path(args.folder)
-    runs = {}
+    runs = {name: {"error": "wrote no result (crashed before its first section)"}
+            for name in getattr(args, "expect", None) or ()}
     for path in sorted(folder.glob("*.json")):
         if path.name != "device_check.json":
             runs[path.stem] = json.loads(path.read_text())
@@ -419,6 +420,7 @@ def main(argv=None):
     run_parser.set_defaults(handler=run)
     report_parser = commands.add_parser("report", help="merge the per-backend JSONs")
     report_parser.add_argument("folder")
+    report_parser.add_argument("--expect", nargs="*", help="backends that must have reported")
     report_parser.set_defaults(handler=report)
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -68,4 +68,5 @@ for backend in $backends; do
   KERAS_BACKEND=$backend timeout "$seconds" "$PYTHON" -m benchmarks.device_check run \
     --out "$OUT/$backend.json" "${settings[@]}" || echo "device_check: $backend exited $?" >&2
 done
-"$PYTHON" -m benchmarks.device_check report "$OUT"
+# shellcheck disable=SC2086  # $backends is a list of words
+"$PYTHON" -m benchmarks.device_check report "$OUT" --expect $backends

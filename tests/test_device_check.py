@@ -83,6 +83,14 @@ def test_report_fails_when_a_check_fails(tmp_path, runs, failure):
     assert any(failure in line for line in failures), failures
 
 
+def test_report_fails_when_an_expected_backend_wrote_nothing(tmp_path):
+    (tmp_path / "torch.json").write_text(json.dumps(_result()))
+    args = type("Args", (), {"folder": str(tmp_path), "expect": ["torch", "jax"]})
+    assert device_check.report(args) == 1
+    failures = json.loads((tmp_path / "device_check.json").read_text())["failures"]
+    assert any(line.startswith("jax: wrote no result") for line in failures), failures
+
+
 def test_report_passes_when_every_check_passes(tmp_path):
     for name in ("torch", "jax"):
         (tmp_path / f"{name}.json").write_text(json.dumps(_result()))

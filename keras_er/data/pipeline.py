@@ -10,15 +10,11 @@ import numpy as np
 import keras
 
 from keras_er.data.sources import load_arrays
+from keras_er.data.specs import DATASET_SPECS
+from keras_er.data.specs import get_spec
 
-# Per-channel mean and std of the training split, in pixel units (0-255).
-NORMALIZATION = {
-    "cifar10": ((125.31, 122.95, 113.87), (62.99, 62.09, 66.70)),
-    "cifar100": ((129.30, 124.07, 112.43), (68.17, 65.39, 70.42)),
-    "fashion_mnist": ((72.94,), (90.02,)),
-    "mnist": ((33.32,), (78.57,)),
-}
-AUGMENTED = ("cifar10", "cifar100")
+# Per-channel mean and std of the built-in datasets' training splits (pixel units).
+NORMALIZATION = {name: (spec.mean, spec.std) for name, spec in DATASET_SPECS.items()}
 
 
 class ImageBatches(keras.utils.PyDataset):
@@ -111,13 +107,14 @@ def load(name, split="train", batch_size=128, augment=None, shuffle=None, seed=0
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"`limit` must be a positive integer or None; got {limit!r}.")
         images, labels = images[:limit], labels[:limit]
-    mean, std = NORMALIZATION[name]
+    spec = get_spec(name)
+    mean, std = spec.mean, spec.std
     if as_numpy:
         return (images.astype(np.float32) - np.float32(mean)) / np.float32(std), labels
     train = split == "train"
     return ImageBatches(
         images, labels, mean, std, batch_size,
         shuffle=train if shuffle is None else shuffle,
-        augment=(train and name in AUGMENTED) if augment is None else augment,
+        augment=(train and spec.augment) if augment is None else augment,
         seed=seed,
     )

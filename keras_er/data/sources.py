@@ -10,11 +10,15 @@ tensorflow_datasets (optional).
 import gzip
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-DATASETS = ("cifar10", "cifar100", "fashion_mnist", "mnist")
+from keras_er.data.specs import DATASET_SPECS
+from keras_er.data.specs import get_spec
+
+DATASETS = tuple(DATASET_SPECS)  # the built-in ones; `register_dataset` adds more
 SPLITS = ("train", "test")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 KERAS_CACHE = Path.home() / ".keras" / "datasets"
@@ -25,19 +29,18 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 def load_arrays(name, split, data_dir=None):
-    """`(images uint8 NHWC, labels int64)` of `name`/`split` from the first source that has it."""
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; expected one of {', '.join(DATASETS)}.")
+    """`(images uint8 NHWC, labels int64)` of `name`/`split` from the first source that has it.
+
+    The arrays are validated against the dataset's spec (see `validate_arrays`).
+    """
+    spec = get_spec(name)
     if split not in SPLITS:
         raise ValueError(f"Unknown `split` {split!r}; expected one of {', '.join(SPLITS)}.")
     looked = []
     for source in (_from_tfds, _from_npz, _from_keras_cache, _from_idx):
         found = source(name, split, data_dir, looked)
         if found is not None:
-            x, y = found
-            if x.ndim == 3:
-                x = x[..., None]
-            return np.ascontiguousarray(x, dtype=np.uint8), np.asarray(y, np.int64).ravel()
+            return validate_arrays(*found, spec, where=f"{looked[-1]} ({split})")
     raise DatasetNotFoundError(
         f"Dataset {name!r} ({split}) not found. Looked in:\n  - "
         + "\n  - ".join(looked)
@@ -46,6 +49,44 @@ def load_arrays(name, split, data_dir=None):
         f"keras.datasets.{name}.load_data() once online"
         + ("; or `apt-get install dataset-fashion-mnist`." if name == "fashion_mnist" else ".")
     )
+
+
+def validate_arrays(images, labels, spec, where):
+    """Check images are uint8 pixels of the spec's shape and labels are classes; return them.
+
+    Raises:
+        ValueError: naming `where` and what is wrong (float pixels, values over
+            255, another image shape, labels outside [0, classes), a length mismatch).
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim == 3 and spec.shape[-1] == 1:
+        images = images[..., None]
+    if images.dtype != np.uint8:
+        if images.dtype.kind == "f":
+            low, high = (float(images.min()), float(images.max())) if images.size else (0, 0)
+            raise ValueError(
+                f"{where}: images must be uint8 pixels 0-255; got {images.dtype} in "
+                f"[{low:g}, {high:g}]" + (" (scale by 255 and cast to uint8)" if high <= 1 else "") + "."
+            )
+        if images.dtype.kind not in "iu" or (images.size and (images.min() < 0 or images.max() > 255)):
+            raise ValueError(f"{where}: images must be uint8 pixels 0-255; got {images.dtype} "
+                             "with values outside 0-255.")
+        images = images.astype(np.uint8)
+    if images.shape[1:] != tuple(spec.shape):
+        raise ValueError(f"{where}: images must have shape (N, {', '.join(map(str, spec.shape))}) "
+                         f"for {spec.name}; got {images.shape}.")
+    whole = labels.dtype.kind in "iu" or (
+        labels.dtype.kind == "f" and bool(np.all(np.isfinite(labels) & (labels == np.round(labels))))
+    )
+    if not whole:
+        raise ValueError(f"{where}: labels must be whole numbers (class indices); got {labels.dtype}.")
+    labels = labels.reshape(-1).astype(np.int64)
+    if len(labels) != len(images):
+        raise ValueError(f"{where}: {len(images)} images but {len(labels)} labels.")
+    if labels.size and (labels.min() < 0 or labels.max() >= spec.classes):
+        raise ValueError(f"{where}: labels must be in [0, {spec.classes}) for {spec.name}; got "
+                         f"values from {labels.min()} to {labels.max()}.")
+    return np.ascontiguousarray(images), labels
 
 
 def _from_tfds(name, split, data_dir, looked):
@@ -77,8 +118,24 @@ def _read_npz(path, split, looked):
     looked.append(str(path))
     if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as data:
-        return data[f"x_{split}"], data[f"y_{split}"]
+    unreadable = (zipfile.BadZipFile, ValueError, EOFError, OSError)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except unreadable as error:
+        raise ValueError(f"{path} is not a readable npz file ({type(error).__name__}: "
+                         f"{error}).") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is a single .npy array, not an npz with x_train, y_train, "
+                         "x_test, y_test.")
+    with data:
+        missing = [key for key in (f"x_{split}", f"y_{split}") if key not in data.files]
+        if missing:
+            raise ValueError(f"{path} has no {' or '.join(missing)} array (expected x_train, "
+                             "y_train, x_test, y_test).")
+        try:
+            return data[f"x_{split}"], data[f"y_{split}"]
+        except unreadable as error:
+            raise ValueError(f"{path} is damaged ({type(error).__name__}: {error}).") from None
 
 
 def _from_keras_cache(name, split, data_dir, looked):
@@ -92,8 +149,10 @@ def _from_keras_cache(name, split, data_dir, looked):
         folder = KERAS_CACHE / "cifar-10-batches-py"
         files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
         label_key = b"labels"
-    else:
+    elif name == "cifar100":
         folder, files, label_key = KERAS_CACHE / "cifar-100-python", [split], b"fine_labels"
+    else:
+        return None
     looked.append(str(folder))
     if not all((folder / f).is_file() for f in files):
         return None

@@ -17,17 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-DATASET_SHAPES = {
-    "cifar10": ((32, 32, 3), 10),
-    "cifar100": ((32, 32, 3), 100),
-    "fashion_mnist": ((28, 28, 1), 10),
-    "mnist": ((28, 28, 1), 10),
-}
 BACKENDS = ("tensorflow", "torch", "jax")
 SCHEMES = ("erk", "uniform", "balanced", "pyramidal", "dense")
 
 
 def parser():
+    from keras_er.data.specs import DATASET_SPECS
     from keras_er.models import ARCHITECTURES
 
     root = argparse.ArgumentParser(prog="keras-er", description=__doc__.split("\n")[0])
@@ -40,7 +35,7 @@ def parser():
     train.add_argument("--density", type=float, default=0.1)
     train.add_argument("--popup", action="store_true", help="train popup scores only")
     train.add_argument("--popup-density", type=float, default=0.5)
-    train.add_argument("--dataset", default="cifar10", choices=sorted(DATASET_SHAPES))
+    train.add_argument("--dataset", default="cifar10", choices=sorted(DATASET_SPECS))
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=0.1)
@@ -107,12 +102,13 @@ def _switch_backend(backend, argv):
 
 def _build(config, pretrained=None):
     from keras_er import zoo
+    from keras_er.data.specs import get_spec
 
-    input_shape, classes = DATASET_SHAPES[config["dataset"]]
+    spec = get_spec(config["dataset"])
     return zoo.build(
         config["model"], config["scheme"], config["density"], pretrained=pretrained,
         seed=config["seed"], popup=config["popup"], popup_density=config["popup_density"],
-        input_shape=input_shape, classes=classes,
+        input_shape=spec.shape, classes=spec.classes,
     )
 
 
@@ -264,14 +260,16 @@ def _load_run(run):
 def export(args):
     import keras
     from keras_er import zoo
-    from keras_er.data import NORMALIZATION
+    from keras_er.data.specs import get_spec
 
     run = Path(args.run)
     config, model = _load_run(run)
     report = accuracy_report(model, config["dataset"], args.limit)
     recipe = json.loads((run / "recipe.json").read_text())
-    mean, std = NORMALIZATION[config["dataset"]]
-    recipe["input_normalization"] = {"mean": list(mean), "std": list(std), "units": "pixels 0-255"}
+    spec = get_spec(config["dataset"])
+    recipe["input_normalization"] = {
+        "mean": list(spec.mean), "std": list(spec.std), "units": "pixels 0-255",
+    }
     log = (run / "log.csv").read_text().strip().splitlines()
     epochs, epoch_seconds = _epoch_stats(log)
     train_seconds = epochs * epoch_seconds

@@ -20,7 +20,7 @@ def offline(tmp_path, monkeypatch):
 
 
 def test_npz_in_keras_er_data(offline):
-    x = np.arange(4 * 8 * 8 * 3, dtype=np.uint8).reshape(4, 8, 8, 3)
+    x = (np.arange(4 * 32 * 32 * 3) % 256).astype(np.uint8).reshape(4, 32, 32, 3)
     np.savez(offline / "data" / "cifar10.npz", x_train=x, y_train=np.arange(4),
              x_test=x[:2], y_test=np.arange(2))
     images, labels = load_arrays("cifar10", "test")
@@ -92,3 +92,63 @@ def test_real_fashion_mnist_from_the_debian_package(monkeypatch):
     x, y = load_arrays("fashion_mnist", "test")
     assert x.shape == (10000, 28, 28, 1) and sorted(set(y.tolist())) == list(range(10))
     assert np.bincount(y).tolist() == [1000] * 10
+
+
+def _cifar_npz(folder, x=None, y=None):
+    x = np.zeros((4, 32, 32, 3), np.uint8) if x is None else x
+    y = np.arange(len(x)) % 10 if y is None else y
+    np.savez(folder / "data" / "cifar10.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+
+
+@pytest.mark.parametrize(
+    "x, y, message",
+    [
+        (np.full((4, 32, 32, 3), 0.5, np.float32), None, r"uint8 pixels 0-255; got float32 in \[0.5, 0.5\] \(scale by 255"),
+        (np.full((4, 32, 32, 3), 300, np.int32), None, "values outside 0-255"),
+        (np.zeros((4, 28, 28, 3), np.uint8), None, r"shape \(N, 32, 32, 3\)"),
+        (None, np.array([0, 1, 2, 10]), r"labels must be in \[0, 10\)"),
+        (None, np.array([0, 1, -1, 2]), r"labels must be in \[0, 10\)"),
+        (None, np.array([0, 1, 2]), "4 images but 3 labels"),
+        (None, np.array([0.0, 1.5, 2.0, 3.0]), "whole numbers"),
+    ],
+)
+def test_bad_arrays_are_refused_naming_the_file(offline, x, y, message):
+    _cifar_npz(offline, x, y)
+    with pytest.raises(ValueError, match=message) as error:
+        load_arrays("cifar10", "test")
+    assert "cifar10.npz" in str(error.value)
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04 not really a zip", b"random bytes"])
+def test_corrupt_npz_names_its_path(offline, content):
+    (offline / "data" / "cifar10.npz").write_bytes(content)
+    with pytest.raises(ValueError, match=r"cifar10.npz is not a readable npz file"):
+        load_arrays("cifar10", "test")
+
+
+def test_truncated_npz_names_its_path(offline):
+    _cifar_npz(offline, np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), np.uint8))
+    path = offline / "data" / "cifar10.npz"
+    path.write_bytes(path.read_bytes()[:-5000])
+    with pytest.raises(ValueError, match="cifar10.npz"):
+        load_arrays("cifar10", "test")
+
+
+def test_npz_without_the_split_names_the_missing_array(offline):
+    np.savez(offline / "data" / "cifar10.npz", x_train=np.zeros((1, 32, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match="has no x_test or y_test array"):
+        load_arrays("cifar10", "test")
+
+
+def test_a_registered_dataset_loads_from_keras_er_data(offline):
+    from keras_er.data import DATASET_SPECS, DatasetSpec, register_dataset
+
+    register_dataset(DatasetSpec("tiny_test", (8, 8, 1), 3, (1.0,), (2.0,)))
+    try:
+        x = np.ones((5, 8, 8), np.uint8)
+        np.savez(offline / "data" / "tiny_test.npz", x_train=x, y_train=np.arange(5) % 3,
+                 x_test=x, y_test=np.arange(5) % 3)
+        images, labels = load_arrays("tiny_test", "test")
+        assert images.shape == (5, 8, 8, 1) and labels.max() == 2
+    finally:
+        del DATASET_SPECS["tiny_test"]

@@ -1,0 +1,105 @@
+"""Files that are never half-written, and folders one process at a time.
+
+`atomic_write(path)` yields a temporary path beside `path` and renames it over
+`path` only when the block finishes: a kill leaves the old file or the new one,
+never a truncated one. `folder_lock(folder)` holds an exclusive advisory lock
+(`fcntl.flock` on `<folder>/.lock`) so two exporters or two trainings cannot
+interleave their writes; it is re-entrant within a process.
+
+Example:
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> with folder_lock(folder), atomic_write(folder / "a.txt") as tmp:
+...     _ = tmp.write_text("whole")
+>>> (folder / "a.txt").read_text()
+'whole'
+"""
+
+import contextlib
+import os
+import threading
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; writes stay atomic
+    fcntl = None
+
+_held = {}  # resolved lock path -> (file handle, depth)
+_held_guard = threading.Lock()
+
+
+class FolderLockedError(RuntimeError):
+    """Another process holds the folder's lock."""
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Yield a temporary path; on success it replaces `path` in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text_atomic(path, text):
+    with atomic_write(path) as temporary:
+        temporary.write_text(text)
+
+
+@contextlib.contextmanager
+def folder_lock(folder, wait=True, purpose="in use"):
+    """Hold `<folder>/.lock` exclusively while inside.
+
+    Args:
+        folder: the folder to lock (created if missing).
+        wait: True waits for the lock; False raises `FolderLockedError` at once.
+        purpose: words for the error message ("training", "exporting").
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = str((folder / ".lock").resolve())
+    with _held_guard:
+        reentrant = key in _held
+        if reentrant:
+            handle, depth = _held[key]
+            _held[key] = (handle, depth + 1)
+    if reentrant:
+        try:
+            yield
+        finally:
+            _release(key)
+        return
+    handle = open(key, "a+")
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.close()
+            raise FolderLockedError(
+                f"{folder} is {purpose} by another process (it holds {key}); wait for it "
+                "to finish or choose another folder."
+            ) from None
+    with _held_guard:
+        _held[key] = (handle, 1)
+    try:
+        yield
+    finally:
+        _release(key)
+
+
+def _release(key):
+    with _held_guard:
+        handle, depth = _held[key]
+        if depth > 1:
+            _held[key] = (handle, depth - 1)
+            return
+        del _held[key]
+    handle.close()  # closing the file drops the flock
