@@ -233,19 +233,23 @@ def evaluate(args):
 
 
 def _record_accuracy(entry, report):
-    import re
-
     import keras
+    from keras_er.files import folder_lock
+    from keras_er.files import write_text_atomic
     from keras_er.zoo import registry
 
     backend = keras.backend.backend()
-    entry.setdefault("top1", {})[backend] = report["top1"]
-    entry.setdefault("top1_first1000", {})[backend] = report["top1_first1000"]
-    registry.write_entry(entry)
-    card = registry.zoo_root() / entry["id"] / "card.md"
-    if card.is_file():
-        line = f"- top-1 (full test set): {entry['top1']}"
-        card.write_text(re.sub(r"^- top-1.*$", line, card.read_text(), count=1, flags=re.M))
+
+    def record(current):
+        current.setdefault("top1", {})[backend] = report["top1"]
+        current.setdefault("top1_first1000", {})[backend] = report["top1_first1000"]
+
+    with folder_lock(registry.zoo_root(), purpose="being written"):
+        updated = registry.update_entry(entry["id"], record)
+        card = registry.zoo_root() / entry["id"] / "card.md"
+        if card.is_file():
+            line = f"- top-1 (full test set): {updated['top1']}"
+            write_text_atomic(card, re.sub(r"^- top-1.*$", line, card.read_text(), count=1, flags=re.M))
 
 
 def _load_run(run):

@@ -14,9 +14,13 @@ Example:
 """
 
 
+import os
+
 import numpy as np
 import keras
 
+from keras_er.files import folder_lock
+from keras_er.files import write_text_atomic
 from keras_er.masks.model_masks import leaf_layers
 from keras_er.masks.model_masks import masked_layers
 from keras_er.masks.model_masks import summary
@@ -94,8 +98,17 @@ def build(
             popup_density=popup_density,
         )
     if entry is not None:
-        load_weights(model, registry.weight_path(entry, root), sha256=entry["sha256"])
+        load_weights(
+            model, registry.weight_path(entry, root), sha256=entry["sha256"],
+            expect={"id": entry["id"], **_identity(entry)},
+        )
     return model
+
+
+def _identity(entry):
+    """What a weight file records about itself, to be checked against its index entry."""
+    keys = ("arch", "scheme", "density", "popup", "popup_density", "dataset")
+    return {key: entry.get(key) for key in keys}
 
 
 def _agree(requested, published, name, entry):
@@ -198,6 +211,8 @@ def export(
     """Write `model` as a zoo entry: weights file, sha256, card.md, index line.
 
     Returns the index entry (a dict). An entry with the same id is replaced.
+    The whole export holds the zoo folder's lock and every file is written
+    atomically, so a killed or concurrent export leaves a loadable zoo.
     """
     density = 1.0 if scheme == "dense" else validate_density(density)
     entry_id = registry.entry_id(arch, scheme, density, popup, popup_density, dataset)
@@ -215,7 +230,6 @@ def export(
         "input_shape": list(input_shape),
         "classes": int(model.outputs[0].shape[-1]),
         "seed": seed,
-        "file": f"{entry_id}/weights.npz",
         "top1": top1 or {},
         "top1_first1000": top1_first1000 or {},
         "recipe": recipe or {},
@@ -224,9 +238,22 @@ def export(
         "exported_on": keras.backend.backend(),
         "reference_logits": [[float(v) for v in row] for row in logits],
     }
-    entry["sha256"] = save_weights(model, folder / "weights.npz", metadata={"id": entry_id})
-    (folder / "card.md").write_text(_card(entry, model, notes))
-    registry.write_entry(entry, root)
+    with folder_lock(registry.zoo_root(root), purpose="being written"):
+        # A new file name per content: the entry's old file stays valid until the
+        # index (the commit point) names the new one, so a kill at any moment
+        # leaves every indexed entry loadable.
+        staged = folder / "weights.staged.npz"
+        entry["sha256"] = save_weights(
+            model, staged, metadata={"id": entry_id, **_identity(entry)}
+        )
+        name = f"weights-{entry['sha256'][:12]}.npz"
+        os.replace(staged, folder / name)
+        entry["file"] = f"{entry_id}/{name}"
+        write_text_atomic(folder / "card.md", _card(entry, model, notes))
+        registry.write_entry(entry, root)
+        for stale in folder.glob("weights*.npz"):
+            if stale.name != name:
+                stale.unlink()
     return entry
 
 
@@ -259,7 +286,7 @@ def _card(entry, model, notes):
         + (f"; popup density: {entry['popup_density']:g}" if entry["popup"] else ""),
         f"- dataset: {entry['dataset']}; input {tuple(entry['input_shape'])}, "
         f"{entry['classes']} classes; mask seed {entry['seed']}",
-        f"- weights: `weights.npz`, sha256 `{entry['sha256']}`",
+        f"- weights: `{entry['file'].split('/')[-1]}`, sha256 `{entry['sha256']}`",
         f"- exported on the {entry['exported_on']} backend",
         f"- top-1 (full test set): {entry['top1'] or 'not measured'}",
         f"- recipe: {entry['recipe'] or 'not recorded'}",

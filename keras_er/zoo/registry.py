@@ -12,6 +12,9 @@ from pathlib import Path
 
 import keras
 
+from keras_er.files import folder_lock
+from keras_er.files import write_text_atomic
+
 INDEX_VERSION = 1
 REQUIRED_FIELDS = (
     "id", "arch", "scheme", "density", "dataset", "input_shape", "classes", "file", "sha256",
@@ -57,14 +60,34 @@ def load_index(root=None):
 
 
 def write_entry(entry, root=None):
-    """Add `entry` to the index, replacing an entry with the same id."""
-    path = zoo_root(root) / "index.json"
-    entries = [e for e in load_index(root) if e["id"] != entry["id"]]
-    entries.append(entry)
-    entries.sort(key=lambda e: e["id"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"format_version": INDEX_VERSION, "entries": entries}, indent=1)
-    path.write_text(text + "\n")
+    """Add `entry` to the index, replacing an entry with the same id.
+
+    Read, change and write happen under the zoo folder's lock, and the new
+    index replaces the old one in one rename: concurrent writers lose no
+    entry and a kill never leaves a partial index.
+    """
+    folder = zoo_root(root)
+    with folder_lock(folder, purpose="being written"):
+        entries = [e for e in load_index(root) if e["id"] != entry["id"]]
+        entries.append(entry)
+        entries.sort(key=lambda e: e["id"])
+        text = json.dumps({"format_version": INDEX_VERSION, "entries": entries}, indent=1)
+        write_text_atomic(folder / "index.json", text + "\n")
+
+
+def update_entry(entry_id, change, root=None):
+    """Apply `change(entry)` to the indexed entry `entry_id` under the zoo's lock; return it.
+
+    Re-reads the index inside the lock, so concurrent updates (e.g. recording
+    each backend's accuracy at once) all land.
+    """
+    with folder_lock(zoo_root(root), purpose="being written"):
+        matches = [e for e in load_index(root) if e["id"] == entry_id]
+        if not matches:
+            raise ValueError(f"No zoo entry {entry_id!r} in {zoo_root(root)}.")
+        change(matches[0])
+        write_entry(matches[0], root)
+        return matches[0]
 
 
 def entry_id(arch, scheme, density=None, popup=False, popup_density=None, dataset="cifar10"):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
+from keras_er.files import atomic_write
 from keras_er.layers import popup as popup_lib
 from keras_er.layers.masked_layer import MaskedLayer
 from keras_er.masks.model_masks import leaf_layers
@@ -45,6 +46,8 @@ def save_weights(model, path, metadata=None):
             "shape": list(value.shape),
             "dtype": str(value.dtype),
         }
+        if value.dtype.kind == "V":  # npz keeps ml_dtypes (bfloat16, ...) as raw bytes
+            value = value.astype(np.float32)  # exact for every narrower float
         record.update(_encode(layer, variable, value, arrays, index))
         records.append(record)
     manifest = {
@@ -54,18 +57,21 @@ def save_weights(model, path, metadata=None):
         "metadata": metadata or {},
     }
     arrays[MANIFEST_KEY] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
-    return sha256_of(path)
+    with atomic_write(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        digest = sha256_of(temporary)
+    return digest
 
 
-def load_weights(model, path, sha256=None):
+def load_weights(model, path, sha256=None, expect=None):
     """Load a compact weight file into `model`, checking `sha256` first.
 
     Everything is read, checked and decoded before any variable changes, so a
     corrupt, truncated or mismatched file leaves the model as it was.
+    `expect` (e.g. `{"id": ...}`) must agree with the file's own metadata
+    wherever the file records that key: a file swapped for another entry's is
+    refused even when its checksum was updated with it.
 
     Raises:
         ValueError: the checksum differs, the file is not a keras_er weight
@@ -84,6 +90,7 @@ def load_weights(model, path, sha256=None):
                 "was not loaded."
             )
     manifest, arrays = _read(path)
+    _check_metadata(manifest.get("metadata", {}), expect or {}, path)
     pairs = _layer_variables(model)
     _check_matches(manifest["variables"], pairs, path)
     decoded = _decode_all(manifest["variables"], arrays, path)
@@ -142,6 +149,16 @@ def _read(path):
             f"versions up to {FORMAT_VERSION}. Upgrade keras_er to load it."
         )
     return manifest, arrays
+
+
+def _check_metadata(metadata, expect, path):
+    differing = {
+        key: (metadata[key], value) for key, value in expect.items()
+        if key in metadata and metadata[key] != value
+    }
+    if differing:
+        details = "; ".join(f"{k}: file has {have!r}, expected {want!r}" for k, (have, want) in differing.items())
+        raise ValueError(f"{path} is not the requested weights ({details}); it was not loaded.")
 
 
 def _check_matches(records, pairs, path):
