@@ -17,6 +17,7 @@ Example:
 """
 
 import contextlib
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -32,6 +33,15 @@ _held_guard = threading.Lock()
 
 class FolderLockedError(RuntimeError):
     """Another process holds the folder's lock."""
+
+
+def sha256_of(path):
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -80,13 +80,20 @@ def main(argv=None):
     args.argv = argv  # recorded as the command that reproduces a run
     if args.backend:
         _switch_backend(args.backend, argv)
+    from keras_er.files import FolderLockedError
+
+    commands = {"train": train, "evaluate": evaluate, "export": export, "list": list_zoo,
+                "bench": run_benchmarks}
     try:
-        return {"train": train, "evaluate": evaluate, "export": export, "list": list_zoo,
-                "bench": run_benchmarks}[
-            args.command
-        ](args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"keras-er {args.command}: error: {error}", file=sys.stderr)
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        hint = " (continue it with the same command and --resume)" if args.command == "train" else ""
+        print(f"keras-er {args.command}: interrupted{hint}.", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, FolderLockedError) as error:
+        # One line, no traceback: bad settings, missing/corrupt/unwritable files.
+        message = str(error).replace("\n", " ") or type(error).__name__
+        print(f"keras-er {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 
@@ -116,6 +123,9 @@ def train(args):
     import keras
     from keras_er import data
     from keras_er import training
+    from keras_er.files import folder_lock
+    from keras_er.files import write_text_atomic
+    from keras_er.training.fit import check_run_folder
 
     out = Path(args.out)
     config = {
@@ -123,39 +133,64 @@ def train(args):
         "popup": args.popup, "popup_density": args.popup_density,
         "dataset": args.dataset, "seed": args.seed, "limit": args.limit,
     }
-    if args.resume:
-        saved = json.loads((out / "config.json").read_text())
-        if {k: saved[k] for k in config} != config:
-            raise ValueError(f"--resume with other settings than the run in {out}: {saved}")
+    from keras_er.masks.schemes import validate_density
+
+    if args.scheme != "dense":
+        validate_density(args.density)  # before the run folder is created
+    if args.popup and args.scheme == "dense":
+        raise ValueError("--popup needs a sparse --scheme (erk, uniform, ...): popup selects "
+                         "weights inside an ER mask, and a dense model has none.")
     recipe = training.Recipe(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
         weight_decay=args.weight_decay, seed=args.seed, label_smoothing=args.label_smoothing,
         warmup_epochs=min(1, args.epochs - 1) if args.warmup_epochs is None else args.warmup_epochs,
     )
-    # Masks are seeded on their own; this seeds the kernel initialisers, so the
-    # command in the card rebuilds the same initial model (on the same backend).
-    keras.utils.set_random_seed(args.seed)
-    model = _build(config)
-    train_data = data.load(args.dataset, "train", args.batch_size, seed=args.seed, limit=args.limit)
-    test_data = data.load(args.dataset, "test", 256)
-    if not args.resume:
-        out.mkdir(parents=True, exist_ok=True)
-        config.update(command="keras-er " + shlex.join(args.argv), backend=keras.backend.backend())
-        (out / "config.json").write_text(json.dumps(config, indent=1))
-    start = time.perf_counter()
-    history = training.fit(
-        model, train_data, recipe, validation=test_data, out_dir=out, resume=args.resume,
-    )
-    model.save_weights(str(out / "model.weights.h5"))
-    summary = {
-        "backend": keras.backend.backend(),
-        "wall_seconds_this_session": time.perf_counter() - start,
-        "final": {k: v[-1] for k, v in history.history.items()},
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    _plot_curves(out)
+    with folder_lock(out, wait=False, purpose="training"):
+        _check_config(out, config, args.resume)
+        check_run_folder(out, recipe, args.resume)  # before anything is written
+        # Masks are seeded on their own; this seeds the kernel initialisers, so the
+        # command in the card rebuilds the same initial model (on the same backend).
+        keras.utils.set_random_seed(args.seed)
+        model = _build(config)
+        train_data = data.load(args.dataset, "train", args.batch_size, seed=args.seed,
+                               limit=args.limit)
+        test_data = data.load(args.dataset, "test", 256)
+        if not args.resume:
+            config.update(command="keras-er " + shlex.join(args.argv),
+                          backend=keras.backend.backend())
+            write_text_atomic(out / "config.json", json.dumps(config, indent=1))
+        start = time.perf_counter()
+        history = training.fit(
+            model, train_data, recipe, validation=test_data, out_dir=out, resume=args.resume,
+        )
+        temporary = out / f".tmp-{os.getpid()}.weights.h5"
+        model.save_weights(str(temporary))
+        os.replace(temporary, out / "model.weights.h5")
+        summary = {
+            "backend": keras.backend.backend(),
+            "wall_seconds_this_session": time.perf_counter() - start,
+            "final": {k: v[-1] for k, v in history.history.items()},
+        }
+        write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
+        _plot_curves(out)
     print(json.dumps(summary["final"], indent=1))
     return 0
+
+
+def _check_config(out, config, resume):
+    path = out / "config.json"
+    if not resume:
+        if path.exists():
+            raise ValueError(f"{out} already holds a run (config.json); pass --resume to continue "
+                             "it, or choose another --out.")
+        return
+    if not path.is_file():
+        raise ValueError(f"--resume: {out} holds no run to continue (no config.json).")
+    saved = json.loads(path.read_text())
+    differing = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
+    if differing:
+        details = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in differing.items())
+        raise ValueError(f"--resume with other settings than the run in {out}: {details}.")
 
 
 def _plot_curves(out):
@@ -265,6 +300,7 @@ def export(args):
     import keras
     from keras_er import zoo
     from keras_er.data.specs import get_spec
+    from keras_er.files import atomic_write
 
     run = Path(args.run)
     config, model = _load_run(run)
@@ -288,17 +324,25 @@ def export(args):
         "epochs slowed by a pause or by another job for part of the run)."
         + ("\n\n![learning curves](curves.png)" if curves.is_file() else "")
     )
+    backend = keras.backend.backend()
+    # Records hold only what was measured: a --limit evaluation is not a top-1.
+    full = args.limit is None or args.limit >= 10_000
+    first1000 = args.limit is None or args.limit >= 1000
+    if not full:
+        notes += (f"\n\nNot a published accuracy: evaluated on the first {report['images']} "
+                  "test images only (export --limit).")
     entry = zoo.export(
         model, config["model"], config["scheme"], config["density"],
         dataset=config["dataset"], seed=config["seed"], popup=config["popup"],
         popup_density=config["popup_density"] if config["popup"] else None,
-        top1={keras.backend.backend(): report["top1"]}, recipe=recipe, notes=notes,
+        top1={backend: report["top1"]} if full else {}, recipe=recipe, notes=notes,
         train_seconds=round(train_seconds, 1),
-        top1_first1000={keras.backend.backend(): report["top1_first1000"]},
+        top1_first1000={backend: report["top1_first1000"]} if first1000 else {},
         root=args.root,
     )
     if curves.is_file():
-        shutil.copyfile(curves, zoo.registry.zoo_root(args.root) / entry["id"] / "curves.png")
+        with atomic_write(zoo.registry.zoo_root(args.root) / entry["id"] / "curves.png") as tmp:
+            shutil.copyfile(curves, tmp)
     print(f"exported {entry['id']} (sha256 {entry['sha256'][:12]}, top-1 {report['top1']:.4f})")
     return 0
 

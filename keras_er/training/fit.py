@@ -6,8 +6,11 @@ from pathlib import Path
 
 import keras
 
+from keras_er.files import folder_lock
+from keras_er.files import write_text_atomic
 from keras_er.masks import masked_layers
 from keras_er.sparsify import freeze_normalization_affine
+from keras_er.training import checkpoint
 from keras_er.training.recipe import Recipe
 
 
@@ -47,48 +50,96 @@ def fit(model, train, recipe=None, validation=None, out_dir=None, resume=False,
         verbose="auto", callbacks=()):
     """Train `model` on `train` (a `keras_er.data.ImageBatches`) with `recipe`.
 
-    With `out_dir`, the run keeps a backup each epoch (`BackupAndRestore`),
-    a per-epoch `log.csv` and `recipe.json`; `resume=True` continues a run
-    that stopped, from its last finished epoch, with the same batches it
-    would have seen. Without `resume`, an `out_dir` holding a run is refused.
-    A model with popup layers trains only its scores: normalization
-    scale/offset are frozen here too (a reloaded `.keras` file forgets that).
+    With `out_dir`, the run keeps a checked backup each epoch (the previous one
+    too), a per-epoch `log.csv` and `recipe.json`, and holds the folder's lock
+    while it trains. `resume=True` continues a run that stopped, from its last
+    good backup, with the same batches it would have seen; the recipe must be
+    the run's own. Without `resume`, an `out_dir` holding a run is refused
+    before anything is written. A model with popup layers trains only its
+    scores: normalization scale/offset are frozen here too (a reloaded
+    `.keras` file forgets that).
 
     Returns:
         The Keras `History`.
+
+    Raises:
+        ValueError: a run folder that holds a run (without `resume`), a resume
+            with another recipe, or backups that cannot be loaded.
+        keras_er.files.FolderLockedError: another process trains in `out_dir`.
     """
     recipe = recipe or Recipe()
+    if out_dir is None:
+        _prepare(model, train, recipe)
+        return _fit(model, train, recipe, validation, verbose, list(callbacks), 0)
+    out = Path(out_dir)
+    with folder_lock(out, wait=False, purpose="training"):
+        check_run_folder(out, recipe, resume)
+        _prepare(model, train, recipe)
+        extra = list(callbacks)
+        initial_epoch = checkpoint.restore(model, out / "backup") if resume else 0
+        if resume:
+            _keep_log_rows(out / "log.csv", initial_epoch)
+        write_text_atomic(out / "recipe.json", json.dumps(recipe.to_dict(), indent=1))
+        extra += [
+            checkpoint.EpochBackup(out / "backup"),
+            keras.callbacks.CSVLogger(str(out / "log.csv"), append=initial_epoch > 0),
+        ]
+        return _fit(model, train, recipe, validation, verbose, extra, initial_epoch)
+
+
+def check_run_folder(out, recipe, resume):
+    """Refuse a folder that holds a run (without resume) or a resume with another recipe."""
+    out = Path(out)
+    markers = [name for name in RUN_FILES if (out / name).exists()]
+    if markers and not resume:
+        raise ValueError(
+            f"{out} already holds a run ({', '.join(markers)}); pass resume=True (CLI: "
+            "--resume) to continue it, or choose another output folder."
+        )
+    saved_path = out / "recipe.json"
+    if resume and saved_path.is_file():
+        saved = json.loads(saved_path.read_text())
+        wanted = recipe.to_dict()
+        differing = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
+        if differing:
+            details = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in differing.items())
+            raise ValueError(
+                f"Resuming {out} with another recipe ({details}): a resumed run must keep "
+                "its recipe. Start a new run folder for other settings."
+            )
+
+
+# What `fit` leaves in a run folder (the CLI adds config.json and summary.json).
+RUN_FILES = ("recipe.json", "log.csv", "backup", "model.weights.h5")
+
+
+def _prepare(model, train, recipe):
+    """Freeze popup models' normalization affine, compile with the recipe, build."""
     if any(layer.popup for layer in masked_layers(model)):
         freeze_normalization_affine(model)
-    steps = len(train)
-    compile_for_training(model, recipe, steps)
-    all_callbacks = [_EpochSetter(train), _EpochTimer(), *callbacks]
-    if out_dir is not None:
-        out = Path(out_dir)
-        backup = out / "backup"
-        if backup.exists() and not resume:
-            raise ValueError(
-                f"{out} already holds a run; pass resume=True (CLI: --resume) to "
-                "continue it, or choose another output folder."
-            )
-        out.mkdir(parents=True, exist_ok=True)
-        # Keras draws a batch to build the model before the first
-        # on_epoch_begin, so the data must already be at the resumed epoch.
-        metadata = backup / "training_metadata.json"
-        if resume and metadata.is_file():
-            train.set_epoch(json.loads(metadata.read_text())["epoch"])
-        (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=1))
-        all_callbacks += [
-            keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
-            keras.callbacks.CSVLogger(str(out / "log.csv"), append=resume),
-        ]
+    compile_for_training(model, recipe, len(train))
     if not model.built:
         model(train[0][0][:1])
+
+
+def _fit(model, train, recipe, validation, verbose, extra, initial_epoch):
+    # Keras draws a batch to build the model before the first on_epoch_begin,
+    # so the data must already be at the starting epoch.
+    train.set_epoch(initial_epoch)
     return model.fit(
         train,
         epochs=recipe.epochs,
+        initial_epoch=initial_epoch,
         validation_data=validation,
         shuffle=False,  # the data shuffles itself, from (seed, epoch)
-        callbacks=all_callbacks,
+        callbacks=[_EpochSetter(train), _EpochTimer(), *extra],
         verbose=verbose,
     )
+
+
+def _keep_log_rows(log, epochs):
+    """Drop log rows of epochs after the restored backup (they will be trained again)."""
+    if not log.is_file():
+        return
+    lines = log.read_text().splitlines(keepends=True)
+    write_text_atomic(log, "".join(lines[: 1 + epochs]))

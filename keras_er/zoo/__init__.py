@@ -77,6 +77,9 @@ def build(
         raise ValueError(
             f"`pretrained` must be True, None or a dataset name; got {pretrained!r}."
         )
+    if scheme == "dense" and popup:
+        raise ValueError("`popup=True` needs a sparse `scheme`: popup selects weights inside "
+                         "an ER mask, and a dense model has none.")
     density = 1.0 if scheme == "dense" else validate_density(density)
     entry = None
     if pretrained is not None:

@@ -8,7 +8,6 @@ that seed. Other variables (biases, BatchNorm) are stored as they are. A
 density-0.1 ResNet20 file is about 0.13x its dense `.weights.h5`.
 """
 
-import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 from keras import ops
 
 from keras_er.files import atomic_write
+from keras_er.files import sha256_of
 from keras_er.layers import popup as popup_lib
 from keras_er.layers.masked_layer import MaskedLayer
 from keras_er.masks.model_masks import leaf_layers
@@ -24,14 +24,6 @@ from keras_er.masks.model_masks import leaf_layers
 FORMAT = "keras_er.sparse-weights"
 FORMAT_VERSION = 1
 MANIFEST_KEY = "__manifest__"
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_weights(model, path, metadata=None):

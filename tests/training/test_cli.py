@@ -92,3 +92,74 @@ def test_python_dash_m_and_backend_switch(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "No zoo weights are published yet." in result.stdout
+
+
+TRAIN = ["train", "--model", "resnet20", "--epochs", "1", "--batch-size", "100"]
+
+
+def test_train_into_a_run_folder_is_refused_before_anything_is_written(tiny_cifar, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main(TRAIN + ["--out", str(run)]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert cli.main(TRAIN + ["--scheme", "uniform", "--density", "0.05", "--out", str(run)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_resume_with_another_recipe_is_refused(tiny_cifar, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main(TRAIN + ["--out", str(run)]) == 0
+    recipe = (run / "recipe.json").read_text()
+    assert cli.main(TRAIN + ["--lr", "0.05", "--out", str(run), "--resume"]) == 2
+    assert "another recipe (learning_rate 0.1 -> 0.05)" in capsys.readouterr().err
+    assert (run / "recipe.json").read_text() == recipe
+
+
+def test_resume_without_a_run_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(TRAIN + ["--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "holds no run to continue" in capsys.readouterr().err
+
+
+def test_dense_popup_is_refused(tmp_path, capsys):
+    assert cli.main(TRAIN + ["--scheme", "dense", "--popup", "--out", str(tmp_path / "r")]) == 2
+    assert "--popup needs a sparse --scheme" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_export_with_limit_records_no_top1(tiny_cifar, tmp_path, capsys):
+    run, root = tmp_path / "run", tmp_path / "zoo"
+    assert cli.main(TRAIN + ["--out", str(run)]) == 0
+    assert cli.main(["export", str(run), "--root", str(root), "--limit", "64"]) == 0
+    (entry,) = json.loads((root / "index.json").read_text())["entries"]
+    assert entry["top1"] == {} and entry["top1_first1000"] == {}
+    card = (root / entry["id"] / "card.md").read_text()
+    assert "top-1 (full test set): not measured" in card
+    assert "evaluated on the first 64 test images only" in card
+
+
+@pytest.mark.parametrize(
+    "problem, message",
+    [
+        ("interrupt", "interrupted (continue it with the same command and --resume)"),
+        ("unwritable", "error: [Errno 20] Not a directory"),
+        ("corrupt data", "cifar10.npz is not a readable npz file"),
+    ],
+)
+def test_cli_failures_end_with_one_line(tiny_cifar, tmp_path, capsys, monkeypatch, problem, message):
+    out = tmp_path / "run"
+    if problem == "interrupt":
+        from keras_er import training
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(training, "fit", interrupted)
+    elif problem == "unwritable":
+        (tmp_path / "a_file").write_text("")
+        out = tmp_path / "a_file" / "run"
+    else:
+        (tiny_cifar / "cifar10.npz").write_bytes(b"not an npz")
+    code = cli.main(TRAIN + ["--out", str(out)])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == (130 if problem == "interrupt" else 2)
+    assert len(error) == 1 and message in error[0], error

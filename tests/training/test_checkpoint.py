@@ -1,0 +1,111 @@
+"""Run-folder backups: checked, the previous epoch kept, damaged files named, old runs restored."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from keras_er import training
+from keras_er.files import FolderLockedError
+from keras_er.training import checkpoint
+from keras_er.training.fit import _EpochSetter
+from keras_er.training.fit import _prepare
+from keras_er.training.recipe import Recipe
+from tests.helpers import masked_cnn
+from tests.helpers import to_numpy
+from tests.training.test_fit import StopAt
+from tests.training.test_fit import synthetic
+
+RECIPE = Recipe(epochs=3, warmup_epochs=1, learning_rate=0.05)
+
+
+def interrupted_run(folder, stop_at=2):
+    model = masked_cnn(seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(model, synthetic(), RECIPE, out_dir=folder, verbose=0, callbacks=[StopAt(stop_at)])
+    return json.loads((folder / "backup" / "state.json").read_text())
+
+
+def test_backups_keep_the_latest_and_the_previous_epoch(tmp_path):
+    state = interrupted_run(tmp_path)
+    assert state["latest"]["epoch"] == 2 and state["previous"]["epoch"] == 1
+    files = sorted(p.name for p in (tmp_path / "backup").glob("*.weights.h5"))
+    assert files == ["epoch-0001.weights.h5", "epoch-0002.weights.h5"]
+
+
+def test_a_damaged_latest_backup_resumes_from_the_previous_epoch(tmp_path):
+    state = interrupted_run(tmp_path)
+    latest = tmp_path / "backup" / state["latest"]["file"]
+    latest.write_bytes(latest.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match=r"Resuming from epoch 1 .*epoch-0002.weights.h5 is damaged"):
+        history = training.fit(masked_cnn(seed=3), synthetic(), RECIPE, out_dir=tmp_path,
+                               resume=True, verbose=0)
+    assert len(history.history["loss"]) == 2  # epochs 2 and 3 ran again
+    rows = (tmp_path / "log.csv").read_text().strip().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]  # no duplicated epoch
+
+
+def test_no_loadable_backup_is_a_clear_error_naming_the_files(tmp_path):
+    state = interrupted_run(tmp_path)
+    for key in ("latest", "previous"):
+        (tmp_path / "backup" / state[key]["file"]).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"No backup .*epoch-0002.weights.h5 is damaged.*epoch-0001"):
+        training.fit(masked_cnn(), synthetic(), RECIPE, out_dir=tmp_path, resume=True, verbose=0)
+
+
+def test_resume_refuses_another_recipe_and_keeps_the_record(tmp_path):
+    interrupted_run(tmp_path)
+    before = (tmp_path / "recipe.json").read_text()
+    other = Recipe(epochs=3, warmup_epochs=1, learning_rate=0.1)
+    with pytest.raises(ValueError, match=r"another recipe \(learning_rate 0.05 -> 0.1\)"):
+        training.fit(masked_cnn(), synthetic(), other, out_dir=tmp_path, resume=True, verbose=0)
+    assert (tmp_path / "recipe.json").read_text() == before
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time
+            from keras_er.files import folder_lock
+            with folder_lock({str(tmp_path)!r}):
+                print("held", flush=True)
+                time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderLockedError, match="training by another process"):
+            training.fit(masked_cnn(), synthetic(), RECIPE, out_dir=tmp_path, verbose=0)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_run_backed_up_by_keras_backup_and_restore_still_resumes(tmp_path):
+    """Runs started before keras_er kept its own backups (Keras' BackupAndRestore files)."""
+    reference = masked_cnn(seed=0)
+    start = [to_numpy(w) for w in reference.weights]
+    training.fit(reference, synthetic(), RECIPE, verbose=0)
+
+    old = masked_cnn(seed=0)
+    for w, value in zip(old.weights, start):
+        w.assign(value)
+    data = synthetic()
+    _prepare(old, data, RECIPE)  # compiled as keras_er compiles
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
+    with pytest.raises(KeyboardInterrupt):
+        old.fit(data, epochs=3, shuffle=False, verbose=0,
+                callbacks=[_EpochSetter(data), backup, StopAt(2)])
+    (tmp_path / "recipe.json").write_text(json.dumps(RECIPE.to_dict()))
+    assert checkpoint.has_backup(tmp_path / "backup")
+    resumed = masked_cnn(seed=5)
+    history = training.fit(resumed, synthetic(), RECIPE, out_dir=tmp_path, resume=True, verbose=0)
+    assert len(history.history["loss"]) == 1
+    for a, b in zip(reference.weights, resumed.weights):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b), err_msg=a.path)
