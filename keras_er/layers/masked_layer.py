@@ -82,7 +82,7 @@ class MaskedLayer(keras.layers.Layer):
             name="kernel",
             shape=shape,
             initializer=kernel_init,
-            regularizer=None if self.popup else self.kernel_regularizer,
+            regularizer=None if self.popup else self._masked_regularizer(),
             constraint=self.kernel_constraint,
             trainable=not self.popup,
         )
@@ -104,6 +104,17 @@ class MaskedLayer(keras.layers.Layer):
         self.fan_in = fan_in
         self.resolved_seed = seed  # the seed actually used, also when `seed` is None
         self._zero_outside_mask()
+
+    def _masked_regularizer(self):
+        """The kernel regularizer applied to `kernel * mask`.
+
+        Regularizing the raw kernel would push masked entries off zero where
+        the penalty's gradient at 0 is not 0 (L1 on JAX: d|w|/dw = 1 at 0).
+        """
+        regularizer = self.kernel_regularizer
+        if regularizer is None:
+            return None
+        return lambda kernel: regularizer(kernel * ops.cast(self.mask, kernel.dtype))
 
     def _zero_outside_mask(self):
         # Masked kernel entries (and popup scores) get zero gradient, so once
@@ -134,12 +145,15 @@ class MaskedLayer(keras.layers.Layer):
             )
         return kernel
 
-    def assign_mask(self, mask):
+    def assign_mask(self, mask, optimizer=None):
         """Set the 0/1 mask (numpy or tensor of the kernel's shape).
 
         Outside popup mode the kernel is multiplied by the mask, so masked
         weights are exactly zero in the stored kernel too; in popup mode the
         frozen kernel is kept and the scores outside the mask are zeroed.
+        With a built `optimizer`, its slots for the kernel (or scores) -
+        momentum, Adam moments, the EMA average - are zeroed outside the mask
+        too, so momentum cannot carry masked weights off zero.
         """
         if not self.built:
             raise ValueError(
@@ -160,6 +174,17 @@ class MaskedLayer(keras.layers.Layer):
             )
         self.mask.assign(mask.astype(self.mask.dtype))
         self._zero_outside_mask()
+        self._zero_optimizer_slots(optimizer, mask)
+
+    def _zero_optimizer_slots(self, optimizer, mask):
+        if optimizer is None or not getattr(optimizer, "built", False):
+            return
+        trained = self.scores if self.popup else self.kernel
+        # Keras names a slot `<variable path with / as _>_<slot name>`.
+        prefix = trained.path.replace("/", "_") + "_"
+        for slot in optimizer.variables:
+            if slot.name.startswith(prefix) and tuple(slot.shape) == tuple(trained.shape):
+                slot.assign(slot * ops.cast(mask, slot.dtype))
 
     def active_mask(self):
         """Numpy 0/1 array of the weights the forward pass really uses."""

@@ -36,6 +36,9 @@ def assign(
 ):
     """Draw new ER masks for every masked layer of a built `model`.
 
+    Masked kernel entries are set to zero, and so are the compiled optimizer's
+    slots for them (momentum, moments, EMA), so training on keeps them zero.
+
     Per-layer densities come from `layer_densities(shapes, density, scheme)`
     over all masked layers in network order; masks from
     `sample_masks(..., seed, method)`. Everything is validated and sampled
@@ -63,8 +66,9 @@ def assign(
     dense = _dense_layer_indices(dense_layers, layers)
     densities = layer_densities(shapes, density, scheme, dense_layers=dense)
     masks = sample_masks(shapes, densities, seed, method, repair_flow)
+    optimizer = getattr(model, "optimizer", None)  # its slots are zeroed outside the masks
     for layer, mask in zip(layers, masks):
-        layer.assign_mask(mask)
+        layer.assign_mask(mask, optimizer=optimizer)
     return densities
 
 
