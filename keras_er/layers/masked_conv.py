@@ -32,6 +32,14 @@ def _data_format(value):
     return value
 
 
+def _conv_length(length, kernel, stride, dilation, padding):
+    if length is None:
+        return None
+    if padding == "same":
+        return -(-length // stride)
+    return (length - dilation * (kernel - 1) - 1) // stride + 1
+
+
 class _MaskedConvBase(MaskedLayer):
     """Shared arguments and `call` of the masked 2D convolutions.
 
@@ -86,6 +94,18 @@ class _MaskedConvBase(MaskedLayer):
         )
         return self._apply_bias_and_activation(outputs, self.channel_axis)
 
+    def compute_output_shape(self, input_shape):
+        """`(batch, rows, cols, out_channels)` (channels_first: channels second)."""
+        spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        spatial = [
+            _conv_length(input_shape[axis], k, s, d, self.padding)
+            for axis, k, s, d in zip(spatial_axes, self.kernel_size, self.strides, self.dilation_rate)
+        ]
+        channels = self.output_channels(input_shape[self.channel_axis])
+        if self.data_format == "channels_last":
+            return (input_shape[0], *spatial, channels)
+        return (input_shape[0], channels, *spatial)
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -126,6 +146,9 @@ class MaskedConv2D(_MaskedConvBase):
             )
         self.filters = filters
         self.groups = groups
+
+    def output_channels(self, input_channels):
+        return self.filters
 
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
@@ -192,6 +215,9 @@ class MaskedDepthwiseConv2D(_MaskedConvBase):
         shape = self.kernel_size + (channels, self.depth_multiplier)
         self._add_kernel(shape, fan_in=self.kernel_size[0] * self.kernel_size[1])
         self._add_bias(channels * self.depth_multiplier)
+
+    def output_channels(self, input_channels):
+        return input_channels * self.depth_multiplier
 
     def get_config(self):
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier}

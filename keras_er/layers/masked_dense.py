@@ -69,6 +69,7 @@ class MaskedDense(MaskedLayer):
             raise ValueError(f"`units` must be a positive integer; got {units!r}.")
         self.units = units
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
+        self.supports_masking = True  # as keras.layers.Dense: an incoming mask passes through
 
     def build(self, input_shape):
         in_features = input_shape[-1]
