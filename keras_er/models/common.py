@@ -1,7 +1,14 @@
-"""Building blocks shared by the architectures (channels_last)."""
+"""Building blocks shared by the architectures.
+
+Every spatial layer is built `channels_last` explicitly: inputs are
+(height, width, channels) whatever `keras.config.image_data_format()` says,
+so a model (and a zoo file) is the same network under either global setting.
+"""
 
 import keras
 from keras import layers
+
+LAYOUT = "channels_last"
 
 
 def conv_bn(x, filters, kernel_size, strides=1, name=None, relu=True):
@@ -13,6 +20,7 @@ def conv_bn(x, filters, kernel_size, strides=1, name=None, relu=True):
         padding="same",
         use_bias=False,
         kernel_initializer="he_normal",
+        data_format=LAYOUT,
         name=f"{name}_conv",
     )(x)
     x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
@@ -20,7 +28,7 @@ def conv_bn(x, filters, kernel_size, strides=1, name=None, relu=True):
 
 
 def classifier(x, classes, name="head"):
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.GlobalAveragePooling2D(data_format=LAYOUT, name="pool")(x)
     return layers.Dense(classes, name=name)(x)
 
 

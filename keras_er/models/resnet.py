@@ -7,6 +7,7 @@ Shortcuts that change shape are 1x1 projection conv + BN.
 import keras
 from keras import layers
 
+from keras_er.models.common import LAYOUT
 from keras_er.models.common import check_arguments
 from keras_er.models.common import classifier
 from keras_er.models.common import conv_bn
@@ -44,7 +45,7 @@ def resnet(depth, input_shape=(32, 32, 3), classes=10, imagenet_stem=False):
     inputs = model_input(input_shape)
     if imagenet_stem:
         x = conv_bn(inputs, 64, 7, 2, name="stem")
-        x = layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)
+        x = layers.MaxPooling2D(3, 2, padding="same", data_format=LAYOUT, name="stem_pool")(x)
     else:
         x = conv_bn(inputs, 64, 3, name="stem")
     for stage, (blocks, filters) in enumerate(zip(STAGES[depth], (64, 128, 256, 512))):

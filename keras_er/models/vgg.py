@@ -7,6 +7,7 @@ Dense classifier (512 -> classes), as is usual for 32x32 inputs.
 import keras
 from keras import layers
 
+from keras_er.models.common import LAYOUT
 from keras_er.models.common import check_arguments
 from keras_er.models.common import classifier
 from keras_er.models.common import conv_bn
@@ -41,7 +42,7 @@ def vgg(depth, input_shape=(32, 32, 3), classes=10):
     conv_index = 0
     for item in CONFIGS[depth]:
         if item == "M":
-            x = layers.MaxPooling2D(2, name=f"pool{conv_index}")(x)
+            x = layers.MaxPooling2D(2, data_format=LAYOUT, name=f"pool{conv_index}")(x)
         else:
             conv_index += 1
             x = conv_bn(x, item, 3, name=f"block{conv_index}")

@@ -163,3 +163,19 @@ def test_cli_failures_end_with_one_line(tiny_cifar, tmp_path, capsys, monkeypatc
     error = capsys.readouterr().err.strip().splitlines()
     assert code == (130 if problem == "interrupt" else 2)
     assert len(error) == 1 and message in error[0], error
+
+
+def test_the_same_command_trains_the_same_model(tiny_cifar, tmp_path):
+    import h5py
+
+    weights = []
+    for name in ("a", "b"):
+        assert cli.main(TRAIN + ["--out", str(tmp_path / name)]) == 0
+        with h5py.File(tmp_path / name / "model.weights.h5") as handle:
+            arrays = []
+            handle.visititems(lambda key, item: arrays.append((key, item[()]))
+                              if isinstance(item, h5py.Dataset) else None)
+        weights.append(arrays)
+    assert [k for k, _ in weights[0]] == [k for k, _ in weights[1]] and weights[0]
+    for (key, first), (_, second) in zip(*weights):
+        np.testing.assert_array_equal(first, second, err_msg=key)

@@ -89,3 +89,18 @@ def test_readme_zoo_table_is_generated_from_the_index():
     text = readme.read_text()
     table = text.split("<!-- zoo-table -->\n")[1].split("<!-- /zoo-table -->")[0]
     assert table == report.markdown_table(), "run `keras-er list --markdown` and paste it"
+
+
+def test_the_flagship_is_the_same_network_under_channels_first():
+    import keras
+
+    entry = next(e for e in ENTRIES if e["id"] == "resnet20_erk_d0.1_cifar10")
+    previous = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        model = load(entry)
+    finally:
+        keras.config.set_image_data_format(previous)
+    batch = zoo.reference_batch(tuple(entry["input_shape"]))
+    logits = to_numpy(model(batch, training=False))
+    assert np.abs(logits - np.array(entry["reference_logits"])).max() < 1e-4
