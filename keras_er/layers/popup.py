@@ -12,6 +12,8 @@ import numpy as np
 import keras
 from keras import ops
 
+from keras_er.backend_helpers import is_tracing
+
 _ABOVE_INF_BITS = 0x7F800001  # int32 pattern just above float32 +inf
 
 
@@ -54,13 +56,19 @@ def _top_k_positions(values, k):
         tie_rank = ops.cumsum(ops.cast(tied, "int32"))
         return ops.logical_or(above, ops.logical_and(tied, tie_rank <= slots_for_ties))
 
+    if is_tracing():  # torch.compile/export: no data-dependent branch (same result)
+        return break_ties()
     no_ties = ops.cast(ops.count_nonzero(at_least), "int32") == k
     return ops.cond(no_ties, lambda: at_least, break_ties)
 
 
+def _eager_torch():
+    return keras.backend.backend() == "torch" and not is_tracing()
+
+
 def _kth_largest(values, k):
     """The k-th largest of the flat float32 `values` (found exactly)."""
-    if keras.backend.backend() == "torch":
+    if _eager_torch():
         # Eager: a quickselect (top_k) is ~8x faster than a sort and than 31
         # counting passes.
         return ops.min(ops.top_k(values, int(k), sorted=False)[0])

@@ -137,3 +137,17 @@ def test_score_mask_keeps_exactly_k_and_breaks_ties_by_position(fraction, expect
     scores = np.array([3.0, 2.0, 2.0, -2.0, 1.0, 9.0], np.float32)
     mask = np.array([1, 1, 1, 1, 1, 0], np.float32)  # the 9.0 is outside the ER mask
     np.testing.assert_array_equal(to_numpy(popup.score_mask(scores, mask, fraction)), expected)
+
+
+def test_torch_export_of_a_popup_model_keeps_its_outputs():
+
+    if keras.backend.backend() != "torch":
+        pytest.skip("torch.export is torch's")
+    import torch
+
+    model = masked_cnn(popup=True)
+    x = torch.tensor(images()[0])
+    exported = torch.export.export(model, (x,), strict=False)
+    np.testing.assert_array_equal(
+        exported.module()(x).detach().cpu().numpy(), to_numpy(model(x))
+    )
