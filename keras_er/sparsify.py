@@ -1,23 +1,29 @@
 """`sparsify`: any Functional or Sequential Keras model -> an ER-sparse copy."""
 
 import inspect
+import warnings
 
 import numpy as np
 import keras
 
+from keras_er.layers import MaskedConv1D
 from keras_er.layers import MaskedConv2D
+from keras_er.layers import MaskedConv3D
 from keras_er.layers import MaskedDense
 from keras_er.layers import MaskedDepthwiseConv2D
 from keras_er.layers import MaskedLayer
 from keras_er.masks.model_masks import assign
 from keras_er.masks.model_masks import leaf_layers
+from keras_er.masks.model_masks import unmasked_kernels
 from keras_er.masks.schemes import validate_density
 from keras_er.masks.schemes import validate_scheme
 
 # Exact types only: a user's subclass of Dense may change `call`.
 REPLACEMENTS = {
     keras.layers.Dense: MaskedDense,
+    keras.layers.Conv1D: MaskedConv1D,
     keras.layers.Conv2D: MaskedConv2D,
+    keras.layers.Conv3D: MaskedConv3D,
     keras.layers.DepthwiseConv2D: MaskedDepthwiseConv2D,
 }
 _BASE_LAYER_ARGS = {"name", "trainable", "dtype", "activity_regularizer", "autocast"}
@@ -164,6 +170,7 @@ def _select_layers(model, include, exclude):
         for name in maskable
         if (include is None or name in include) and name not in (exclude or ())
     ]
+    _warn_about_dense_kernels(model, selected)
     already_masked = any(isinstance(l, MaskedLayer) for l in leaf_layers(model))
     if not selected and not already_masked:
         raise ValueError(
@@ -172,6 +179,22 @@ def _select_layers(model, include, exclude):
             "`exclude`)."
         )
     return selected
+
+
+def _warn_about_dense_kernels(model, selected):
+    """Say which layers with kernels stay dense because keras_er cannot mask them yet."""
+    left = [
+        f"{layer.name} ({type(layer).__name__})"
+        for layer in leaf_layers(model)
+        if layer.name not in selected and not isinstance(layer, MaskedLayer)
+        and type(layer) not in REPLACEMENTS and unmasked_kernels(layer)
+    ]
+    if left:
+        warnings.warn(
+            "sparsify leaves these layers dense (keras_er has no masked version of them "
+            f"yet): {', '.join(left)}. masks.summary counts their weights as kept.",
+            stacklevel=3,
+        )
 
 
 def _layer_seeds(seed, names):

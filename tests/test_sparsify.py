@@ -169,3 +169,41 @@ def test_lora_layers_are_refused_rather_than_silently_changed():
     model.layers[0].enable_lora(2)
     with pytest.raises(ValueError, match="lora"):
         keras_er.sparsify(model)
+
+
+def test_conv1d_and_conv3d_are_masked_and_keep_their_outputs():
+    import warnings
+
+    from keras_er.layers import MaskedConv1D, MaskedConv3D
+
+    rng = np.random.default_rng(0)
+    for layer, shape, masked_class in (
+        (keras.layers.Conv1D(4, 3, padding="same"), (10, 3), MaskedConv1D),
+        (keras.layers.Conv3D(4, 2), (4, 4, 4, 2), MaskedConv3D),
+    ):
+        inputs = keras.Input(shape)
+        model = keras.Model(inputs, layer(inputs))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="sparsify leaves")  # nothing left dense
+            sparse = keras_er.sparsify(model, density=0.5, method="exact")
+        (masked,) = masks.masked_layers(sparse)
+        assert isinstance(masked, masked_class)
+        mask = to_numpy(masked.mask)
+        assert mask.sum() == round(0.5 * mask.size)
+        x = rng.normal(size=(2, *shape)).astype("float32")
+        layer.kernel.assign(to_numpy(layer.kernel) * mask)
+        np.testing.assert_allclose(to_numpy(sparse(x)), to_numpy(model(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_layers_left_dense_are_named_and_counted_by_summary():
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2DTranspose(3, 3, name="up")(inputs)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="head")(x))
+    with pytest.warns(UserWarning, match=r"leaves these layers dense .*up \(Conv2DTranspose\)"):
+        sparse = keras_er.sparsify(model, density=0.2, method="exact")
+    report = masks.summary(sparse, print_fn=None)
+    rows = {row["name"]: row for row in report["layers"]}
+    assert rows["up"]["masked"] is False and rows["up"]["density"] == 1.0
+    assert report["size"] == 3 * 3 * 3 * 2 + 8 * 8 * 3 * 4
+    assert report["nonzeros"] == 54 + round(0.2 * 768)

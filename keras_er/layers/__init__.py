@@ -1,8 +1,10 @@
 """Masked Keras 3 layers: a fixed 0/1 mask on the kernel, optional popup scores."""
 
+from keras_er.layers.masked_conv import MaskedConv1D
 from keras_er.layers.masked_conv import MaskedConv2D
+from keras_er.layers.masked_conv import MaskedConv3D
 from keras_er.layers.masked_conv import MaskedDepthwiseConv2D
 from keras_er.layers.masked_dense import MaskedDense
 from keras_er.layers.masked_layer import MaskedLayer
 
-__all__ = ["MaskedConv2D", "MaskedDense", "MaskedDepthwiseConv2D", "MaskedLayer"]
+__all__ = ["MaskedConv1D", "MaskedConv2D", "MaskedConv3D", "MaskedDense", "MaskedDepthwiseConv2D", "MaskedLayer"]

@@ -1,4 +1,6 @@
-"""MaskedConv2D and MaskedDepthwiseConv2D: convolutions with a fixed ER mask."""
+"""MaskedConv1D/2D/3D and MaskedDepthwiseConv2D: convolutions with a fixed ER mask."""
+
+import math
 
 import keras
 from keras import ops
@@ -9,16 +11,16 @@ PADDINGS = ("valid", "same")
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
-def _pair(value, name):
+def _ints(value, rank, name):
+    """A positive int or `rank` positive ints, as a tuple of `rank` ints."""
     if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
+        value = (value,) * rank
     value = tuple(value)
-    if len(value) != 2 or not all(
+    if len(value) != rank or not all(
         isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
     ):
         raise ValueError(
-            f"`{name}` must be a positive int or a pair of positive ints; "
-            f"got {value!r}."
+            f"`{name}` must be a positive int or {rank} positive ints; got {value!r}."
         )
     return value
 
@@ -41,31 +43,34 @@ def _conv_length(length, kernel, stride, dilation, padding):
 
 
 class _MaskedConvBase(MaskedLayer):
-    """Shared arguments and `call` of the masked 2D convolutions.
+    """Shared arguments and `call` of the masked convolutions.
 
-    Subclasses set `convolution` (`ops.conv` or `ops.depthwise_conv`).
+    Subclasses set `rank` (spatial dimensions) and `convolution`
+    (`ops.conv` or `ops.depthwise_conv`).
     """
+
+    rank = 2
 
     def __init__(
         self,
         kernel_size,
-        strides=(1, 1),
+        strides=1,
         padding="valid",
         data_format=None,
-        dilation_rate=(1, 1),
+        dilation_rate=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.strides = _pair(strides, "strides")
-        self.dilation_rate = _pair(dilation_rate, "dilation_rate")
+        self.kernel_size = _ints(kernel_size, self.rank, "kernel_size")
+        self.strides = _ints(strides, self.rank, "strides")
+        self.dilation_rate = _ints(dilation_rate, self.rank, "dilation_rate")
         if not isinstance(padding, str) or padding.lower() not in PADDINGS:
             raise ValueError(
                 f"`padding` must be one of {', '.join(PADDINGS)}; got {padding!r}."
             )
         self.padding = padding.lower()
         self.data_format = _data_format(data_format)
-        self.input_spec = keras.layers.InputSpec(ndim=4)
+        self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2)
 
     @property
     def channel_axis(self):
@@ -79,7 +84,7 @@ class _MaskedConvBase(MaskedLayer):
                 f"input shape {input_shape}."
             )
         self.input_spec = keras.layers.InputSpec(
-            ndim=4, axes={self.channel_axis: channels}
+            ndim=self.rank + 2, axes={self.channel_axis: channels}
         )
         return channels
 
@@ -96,7 +101,8 @@ class _MaskedConvBase(MaskedLayer):
 
     def compute_output_shape(self, input_shape):
         """`(batch, rows, cols, out_channels)` (channels_first: channels second)."""
-        spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        first = 1 if self.data_format == "channels_last" else 2
+        spatial_axes = range(first, first + self.rank)
         spatial = [
             _conv_length(input_shape[axis], k, s, d, self.padding)
             for axis, k, s, d in zip(spatial_axes, self.kernel_size, self.strides, self.dilation_rate)
@@ -158,7 +164,7 @@ class MaskedConv2D(_MaskedConvBase):
                 f"({self.groups})."
             )
         shape = self.kernel_size + (channels // self.groups, self.filters)
-        self._add_kernel(shape, fan_in=self.kernel_size[0] * self.kernel_size[1] * shape[2])
+        self._add_kernel(shape, fan_in=math.prod(self.kernel_size) * shape[-2])
         self._add_bias(self.filters)
 
     def get_config(self):
@@ -213,7 +219,7 @@ class MaskedDepthwiseConv2D(_MaskedConvBase):
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
         shape = self.kernel_size + (channels, self.depth_multiplier)
-        self._add_kernel(shape, fan_in=self.kernel_size[0] * self.kernel_size[1])
+        self._add_kernel(shape, fan_in=math.prod(self.kernel_size))
         self._add_bias(channels * self.depth_multiplier)
 
     def output_channels(self, input_channels):
@@ -221,3 +227,31 @@ class MaskedDepthwiseConv2D(_MaskedConvBase):
 
     def get_config(self):
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier}
+
+
+@keras.saving.register_keras_serializable(package="keras_er")
+class MaskedConv1D(MaskedConv2D):
+    """1D convolution with a fixed 0/1 mask; the arguments of `keras.layers.Conv1D`
+    (without `padding="causal"`) plus `density`, `seed`, `popup`, `popup_density`.
+
+    Example:
+
+    >>> tuple(MaskedConv1D(4, 3, density=0.5, seed=0)(keras.ops.ones((2, 10, 3))).shape)
+    (2, 8, 4)
+    """
+
+    rank = 1
+
+
+@keras.saving.register_keras_serializable(package="keras_er")
+class MaskedConv3D(MaskedConv2D):
+    """3D convolution with a fixed 0/1 mask; the arguments of `keras.layers.Conv3D`
+    plus `density`, `seed`, `popup`, `popup_density`.
+
+    Example:
+
+    >>> tuple(MaskedConv3D(4, 3, density=0.5, seed=0)(keras.ops.ones((1, 5, 5, 5, 2))).shape)
+    (1, 3, 3, 3, 4)
+    """
+
+    rank = 3

@@ -73,27 +73,36 @@ def assign(
 
 
 def summary(model, print_fn=print):
-    """Per-layer table of masked weights and the global density.
+    """Per-layer table of kernel weights kept and the global density.
 
     Densities count the weights the forward pass uses (in popup mode: the
-    mask intersected with the top-k of the scores).
+    mask intersected with the top-k of the scores). Trainable kernels of
+    layers keras_er does not mask (an Embedding, a Conv2DTranspose, ...)
+    are listed too, with every weight kept, and count in the global density.
 
     Returns:
         A dict with `layers` (a list of dicts: name, shape, size, nonzeros,
-        density), `size`, `nonzeros` and `global_density`.
+        density, masked), `size`, `nonzeros` and `global_density`.
     """
     rows = []
-    for layer in _require_masked_layers(model):
-        active = layer.active_mask()
-        rows.append(
-            {
-                "name": layer.path if hasattr(layer, "path") else layer.name,
-                "shape": tuple(active.shape),
-                "size": int(active.size),
-                "nonzeros": int(np.count_nonzero(active)),
-                "density": float(np.count_nonzero(active) / active.size),
-            }
-        )
+    masked = set(id(layer) for layer in _require_masked_layers(model))
+    for layer in leaf_layers(model):
+        name = layer.path if hasattr(layer, "path") else layer.name
+        if id(layer) in masked:
+            kept = [layer.active_mask()]
+        else:
+            kept = [np.ones(tuple(kernel.shape), bool) for kernel in unmasked_kernels(layer)]
+        for active in kept:
+            rows.append(
+                {
+                    "name": name,
+                    "shape": tuple(active.shape),
+                    "size": int(active.size),
+                    "nonzeros": int(np.count_nonzero(active)),
+                    "density": float(np.count_nonzero(active) / active.size),
+                    "masked": id(layer) in masked,
+                }
+            )
     size = sum(row["size"] for row in rows)
     nonzeros = sum(row["nonzeros"] for row in rows)
     result = {
@@ -105,6 +114,18 @@ def summary(model, print_fn=print):
     if print_fn is not None:
         print_fn(_format_table(result))
     return result
+
+
+KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
+
+
+def unmasked_kernels(layer):
+    """The trainable kernel-like weights of a layer that keras_er does not mask."""
+    from keras_er.layers.masked_layer import MaskedLayer
+
+    if isinstance(layer, MaskedLayer):
+        return []
+    return [w for w in layer.trainable_weights if w.name in KERNEL_NAMES]
 
 
 def _require_masked_layers(model):
@@ -143,11 +164,12 @@ def _dense_layer_indices(dense_layers, layers):
 
 
 def _format_table(result):
-    width = max([len(row["name"]) for row in result["layers"]] + [5])
+    width = max([len(row["name"]) + 13 * (not row.get("masked", True)) for row in result["layers"]] + [5])
     lines = [f"{'layer':<{width}}  {'shape':<20} {'weights':>10} {'kept':>10} {'density':>8}"]
     for row in result["layers"]:
+        name = row["name"] if row.get("masked", True) else row["name"] + " (not masked)"
         lines.append(
-            f"{row['name']:<{width}}  {str(row['shape']):<20} {row['size']:>10} "
+            f"{name:<{width}}  {str(row['shape']):<20} {row['size']:>10} "
             f"{row['nonzeros']:>10} {row['density']:>8.4f}"
         )
     lines.append(
