@@ -12,6 +12,6 @@ from keras_er.data.specs import DatasetSpec
 from keras_er.data.specs import register_dataset
 
 __all__ = [
-    "DATASETS", "DATASET_SPECS", "DatasetNotFoundError", "DatasetSpec", "ImageBatches", "NORMALIZATION", "load",
-    "load_arrays", "pad_crop_flip", "register_dataset",
+    "DATASETS", "DATASET_SPECS", "DatasetNotFoundError", "DatasetSpec", "ImageBatches",
+    "NORMALIZATION", "load", "load_arrays", "pad_crop_flip", "register_dataset",
 ]

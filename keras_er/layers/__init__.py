@@ -7,4 +7,7 @@ from keras_er.layers.masked_conv import MaskedDepthwiseConv2D
 from keras_er.layers.masked_dense import MaskedDense
 from keras_er.layers.masked_layer import MaskedLayer
 
-__all__ = ["MaskedConv1D", "MaskedConv2D", "MaskedConv3D", "MaskedDense", "MaskedDepthwiseConv2D", "MaskedLayer"]
+__all__ = [
+    "MaskedConv1D", "MaskedConv2D", "MaskedConv3D", "MaskedDense", "MaskedDepthwiseConv2D",
+    "MaskedLayer",
+]

@@ -149,7 +149,9 @@ def _check_metadata(metadata, expect, path):
         if key in metadata and metadata[key] != value
     }
     if differing:
-        details = "; ".join(f"{k}: file has {have!r}, expected {want!r}" for k, (have, want) in differing.items())
+        details = "; ".join(
+            f"{key}: file has {have!r}, expected {want!r}" for key, (have, want) in differing.items()
+        )
         raise ValueError(f"{path} is not the requested weights ({details}); it was not loaded.")
 
 

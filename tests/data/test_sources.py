@@ -103,7 +103,8 @@ def _cifar_npz(folder, x=None, y=None):
 @pytest.mark.parametrize(
     "x, y, message",
     [
-        (np.full((4, 32, 32, 3), 0.5, np.float32), None, r"uint8 pixels 0-255; got float32 in \[0.5, 0.5\] \(scale by 255"),
+        (np.full((4, 32, 32, 3), 0.5, np.float32), None,
+         r"uint8 pixels 0-255; got float32 in \[0.5, 0.5\] \(scale by 255"),
         (np.full((4, 32, 32, 3), 300, np.int32), None, "values outside 0-255"),
         (np.zeros((4, 28, 28, 3), np.uint8), None, r"shape \(N, 32, 32, 3\)"),
         (None, np.array([0, 1, 2, 10]), r"labels must be in \[0, 10\)"),
