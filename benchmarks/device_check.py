@@ -42,10 +42,7 @@ def zoo_entries():
 def load_entry(entry):
     from keras_er import zoo
 
-    return zoo.build(
-        entry["arch"], entry["scheme"], entry["density"], pretrained=entry["dataset"],
-        popup=entry.get("popup", False), popup_density=entry.get("popup_density") or 0.5,
-    )
+    return zoo.load(entry["id"])
 
 
 def predictions(model, x, batch_size=500):

@@ -31,7 +31,7 @@ def test_wheel_ships_the_zoo_and_loads_weights_offline(tmp_path):
     )
     shutil.rmtree(source / "zoo")
     model = keras_er.zoo.resnet20_erk(0.1, pretrained=None, seed=1)
-    keras_er.zoo.export(model, "resnet20", "erk", 0.1, root=source / "zoo")
+    entry = keras_er.zoo.export(model, "resnet20", "erk", 0.1, root=source / "zoo")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
          "-q", "-w", str(tmp_path / "dist"), str(source)],
@@ -40,7 +40,8 @@ def test_wheel_ships_the_zoo_and_loads_weights_offline(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("keras_er-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "keras_er/zoo_files/index.json" in names
-    assert "keras_er/zoo_files/resnet20_erk_d0.1_cifar10/weights.npz" in names
+    assert f"keras_er/zoo_files/{entry['file']}" in names
+    assert not [name for name in names if name.endswith((".lock", ".tmp"))]
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],

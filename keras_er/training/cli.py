@@ -244,22 +244,16 @@ def accuracy_report(model, dataset, limit=None):
 def evaluate(args):
     from keras_er.zoo import registry
 
-    if args.zoo:
-        matches = [e for e in registry.load_index() if e["id"] == args.zoo]
-        if not matches:
-            ids = [e["id"] for e in registry.load_index()]
-            raise ValueError(f"No zoo entry {args.zoo!r}; published: {ids or 'none'}.")
-        entry = matches[0]
-        config = {
-            "model": entry["arch"], "scheme": entry["scheme"], "density": entry["density"],
-            "popup": entry.get("popup", False), "popup_density": entry.get("popup_density") or 0.5,
-            "dataset": entry["dataset"], "seed": entry.get("seed", 0),
-        }
-        model = _build(config, pretrained=entry["dataset"])
-    else:
-        config, model = _load_run(Path(args.run))
     if args.record and (not args.zoo or args.limit):
         raise ValueError("--record needs --zoo and the full test set (no --limit).")
+    if args.zoo:
+        from keras_er import zoo
+
+        model = zoo.load(args.zoo)
+        entry = next(e for e in registry.load_index() if e["id"] == args.zoo)
+        config = {"dataset": entry["dataset"]}
+    else:
+        config, model = _load_run(Path(args.run))
     report = accuracy_report(model, config["dataset"], args.limit)
     if args.record:
         _record_accuracy(entry, report)

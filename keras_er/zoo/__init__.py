@@ -108,6 +108,28 @@ def build(
     return model
 
 
+def load(entry_id, root=None):
+    """The published model `entry_id` (an id from `available_weights()`), weights loaded.
+
+    Example:
+
+    >>> model = keras_er.zoo.load("resnet20_erk_d0.1_cifar10")
+    >>> keras_er.masks.summary(model, print_fn=None)["nonzeros"]
+    27087
+    """
+    entries = {entry["id"]: entry for entry in registry.load_index(root)}
+    if entry_id not in entries:
+        raise ValueError(
+            f"No zoo entry {entry_id!r}; published: {', '.join(sorted(entries)) or 'none'}."
+        )
+    entry = entries[entry_id]
+    return build(
+        entry["arch"], entry["scheme"], entry["density"], pretrained=entry["dataset"],
+        seed=entry.get("seed", 0), popup=bool(entry.get("popup")),
+        popup_density=entry.get("popup_density") or 0.5, root=root,
+    )
+
+
 def _identity(entry):
     """What a weight file records about itself, to be checked against its index entry."""
     keys = ("arch", "scheme", "density", "popup", "popup_density", "dataset")
@@ -312,6 +334,6 @@ def _card(entry, model, notes):
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["available_weights", "build", "export", "list_models", "reference_batch"] + list(
+__all__ = ["available_weights", "build", "export", "list_models", "load", "reference_batch"] + list(
     _CONSTRUCTORS
 )

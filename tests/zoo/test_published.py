@@ -21,10 +21,7 @@ IDS = [entry["id"] for entry in ENTRIES]
 
 
 def load(entry):
-    return zoo.build(
-        entry["arch"], entry["scheme"], entry["density"], pretrained=entry["dataset"],
-        popup=entry.get("popup", False), popup_density=entry.get("popup_density") or 0.5,
-    )
+    return zoo.load(entry["id"])
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)

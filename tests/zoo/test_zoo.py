@@ -132,3 +132,13 @@ def test_an_entry_exported_on_another_backend_gives_the_same_logits(tmp_path):
     difference = np.abs(logits - np.array(entry["reference_logits"])).max()
     print(f"max |logits({here}) - logits({other})| = {difference:.2e}")
     assert difference < 1e-4
+
+
+def test_load_by_id_gives_the_published_model_and_names_what_exists(tmp_path):
+    model = zoo.resnet20_erk(0.2, pretrained=None, seed=3)
+    entry = zoo.export(model, "resnet20", "erk", 0.2, root=tmp_path)
+    loaded = zoo.load(entry["id"], root=tmp_path)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    with pytest.raises(ValueError, match="No zoo entry 'nope'; published: resnet20_erk_d0.2_cifar10"):
+        zoo.load("nope", root=tmp_path)
