@@ -232,8 +232,10 @@ def run(args):
               "settings": vars(args) | {"handler": None}}
     out = Path(args.out)
 
-    def save():
-        out.write_text(json.dumps(result, indent=1, default=str))
+    def save():  # atomically: a time limit may kill this process at any moment
+        temporary = out.with_suffix(".tmp")
+        temporary.write_text(json.dumps(result, indent=1, default=str))
+        os.replace(temporary, out)
 
     result["device"] = device_info()
     save()
@@ -271,7 +273,10 @@ def report(args):
             for name in getattr(args, "expect", None) or ()}
     for path in sorted(folder.glob("*.json")):
         if path.name != "device_check.json":
-            runs[path.stem] = json.loads(path.read_text())
+            try:
+                runs[path.stem] = json.loads(path.read_text())
+            except ValueError as error:
+                runs[path.stem] = {"error": f"unreadable result {path.name} ({error})"}
     summary = {"backends": runs, "cross_backend_max_logit_diff": cross_backend_difference(runs)}
     summary["failures"] = failures(runs, summary["cross_backend_max_logit_diff"])
     (folder / "device_check.json").write_text(json.dumps(summary, indent=1))

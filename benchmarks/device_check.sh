@@ -20,7 +20,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-export TF_CPP_MIN_LOG_LEVEL=3 PYTHONUNBUFFERED=1
+# No JAX preallocation: the pytest section starts a second JAX process on the same GPU.
+export TF_CPP_MIN_LOG_LEVEL=3 PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 
 if [[ "${1:-}" == prepare ]]; then
   # The versions installed here, so both machines run the same keras.

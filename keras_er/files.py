@@ -4,7 +4,8 @@
 `path` only when the block finishes: a kill leaves the old file or the new one,
 never a truncated one. `folder_lock(folder)` holds an exclusive advisory lock
 (`fcntl.flock` on `<folder>/.lock`) so two exporters or two trainings cannot
-interleave their writes; it is re-entrant within a process.
+interleave their writes; it is re-entrant within a thread, and other threads
+of the same process are held off like other processes.
 
 Example:
 
@@ -17,9 +18,11 @@ Example:
 """
 
 import contextlib
+import errno
 import hashlib
 import os
 import threading
+import warnings
 from pathlib import Path
 
 try:
@@ -27,7 +30,7 @@ try:
 except ImportError:  # Windows: no advisory locks; writes stay atomic
     fcntl = None
 
-_held = {}  # resolved lock path -> (file handle, depth)
+_held = {}  # (thread id, resolved lock path) -> (file handle, depth)
 _held_guard = threading.Lock()
 
 
@@ -75,7 +78,8 @@ def folder_lock(folder, wait=True, purpose="in use"):
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    key = str((folder / ".lock").resolve())
+    path = str((folder / ".lock").resolve())
+    key = (threading.get_ident(), path)  # re-entrant per thread; other threads wait or fail
     with _held_guard:
         reentrant = key in _held
         if reentrant:
@@ -87,16 +91,22 @@ def folder_lock(folder, wait=True, purpose="in use"):
         finally:
             _release(key)
         return
-    handle = open(key, "a+")
+    handle = open(path, "a+")
     if fcntl is not None:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             handle.close()
             raise FolderLockedError(
-                f"{folder} is {purpose} by another process (it holds {key}); wait for it "
-                "to finish or choose another folder."
+                f"{folder} is {purpose} by another process or thread (it holds {path}); wait "
+                "for it to finish or choose another folder."
             ) from None
+        except OSError as error:  # a filesystem without flock (some network mounts)
+            if error.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
+                handle.close()
+                raise
+            warnings.warn(f"{folder}: no file locks on this filesystem ({error}); "
+                          "concurrent writers are not held off.", stacklevel=3)
     with _held_guard:
         _held[key] = (handle, 1)
     try:

@@ -155,9 +155,7 @@ def _is_functional_or_sequential(model):
 
 
 def _select_layers(model, include, exclude):
-    maskable = [
-        layer.name for layer in leaf_layers(model) if type(layer) in REPLACEMENTS
-    ]
+    maskable = [layer.name for layer in leaf_layers(model) if _maskable(layer)]
     for arg, names in (("include", include), ("exclude", exclude)):
         unknown = sorted(set(names or ()) - set(maskable))
         if unknown:
@@ -181,13 +179,19 @@ def _select_layers(model, include, exclude):
     return selected
 
 
+def _maskable(layer):
+    if type(layer) not in REPLACEMENTS:
+        return False
+    return getattr(layer, "padding", None) != "causal"  # no masked causal conv yet
+
+
 def _warn_about_dense_kernels(model, selected):
     """Say which layers with kernels stay dense because keras_er cannot mask them yet."""
     left = [
         f"{layer.name} ({type(layer).__name__})"
         for layer in leaf_layers(model)
         if layer.name not in selected and not isinstance(layer, MaskedLayer)
-        and type(layer) not in REPLACEMENTS and unmasked_kernels(layer)
+        and not _maskable(layer) and unmasked_kernels(layer)
     ]
     if left:
         warnings.warn(

@@ -207,3 +207,12 @@ def test_layers_left_dense_are_named_and_counted_by_summary():
     assert rows["up"]["masked"] is False and rows["up"]["density"] == 1.0
     assert report["size"] == 3 * 3 * 3 * 2 + 8 * 8 * 3 * 4
     assert report["nonzeros"] == 54 + round(0.2 * 768)
+
+
+def test_a_causal_conv1d_stays_dense_and_is_named():
+    inputs = keras.Input((10, 3))
+    x = keras.layers.Conv1D(4, 3, padding="causal", name="causal")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
+    with pytest.warns(UserWarning, match=r"causal \(Conv1D\)"):
+        sparse = keras_er.sparsify(model, density=0.5)
+    assert [layer.name for layer in masks.masked_layers(sparse)] == ["head"]

@@ -103,6 +103,7 @@ def _from_tfds(name, split, data_dir, looked):
     except Exception as error:  # tfds raises many kinds when data is absent
         looked.append(f"tensorflow-datasets data_dir={data_dir or '(default)'} ({type(error).__name__})")
         return None
+    looked.append(f"tensorflow-datasets data_dir={data_dir or '(default)'}")
     return tfds.as_numpy(data)
 
 
@@ -147,6 +148,8 @@ def _from_keras_cache(name, split, data_dir, looked):
         return _read_idx_folder(KERAS_CACHE / "fashion-mnist", split)
     if name == "cifar10":
         folder = KERAS_CACHE / "cifar-10-batches-py"
+        extracted = KERAS_CACHE / "cifar-10-batches-py-target_extracted" / "cifar-10-batches-py"
+        folder = extracted if extracted.is_dir() else folder  # where Keras >= 3.13 unpacks it
         files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
         label_key = b"labels"
     elif name == "cifar100":

@@ -180,10 +180,13 @@ class MaskedLayer(keras.layers.Layer):
         if optimizer is None or not getattr(optimizer, "built", False):
             return
         trained = self.scores if self.popup else self.kernel
-        # Keras names a slot `<variable path with / as _>_<slot name>`.
+        # Keras names a slot `<variable path with / as _>_<slot name>`; a suffix that
+        # names a weight again belongs to another layer (one called `<name>_kernel`).
         prefix = trained.path.replace("/", "_") + "_"
         for slot in optimizer.variables:
-            if slot.name.startswith(prefix) and tuple(slot.shape) == tuple(trained.shape):
+            suffix = slot.name[len(prefix):]
+            if (slot.name.startswith(prefix) and tuple(slot.shape) == tuple(trained.shape)
+                    and not any(word in suffix for word in ("kernel", "scores", "bias"))):
                 slot.assign(slot * ops.cast(mask, slot.dtype))
 
     def active_mask(self):

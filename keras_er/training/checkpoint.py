@@ -38,12 +38,14 @@ class EpochBackup(keras.callbacks.Callback):
         os.replace(temporary, self.folder / name)
         state = _read_state(self.folder)
         latest = {"epoch": epoch + 1, "file": name, "sha256": sha256_of(self.folder / name)}
-        previous = state.get("latest") if state.get("latest", {}).get("file") != name else None
+        # The newest older backup (after resuming from `previous`, `latest` is this epoch's).
+        older = [c for c in (state.get("latest"), state.get("previous")) if c and c["epoch"] <= epoch]
+        previous = older[0] if older else None
         write_text_atomic(self.folder / STATE, json.dumps({"latest": latest, "previous": previous}))
         keep = {name, (previous or {}).get("file")}
-        for old in self.folder.glob("epoch-*.weights.h5"):
-            if old.name not in keep:
-                old.unlink()
+        for old in [*self.folder.glob("epoch-*.weights.h5"), *self.folder.glob(".tmp-*.weights.h5")]:
+            if old.name not in keep and old != temporary:
+                old.unlink(missing_ok=True)
 
 
 def has_backup(folder):

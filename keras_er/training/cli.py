@@ -145,8 +145,9 @@ def train(args):
         weight_decay=args.weight_decay, seed=args.seed, label_smoothing=args.label_smoothing,
         warmup_epochs=min(1, args.epochs - 1) if args.warmup_epochs is None else args.warmup_epochs,
     )
+    _check_config(out, config, args.resume)  # before the lock creates the folder
     with folder_lock(out, wait=False, purpose="training"):
-        _check_config(out, config, args.resume)
+        _check_config(out, config, args.resume)  # again, now that no one else writes
         check_run_folder(out, recipe, args.resume)  # before anything is written
         # Masks are seeded on their own; this seeds the kernel initialisers, so the
         # command in the card rebuilds the same initial model (on the same backend).
@@ -249,8 +250,8 @@ def evaluate(args):
     if args.zoo:
         from keras_er import zoo
 
-        model = zoo.load(args.zoo)
-        entry = next(e for e in registry.load_index() if e["id"] == args.zoo)
+        entry = next((e for e in registry.load_index() if e["id"] == args.zoo), None)
+        model = zoo.load(args.zoo)  # names the published entries if there is none
         config = {"dataset": entry["dataset"]}
     else:
         config, model = _load_run(Path(args.run))
@@ -270,6 +271,9 @@ def _record_accuracy(entry, report):
     backend = keras.backend.backend()
 
     def record(current):
+        if current["sha256"] != entry["sha256"]:
+            raise ValueError(f"{entry['id']} was re-exported while it was evaluated; "
+                             "evaluate it again to record its accuracy.")
         current.setdefault("top1", {})[backend] = report["top1"]
         current.setdefault("top1_first1000", {})[backend] = report["top1_first1000"]
 
@@ -294,6 +298,7 @@ def export(args):
     import keras
     from keras_er import zoo
     from keras_er.data.specs import get_spec
+    from keras_er.data import load_arrays
     from keras_er.files import atomic_write
 
     run = Path(args.run)
@@ -320,8 +325,9 @@ def export(args):
     )
     backend = keras.backend.backend()
     # Records hold only what was measured: a --limit evaluation is not a top-1.
-    full = args.limit is None or args.limit >= 10_000
-    first1000 = args.limit is None or args.limit >= 1000
+    test_size = len(load_arrays(config["dataset"], "test")[1])
+    full = args.limit is None or report["images"] == test_size
+    first1000 = report["images"] >= min(1000, test_size)
     if not full:
         notes += (f"\n\nNot a published accuracy: evaluated on the first {report['images']} "
                   "test images only (export --limit).")

@@ -80,9 +80,9 @@ def fit(model, train, recipe=None, validation=None, out_dir=None, resume=False,
         if resume:
             _keep_log_rows(out / "log.csv", initial_epoch)
         write_text_atomic(out / "recipe.json", json.dumps(recipe.to_dict(), indent=1))
-        extra += [
-            checkpoint.EpochBackup(out / "backup"),
+        extra += [  # log first: a kill between the two leaves a row that resume drops
             keras.callbacks.CSVLogger(str(out / "log.csv"), append=initial_epoch > 0),
+            checkpoint.EpochBackup(out / "backup"),
         ]
         return _fit(model, train, recipe, validation, verbose, extra, initial_epoch)
 

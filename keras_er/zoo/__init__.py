@@ -276,9 +276,10 @@ def export(
         entry["file"] = f"{entry_id}/{name}"
         write_text_atomic(folder / "card.md", _card(entry, model, notes))
         registry.write_entry(entry, root)
-        for stale in folder.glob("weights*.npz"):
+        # Older files of this entry, and temporaries a killed export left behind.
+        for stale in [*folder.glob("weights*.npz"), *folder.glob(".*.tmp")]:
             if stale.name != name:
-                stale.unlink()
+                stale.unlink(missing_ok=True)
     return entry
 
 

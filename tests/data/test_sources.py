@@ -8,6 +8,8 @@ from keras_er.data import sources
 from keras_er.data.sources import DatasetNotFoundError
 from keras_er.data.sources import load_arrays
 
+REAL_FROM_TFDS = sources._from_tfds  # the fixture below replaces it
+
 
 @pytest.fixture
 def offline(tmp_path, monkeypatch):
@@ -153,3 +155,27 @@ def test_a_registered_dataset_loads_from_keras_er_data(offline):
         assert images.shape == (5, 8, 8, 1) and labels.max() == 2
     finally:
         del DATASET_SPECS["tiny_test"]
+
+
+def test_tensorflow_datasets_as_the_source_is_validated_and_named(offline, monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("tensorflow_datasets")
+    fake.load = lambda *args, **kwargs: "data"
+    fake.as_numpy = lambda data: (np.zeros((2, 32, 32, 3), np.uint8), np.array([0, 11]))
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+    monkeypatch.setattr(sources, "_from_tfds", REAL_FROM_TFDS)
+    with pytest.raises(ValueError, match=r"tensorflow-datasets data_dir=\(default\) \(test\): labels"):
+        load_arrays("cifar10", "test")
+    fake.as_numpy = lambda data: (np.zeros((2, 32, 32, 3), np.uint8), np.array([0, 9]))
+    assert load_arrays("cifar10", "test")[1].tolist() == [0, 9]
+
+
+def test_keras_3_13_cifar10_extraction_folder(offline):
+    folder = offline / "cache" / "cifar-10-batches-py-target_extracted" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    chw = np.zeros((2, 3, 32, 32), np.uint8)
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": chw.reshape(2, -1), b"labels": [0, 1]}))
+    images, labels = load_arrays("cifar10", "test")
+    assert images.shape == (2, 32, 32, 3) and labels.tolist() == [0, 1]

@@ -109,3 +109,32 @@ def test_a_run_backed_up_by_keras_backup_and_restore_still_resumes(tmp_path):
     assert len(history.history["loss"]) == 1
     for a, b in zip(reference.weights, resumed.weights):
         np.testing.assert_array_equal(to_numpy(a), to_numpy(b), err_msg=a.path)
+
+
+def test_a_kill_between_log_and_backup_leaves_no_gap_in_the_log(tmp_path, monkeypatch):
+    original = checkpoint.EpochBackup.on_epoch_end
+
+    def killed_at_epoch_2(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt  # the log row of epoch 2 is written, its backup is not
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(checkpoint.EpochBackup, "on_epoch_end", killed_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(masked_cnn(seed=0), synthetic(), RECIPE, out_dir=tmp_path, verbose=0)
+    monkeypatch.setattr(checkpoint.EpochBackup, "on_epoch_end", original)
+    training.fit(masked_cnn(seed=0), synthetic(), RECIPE, out_dir=tmp_path, resume=True, verbose=0)
+    rows = (tmp_path / "log.csv").read_text().strip().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]
+
+
+def test_after_a_fallback_resume_two_backups_are_kept_again(tmp_path):
+    state = interrupted_run(tmp_path)
+    latest = tmp_path / "backup" / state["latest"]["file"]
+    latest.write_bytes(b"damaged")
+    with pytest.warns(UserWarning):
+        training.fit(masked_cnn(), synthetic(), RECIPE, out_dir=tmp_path, resume=True, verbose=0)
+    state = json.loads((tmp_path / "backup" / "state.json").read_text())
+    assert state["latest"]["epoch"] == 3 and state["previous"]["epoch"] == 2
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == [
+        "epoch-0002.weights.h5", "epoch-0003.weights.h5", "state.json"]
