@@ -8,6 +8,7 @@ import keras
 
 from keras_er.layers import MaskedConv1D
 from keras_er.layers import MaskedConv2D
+from keras_er.layers import MaskedConv2DTranspose
 from keras_er.layers import MaskedConv3D
 from keras_er.layers import MaskedDense
 from keras_er.layers import MaskedDepthwiseConv2D
@@ -24,6 +25,7 @@ REPLACEMENTS = {
     keras.layers.Conv1D: MaskedConv1D,
     keras.layers.Conv2D: MaskedConv2D,
     keras.layers.Conv3D: MaskedConv3D,
+    keras.layers.Conv2DTranspose: MaskedConv2DTranspose,
     keras.layers.DepthwiseConv2D: MaskedDepthwiseConv2D,
 }
 _BASE_LAYER_ARGS = {"name", "trainable", "dtype", "activity_regularizer", "autocast"}

@@ -197,16 +197,41 @@ def test_conv1d_and_conv3d_are_masked_and_keep_their_outputs():
 
 def test_layers_left_dense_are_named_and_counted_by_summary():
     inputs = keras.Input((6, 6, 2))
-    x = keras.layers.Conv2DTranspose(3, 3, name="up")(inputs)
+    x = keras.layers.SeparableConv2D(3, 3, name="sep")(inputs)
     x = keras.layers.Flatten()(x)
     model = keras.Model(inputs, keras.layers.Dense(4, name="head")(x))
-    with pytest.warns(UserWarning, match=r"leaves these layers dense .*up \(Conv2DTranspose\)"):
+    with pytest.warns(UserWarning, match=r"leaves these layers dense .*sep \(SeparableConv2D\)"):
         sparse = keras_er.sparsify(model, density=0.2, method="exact")
     report = masks.summary(sparse, print_fn=None)
-    rows = {row["name"]: row for row in report["layers"]}
-    assert rows["up"]["masked"] is False and rows["up"]["density"] == 1.0
-    assert report["size"] == 3 * 3 * 3 * 2 + 8 * 8 * 3 * 4
-    assert report["nonzeros"] == 54 + round(0.2 * 768)
+    separable = [row for row in report["layers"] if row["name"] == "sep"]
+    assert [row["shape"] for row in separable] == [(3, 3, 2, 1), (1, 1, 2, 3)]
+    assert all(row["masked"] is False and row["density"] == 1.0 for row in separable)
+    assert report["size"] == 18 + 6 + 48 * 4
+    assert report["nonzeros"] == 24 + round(0.2 * 192)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(strides=2, padding="same"), dict(strides=2), dict(dilation_rate=2),
+     dict(strides=2, padding="same", output_padding=1), dict(strides=3, output_padding=2)],
+    ids=["same_s2", "valid_s2", "dilated", "same_outpad", "valid_outpad"],
+)
+def test_conv2d_transpose_is_masked_and_keeps_its_outputs(kwargs):
+    from keras_er.layers import MaskedConv2DTranspose
+
+    inputs = keras.Input((5, 6, 3))
+    layer = keras.layers.Conv2DTranspose(4, 3, **kwargs)
+    model = keras.Model(inputs, layer(inputs))
+    sparse = keras_er.sparsify(model, density=0.5, method="exact")
+    (masked,) = masks.masked_layers(sparse)
+    assert isinstance(masked, MaskedConv2DTranspose)
+    mask = to_numpy(masked.mask)
+    assert mask.shape == (3, 3, 4, 3) and mask.sum() == 54
+    layer.kernel.assign(to_numpy(layer.kernel) * mask)
+    x = np.random.default_rng(0).normal(size=(2, 5, 6, 3)).astype("float32")
+    expected = to_numpy(model(x))
+    assert tuple(sparse.outputs[0].shape)[1:] == expected.shape[1:]
+    np.testing.assert_allclose(to_numpy(sparse(x)), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_a_causal_conv1d_stays_dense_and_is_named():

@@ -255,3 +255,73 @@ class MaskedConv3D(MaskedConv2D):
     """
 
     rank = 3
+
+
+def _transpose_length(length, kernel, stride, dilation, padding, output_padding):
+    """The output length of a transposed convolution, as Keras computes it."""
+    if length is None:
+        return None
+    kernel = (kernel - 1) * dilation + 1
+    if padding == "valid":
+        extra = max(kernel, stride) - kernel if output_padding is None else output_padding
+        return (length - 1) * stride + kernel + extra
+    if output_padding is None:
+        return length * stride
+    return (length - 1) * stride + kernel % 2 + output_padding
+
+
+@keras.saving.register_keras_serializable(package="keras_er")
+class MaskedConv2DTranspose(_MaskedConvBase):
+    """Transposed 2D convolution with a fixed 0/1 mask; the arguments of
+    `keras.layers.Conv2DTranspose` plus `density`, `seed`, `popup`, `popup_density`.
+    The kernel (and mask) has Keras' shape `(kh, kw, filters, in_channels)`.
+
+    Example:
+
+    >>> up = MaskedConv2DTranspose(4, 3, strides=2, padding="same", density=0.5, seed=0)
+    >>> tuple(up(keras.ops.ones((1, 5, 5, 3))).shape)
+    (1, 10, 10, 4)
+    """
+
+    def __init__(self, filters, kernel_size, output_padding=None, **kwargs):
+        super().__init__(kernel_size, **kwargs)
+        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
+            raise ValueError(f"`filters` must be a positive integer; got {filters!r}.")
+        self.filters = filters
+        self.output_padding = (
+            None if output_padding is None else _ints(output_padding, self.rank, "output_padding")
+        )
+
+    def build(self, input_shape):
+        channels = self._input_channels(input_shape)
+        shape = self.kernel_size + (self.filters, channels)
+        self._add_kernel(shape, fan_in=math.prod(self.kernel_size) * self.filters)
+        self._add_bias(self.filters)
+
+    def call(self, inputs):
+        outputs = ops.conv_transpose(
+            inputs,
+            self.effective_kernel(),
+            strides=self.strides,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        return self._apply_bias_and_activation(outputs, self.channel_axis)
+
+    def compute_output_shape(self, input_shape):
+        first = 1 if self.data_format == "channels_last" else 2
+        paddings = self.output_padding or (None,) * self.rank
+        spatial = [
+            _transpose_length(input_shape[first + i], self.kernel_size[i], self.strides[i],
+                              self.dilation_rate[i], self.padding, paddings[i])
+            for i in range(self.rank)
+        ]
+        if self.data_format == "channels_last":
+            return (input_shape[0], *spatial, self.filters)
+        return (input_shape[0], self.filters, *spatial)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "output_padding": self.output_padding}

@@ -7,6 +7,7 @@ from keras.src import testing
 
 from keras_er.layers import MaskedConv1D
 from keras_er.layers import MaskedConv2D
+from keras_er.layers import MaskedConv2DTranspose
 from keras_er.layers import MaskedConv3D
 from keras_er.layers import MaskedDense
 from keras_er.layers import MaskedDepthwiseConv2D
@@ -20,6 +21,7 @@ CASES = [
     (MaskedConv2D, dict(filters=4, kernel_size=1, groups=2), (2, 4, 4, 2), (2, 4, 4, 4)),
     (MaskedConv1D, dict(filters=4, kernel_size=3, strides=2, padding="same"), (2, 9, 3), (2, 5, 4)),
     (MaskedConv3D, dict(filters=4, kernel_size=2), (2, 4, 4, 4, 2), (2, 3, 3, 3, 4)),
+    (MaskedConv2DTranspose, dict(filters=4, kernel_size=3, strides=2, padding="same"), (2, 4, 4, 3), (2, 8, 8, 4)),
     (MaskedDepthwiseConv2D, dict(kernel_size=3), (2, 5, 5, 3), (2, 3, 3, 3)),
     (MaskedDepthwiseConv2D, dict(kernel_size=3, depth_multiplier=2, strides=2), (2, 6, 6, 3), (2, 2, 2, 6)),
 ]
