@@ -89,24 +89,22 @@ class _MaskedConvBase(MaskedLayer):
         return channels
 
     def call(self, inputs):
-        outputs = self.convolution(
-            inputs,
-            self.effective_kernel(),
-            strides=self.strides,
-            padding=self.padding,
-            data_format=self.data_format,
-            dilation_rate=self.dilation_rate,
-        )
+        outputs = self.convolution(inputs, self.effective_kernel(), **self._convolution_arguments())
         return self._apply_bias_and_activation(outputs, self.channel_axis)
 
+    def _convolution_arguments(self):
+        return dict(strides=self.strides, padding=self.padding, data_format=self.data_format,
+                    dilation_rate=self.dilation_rate)
+
+    def _output_length(self, length, axis):
+        """Output length along spatial `axis` (0-based) for an input of `length`."""
+        return _conv_length(length, self.kernel_size[axis], self.strides[axis],
+                            self.dilation_rate[axis], self.padding)
+
     def compute_output_shape(self, input_shape):
-        """`(batch, rows, cols, out_channels)` (channels_first: channels second)."""
+        """`(batch, *spatial, out_channels)` (channels_first: channels second)."""
         first = 1 if self.data_format == "channels_last" else 2
-        spatial_axes = range(first, first + self.rank)
-        spatial = [
-            _conv_length(input_shape[axis], k, s, d, self.padding)
-            for axis, k, s, d in zip(spatial_axes, self.kernel_size, self.strides, self.dilation_rate)
-        ]
+        spatial = [self._output_length(input_shape[first + i], i) for i in range(self.rank)]
         channels = self.output_channels(input_shape[self.channel_axis])
         if self.data_format == "channels_last":
             return (input_shape[0], *spatial, channels)
@@ -283,6 +281,8 @@ class MaskedConv2DTranspose(_MaskedConvBase):
     (1, 10, 10, 4)
     """
 
+    convolution = staticmethod(ops.conv_transpose)
+
     def __init__(self, filters, kernel_size, output_padding=None, **kwargs):
         super().__init__(kernel_size, **kwargs)
         if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
@@ -298,29 +298,16 @@ class MaskedConv2DTranspose(_MaskedConvBase):
         self._add_kernel(shape, fan_in=math.prod(self.kernel_size) * self.filters)
         self._add_bias(self.filters)
 
-    def call(self, inputs):
-        outputs = ops.conv_transpose(
-            inputs,
-            self.effective_kernel(),
-            strides=self.strides,
-            padding=self.padding,
-            output_padding=self.output_padding,
-            data_format=self.data_format,
-            dilation_rate=self.dilation_rate,
-        )
-        return self._apply_bias_and_activation(outputs, self.channel_axis)
+    def output_channels(self, input_channels):
+        return self.filters
 
-    def compute_output_shape(self, input_shape):
-        first = 1 if self.data_format == "channels_last" else 2
-        paddings = self.output_padding or (None,) * self.rank
-        spatial = [
-            _transpose_length(input_shape[first + i], self.kernel_size[i], self.strides[i],
-                              self.dilation_rate[i], self.padding, paddings[i])
-            for i in range(self.rank)
-        ]
-        if self.data_format == "channels_last":
-            return (input_shape[0], *spatial, self.filters)
-        return (input_shape[0], self.filters, *spatial)
+    def _convolution_arguments(self):
+        return {**super()._convolution_arguments(), "output_padding": self.output_padding}
+
+    def _output_length(self, length, axis):
+        padding = None if self.output_padding is None else self.output_padding[axis]
+        return _transpose_length(length, self.kernel_size[axis], self.strides[axis],
+                                 self.dilation_rate[axis], self.padding, padding)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
