@@ -164,10 +164,10 @@ def _dense_layer_indices(dense_layers, layers):
 
 
 def _format_table(result):
-    width = max([len(row["name"]) + 13 * (not row.get("masked", True)) for row in result["layers"]] + [5])
+    names = [row["name"] + ("" if row["masked"] else " (not masked)") for row in result["layers"]]
+    width = max([len(name) for name in names] + [5])
     lines = [f"{'layer':<{width}}  {'shape':<20} {'weights':>10} {'kept':>10} {'density':>8}"]
-    for row in result["layers"]:
-        name = row["name"] if row.get("masked", True) else row["name"] + " (not masked)"
+    for name, row in zip(names, result["layers"]):
         lines.append(
             f"{name:<{width}}  {str(row['shape']):<20} {row['size']:>10} "
             f"{row['nonzeros']:>10} {row['density']:>8.4f}"

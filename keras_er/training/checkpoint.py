@@ -33,9 +33,7 @@ class EpochBackup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epoch + 1:04d}.weights.h5"
-        temporary = self.folder / f".tmp-{os.getpid()}.weights.h5"  # keras wants .weights.h5
-        self.model.save_weights(str(temporary))
-        os.replace(temporary, self.folder / name)
+        save_weights_atomic(self.model, self.folder / name)
         state = _read_state(self.folder)
         latest = {"epoch": epoch + 1, "file": name, "sha256": sha256_of(self.folder / name)}
         # The newest older backup (after resuming from `previous`, `latest` is this epoch's).
@@ -44,13 +42,16 @@ class EpochBackup(keras.callbacks.Callback):
         write_text_atomic(self.folder / STATE, json.dumps({"latest": latest, "previous": previous}))
         keep = {name, (previous or {}).get("file")}
         for old in [*self.folder.glob("epoch-*.weights.h5"), *self.folder.glob(".tmp-*.weights.h5")]:
-            if old.name not in keep and old != temporary:
+            if old.name not in keep:
                 old.unlink(missing_ok=True)
 
 
-def has_backup(folder):
-    folder = Path(folder)
-    return (folder / STATE).is_file() or (folder / "training_metadata.json").is_file()
+def save_weights_atomic(model, path):
+    """`model.save_weights(path)` through a temporary name, so a kill never leaves half a file."""
+    path = Path(path)
+    temporary = path.with_name(f".tmp-{os.getpid()}.weights.h5")  # keras wants .weights.h5
+    model.save_weights(str(temporary))
+    os.replace(temporary, path)
 
 
 def restore(model, folder):

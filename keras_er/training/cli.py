@@ -125,6 +125,7 @@ def train(args):
     from keras_er import training
     from keras_er.files import folder_lock
     from keras_er.files import write_text_atomic
+    from keras_er.training.checkpoint import save_weights_atomic
     from keras_er.training.fit import check_run_folder
 
     out = Path(args.out)
@@ -164,9 +165,7 @@ def train(args):
         history = training.fit(
             model, train_data, recipe, validation=test_data, out_dir=out, resume=args.resume,
         )
-        temporary = out / f".tmp-{os.getpid()}.weights.h5"
-        model.save_weights(str(temporary))
-        os.replace(temporary, out / "model.weights.h5")
+        save_weights_atomic(model, out / "model.weights.h5")
         summary = {
             "backend": keras.backend.backend(),
             "wall_seconds_this_session": time.perf_counter() - start,
@@ -187,10 +186,10 @@ def _check_config(out, config, resume):
         return
     if not path.is_file():
         raise ValueError(f"--resume: {out} holds no run to continue (no config.json).")
-    saved = json.loads(path.read_text())
-    differing = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
-    if differing:
-        details = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in differing.items())
+    from keras_er.training.fit import describe_changes
+
+    details = describe_changes(json.loads(path.read_text()), config)
+    if details:
         raise ValueError(f"--resume with other settings than the run in {out}: {details}.")
 
 

@@ -98,15 +98,20 @@ def check_run_folder(out, recipe, resume):
         )
     saved_path = out / "recipe.json"
     if resume and saved_path.is_file():
-        saved = json.loads(saved_path.read_text())
-        wanted = recipe.to_dict()
-        differing = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
-        if differing:
-            details = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in differing.items())
+        details = describe_changes(json.loads(saved_path.read_text()), recipe.to_dict())
+        if details:
             raise ValueError(
                 f"Resuming {out} with another recipe ({details}): a resumed run must keep "
                 "its recipe. Start a new run folder for other settings."
             )
+
+
+def describe_changes(saved, wanted):
+    """`"key old -> new, ..."` for every key of `wanted` whose value differs in `saved`."""
+    return ", ".join(
+        f"{key} {saved.get(key)!r} -> {value!r}"
+        for key, value in wanted.items() if saved.get(key) != value
+    )
 
 
 # What `fit` leaves in a run folder (the CLI adds config.json and summary.json).

@@ -103,7 +103,7 @@ def test_a_run_backed_up_by_keras_backup_and_restore_still_resumes(tmp_path):
         old.fit(data, epochs=3, shuffle=False, verbose=0,
                 callbacks=[_EpochSetter(data), backup, StopAt(2)])
     (tmp_path / "recipe.json").write_text(json.dumps(RECIPE.to_dict()))
-    assert checkpoint.has_backup(tmp_path / "backup")
+    assert (tmp_path / "backup" / "training_metadata.json").is_file()
     resumed = masked_cnn(seed=5)
     history = training.fit(resumed, synthetic(), RECIPE, out_dir=tmp_path, resume=True, verbose=0)
     assert len(history.history["loss"]) == 1
