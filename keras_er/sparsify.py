@@ -12,7 +12,9 @@ from keras_er.layers import MaskedConv2DTranspose
 from keras_er.layers import MaskedConv3D
 from keras_er.layers import MaskedDense
 from keras_er.layers import MaskedDepthwiseConv2D
+from keras_er.layers import MaskedEinsumDense
 from keras_er.layers import MaskedLayer
+from keras_er.layers import MaskedSeparableConv2D
 from keras_er.masks.model_masks import assign
 from keras_er.masks.model_masks import leaf_layers
 from keras_er.masks.model_masks import unmasked_kernels
@@ -27,6 +29,8 @@ REPLACEMENTS = {
     keras.layers.Conv3D: MaskedConv3D,
     keras.layers.Conv2DTranspose: MaskedConv2DTranspose,
     keras.layers.DepthwiseConv2D: MaskedDepthwiseConv2D,
+    keras.layers.SeparableConv2D: MaskedSeparableConv2D,
+    keras.layers.EinsumDense: MaskedEinsumDense,
 }
 _BASE_LAYER_ARGS = {"name", "trainable", "dtype", "activity_regularizer", "autocast"}
 
@@ -44,7 +48,7 @@ def sparsify(
     include=None,
     exclude=None,
 ):
-    """Return a copy of `model` whose Dense/Conv2D/DepthwiseConv2D are ER-sparse.
+    """Return a copy of `model` whose Dense, Conv and EinsumDense layers are ER-sparse.
 
     The copy has the same architecture and weights; each replaced layer's
     kernel is multiplied by a random Erdos-Renyi mask. Per-layer densities
@@ -221,8 +225,10 @@ def _masked_copy(layer, popup, popup_density, seed):
             )
         del config[key]
     config.update(popup=popup, popup_density=popup_density, seed=seed)
-    if popup:  # None selects the seeded frozen N(0, 2/fan_in) kernel
-        config[f"{masked_class.kernel_arg_prefix}_initializer"] = None
+    if popup:  # None selects the seeded frozen kernels (and the scores are what trains)
+        for key in config:
+            if key.endswith("_initializer") and key != "bias_initializer":
+                config[key] = None
     return masked_class(**config)
 
 
@@ -241,8 +247,12 @@ def _copy_weights(source, target):
     pairs = list(zip(leaf_layers(source), leaf_layers(target)))
     for old, new in pairs:
         if isinstance(new, MaskedLayer) and not isinstance(old, MaskedLayer):
-            if not new.popup:  # popup keeps its seeded random frozen kernel
-                new.kernel.assign(keras.ops.convert_to_numpy(old.kernel))
+            if not new.popup:  # popup keeps its seeded random frozen kernels
+                source_kernel = getattr(old, f"{new.kernel_arg_prefix}_kernel", None)
+                new.kernel.assign(keras.ops.convert_to_numpy(
+                    old.kernel if source_kernel is None else source_kernel))
+                for weight in new.dense_kernels():
+                    weight.assign(keras.ops.convert_to_numpy(getattr(old, weight.name)))
             if new.use_bias:
                 new.bias.assign(keras.ops.convert_to_numpy(old.bias))
         else:

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import keras
@@ -196,18 +198,58 @@ def test_conv1d_and_conv3d_are_masked_and_keep_their_outputs():
 
 
 def test_layers_left_dense_are_named_and_counted_by_summary():
-    inputs = keras.Input((6, 6, 2))
-    x = keras.layers.SeparableConv2D(3, 3, name="sep")(inputs)
+    inputs = keras.Input((5,), dtype="int32")
+    x = keras.layers.Embedding(10, 4, name="emb")(inputs)
     x = keras.layers.Flatten()(x)
     model = keras.Model(inputs, keras.layers.Dense(4, name="head")(x))
-    with pytest.warns(UserWarning, match=r"leaves these layers dense .*sep \(SeparableConv2D\)"):
+    with pytest.warns(UserWarning, match=r"leaves these layers dense .*emb \(Embedding\)"):
         sparse = keras_er.sparsify(model, density=0.2, method="exact")
     report = masks.summary(sparse, print_fn=None)
-    separable = [row for row in report["layers"] if row["name"] == "sep"]
-    assert [row["shape"] for row in separable] == [(3, 3, 2, 1), (1, 1, 2, 3)]
-    assert all(row["masked"] is False and row["density"] == 1.0 for row in separable)
-    assert report["size"] == 18 + 6 + 48 * 4
-    assert report["nonzeros"] == 24 + round(0.2 * 192)
+    (embedding,) = [row for row in report["layers"] if row["name"] == "emb"]
+    assert embedding["shape"] == (10, 4)
+    assert embedding["masked"] is False and embedding["density"] == 1.0
+    assert report["size"] == 40 + 20 * 4
+    assert report["nonzeros"] == 40 + round(0.2 * 80)
+
+
+def test_separable_conv2d_and_einsum_dense_are_masked_and_keep_their_outputs():
+    from keras_er.layers import MaskedEinsumDense, MaskedSeparableConv2D
+
+    inputs = keras.Input((6, 6, 2))
+    separable = keras.layers.SeparableConv2D(8, 3, depth_multiplier=2, padding="same", name="sep")
+    x = keras.layers.Reshape((36, 8))(separable(inputs))
+    einsum = keras.layers.EinsumDense("abc,cde->abde", output_shape=(36, 3, 4), bias_axes="de",
+                                      name="qkv")
+    model = keras.Model(inputs, einsum(x))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="sparsify leaves")  # nothing left dense
+        sparse = keras_er.sparsify(model, density=0.5, scheme="uniform", method="exact")
+    masked_separable, masked_einsum = masks.masked_layers(sparse)
+    assert isinstance(masked_separable, MaskedSeparableConv2D)
+    assert isinstance(masked_einsum, MaskedEinsumDense)
+    # The pointwise kernel is the ER graph; the depthwise kernel stays dense.
+    assert to_numpy(masked_separable.mask).shape == (1, 1, 4, 8)
+    assert to_numpy(masked_einsum.mask).shape == (8, 3, 4)
+    for original, masked in ((separable, masked_separable), (einsum, masked_einsum)):
+        mask = to_numpy(masked.mask)
+        assert mask.sum() == round(0.5 * mask.size)
+        kernel = separable.pointwise_kernel if original is separable else einsum.kernel
+        kernel.assign(to_numpy(kernel) * mask)
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 2)).astype("float32")
+    np.testing.assert_allclose(to_numpy(sparse(x)), to_numpy(model(x)), rtol=1e-5, atol=1e-5)
+    rows = {(row["name"], row["masked"]): row for row in masks.summary(sparse, print_fn=None)["layers"]}
+    assert rows[("sep", False)]["shape"] == (3, 3, 2, 2) and rows[("sep", False)]["density"] == 1.0
+    assert rows[("sep", True)]["density"] == 0.5 and rows[("qkv", True)]["density"] == 0.5
+
+
+def test_popup_freezes_both_separable_kernels_and_trains_only_scores():
+    inputs = keras.Input((6, 6, 2))
+    model = keras.Model(inputs, keras.layers.SeparableConv2D(4, 3, name="sep")(inputs))
+    sparse = keras_er.sparsify(model, density=0.5, popup=True)
+    assert [weight.path for weight in sparse.trainable_weights] == ["sep/scores"]
+    again = keras_er.sparsify(model, density=0.5, popup=True)
+    for first, second in zip(sparse.weights, again.weights):  # frozen weights come from the seed
+        np.testing.assert_array_equal(to_numpy(first), to_numpy(second))
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,10 @@ for job in "${JOBS[@]}"; do
   # shellcheck disable=SC2086  # $args is a list of words
   OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
     taskset -c "$core" keras-er --backend "$backend" train $args --epochs 30 --seed 0 \
-    --out "$RUNS/$id" "${resume[@]}" >>"$RUNS/$id.log" 2>&1 ||
-    echo "$(date -Is) lane $lane: $id stopped with exit $? (see $RUNS/$id.log)"
+    --out "$RUNS/$id" "${resume[@]}" >>"$RUNS/$id.log" 2>&1 || status=$?
+  if (( ${status:-0} )); then  # captured first: $(date) would reset $?
+    echo "$(date -Is) lane $lane: $id stopped with exit $status (see $RUNS/$id.log)"
+  fi
+  status=0
 done
 echo "$(date -Is) lane $lane: done"

@@ -2,13 +2,17 @@
 
 from keras_er.layers.masked_conv import MaskedConv1D
 from keras_er.layers.masked_conv import MaskedConv2D
-from keras_er.layers.masked_conv import MaskedConv2DTranspose
 from keras_er.layers.masked_conv import MaskedConv3D
-from keras_er.layers.masked_conv import MaskedDepthwiseConv2D
+from keras_er.layers.masked_conv import MaskedConvBase
+from keras_er.layers.masked_conv_transpose import MaskedConv2DTranspose
 from keras_er.layers.masked_dense import MaskedDense
+from keras_er.layers.masked_depthwise_conv import MaskedDepthwiseConv2D
+from keras_er.layers.masked_depthwise_conv import MaskedSeparableConv2D
+from keras_er.layers.masked_einsum_dense import MaskedEinsumDense
 from keras_er.layers.masked_layer import MaskedLayer
 
 __all__ = [
-    "MaskedConv1D", "MaskedConv2D", "MaskedConv2DTranspose", "MaskedConv3D", "MaskedDense",
-    "MaskedDepthwiseConv2D", "MaskedLayer",
+    "MaskedConv1D", "MaskedConv2D", "MaskedConv2DTranspose", "MaskedConv3D", "MaskedConvBase",
+    "MaskedDense", "MaskedDepthwiseConv2D", "MaskedEinsumDense", "MaskedLayer",
+    "MaskedSeparableConv2D",
 ]

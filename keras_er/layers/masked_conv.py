@@ -1,4 +1,4 @@
-"""MaskedConv1D/2D/3D and MaskedDepthwiseConv2D: convolutions with a fixed ER mask."""
+"""MaskedConv1D/2D/3D: convolutions with a fixed ER mask, and their shared base."""
 
 import math
 
@@ -11,7 +11,7 @@ PADDINGS = ("valid", "same")
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
-def _ints(value, rank, name):
+def positive_ints(value, rank, name):
     """A positive int or `rank` positive ints, as a tuple of `rank` ints."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = (value,) * rank
@@ -42,7 +42,7 @@ def _conv_length(length, kernel, stride, dilation, padding):
     return (length - dilation * (kernel - 1) - 1) // stride + 1
 
 
-class _MaskedConvBase(MaskedLayer):
+class MaskedConvBase(MaskedLayer):
     """Shared arguments and `call` of the masked convolutions.
 
     Subclasses set `rank` (spatial dimensions) and `convolution`
@@ -61,9 +61,9 @@ class _MaskedConvBase(MaskedLayer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.kernel_size = _ints(kernel_size, self.rank, "kernel_size")
-        self.strides = _ints(strides, self.rank, "strides")
-        self.dilation_rate = _ints(dilation_rate, self.rank, "dilation_rate")
+        self.kernel_size = positive_ints(kernel_size, self.rank, "kernel_size")
+        self.strides = positive_ints(strides, self.rank, "strides")
+        self.dilation_rate = positive_ints(dilation_rate, self.rank, "dilation_rate")
         if not isinstance(padding, str) or padding.lower() not in PADDINGS:
             raise ValueError(
                 f"`padding` must be one of {', '.join(PADDINGS)}; got {padding!r}."
@@ -122,7 +122,7 @@ class _MaskedConvBase(MaskedLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
-class MaskedConv2D(_MaskedConvBase):
+class MaskedConv2D(MaskedConvBase):
     """2D convolution whose kernel is multiplied by a fixed 0/1 mask.
 
     Takes the arguments of `keras.layers.Conv2D` (including `groups`), plus
@@ -170,64 +170,6 @@ class MaskedConv2D(_MaskedConvBase):
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
-class MaskedDepthwiseConv2D(_MaskedConvBase):
-    """Depthwise 2D convolution whose kernel is multiplied by a 0/1 mask.
-
-    Takes the arguments of `keras.layers.DepthwiseConv2D` (`depth_multiplier`,
-    `depthwise_initializer`, `depthwise_regularizer`, `depthwise_constraint`,
-    ...), plus `density`, `seed`, `popup` and `popup_density`. The kernel has
-    shape `(kh, kw, in_channels, depth_multiplier)`.
-
-    Example:
-
-    >>> dw = MaskedDepthwiseConv2D(3, padding="same", density=0.5, seed=0)
-    >>> tuple(dw(keras.ops.ones((1, 8, 8, 4))).shape)
-    (1, 8, 8, 4)
-    """
-
-    kernel_arg_prefix = "depthwise"
-    convolution = staticmethod(ops.depthwise_conv)
-
-    def __init__(
-        self,
-        kernel_size,
-        depth_multiplier=1,
-        depthwise_initializer=None,
-        depthwise_regularizer=None,
-        depthwise_constraint=None,
-        **kwargs,
-    ):
-        super().__init__(
-            kernel_size,
-            kernel_initializer=depthwise_initializer,
-            kernel_regularizer=depthwise_regularizer,
-            kernel_constraint=depthwise_constraint,
-            **kwargs,
-        )
-        if (
-            isinstance(depth_multiplier, bool)
-            or not isinstance(depth_multiplier, int)
-            or depth_multiplier < 1
-        ):
-            raise ValueError(
-                f"`depth_multiplier` must be a positive integer; got {depth_multiplier!r}."
-            )
-        self.depth_multiplier = depth_multiplier
-
-    def build(self, input_shape):
-        channels = self._input_channels(input_shape)
-        shape = self.kernel_size + (channels, self.depth_multiplier)
-        self._add_kernel(shape, fan_in=math.prod(self.kernel_size))
-        self._add_bias(channels * self.depth_multiplier)
-
-    def output_channels(self, input_channels):
-        return input_channels * self.depth_multiplier
-
-    def get_config(self):
-        return {**super().get_config(), "depth_multiplier": self.depth_multiplier}
-
-
-@keras.saving.register_keras_serializable(package="keras_er")
 class MaskedConv1D(MaskedConv2D):
     """1D convolution with a fixed 0/1 mask; the arguments of `keras.layers.Conv1D`
     (without `padding="causal"`) plus `density`, `seed`, `popup`, `popup_density`.
@@ -253,62 +195,3 @@ class MaskedConv3D(MaskedConv2D):
     """
 
     rank = 3
-
-
-def _transpose_length(length, kernel, stride, dilation, padding, output_padding):
-    """The output length of a transposed convolution, as Keras computes it."""
-    if length is None:
-        return None
-    kernel = (kernel - 1) * dilation + 1
-    if padding == "valid":
-        extra = max(kernel, stride) - kernel if output_padding is None else output_padding
-        return (length - 1) * stride + kernel + extra
-    if output_padding is None:
-        return length * stride
-    return (length - 1) * stride + kernel % 2 + output_padding
-
-
-@keras.saving.register_keras_serializable(package="keras_er")
-class MaskedConv2DTranspose(_MaskedConvBase):
-    """Transposed 2D convolution with a fixed 0/1 mask; the arguments of
-    `keras.layers.Conv2DTranspose` plus `density`, `seed`, `popup`, `popup_density`.
-    The kernel (and mask) has Keras' shape `(kh, kw, filters, in_channels)`.
-
-    Example:
-
-    >>> up = MaskedConv2DTranspose(4, 3, strides=2, padding="same", density=0.5, seed=0)
-    >>> tuple(up(keras.ops.ones((1, 5, 5, 3))).shape)
-    (1, 10, 10, 4)
-    """
-
-    convolution = staticmethod(ops.conv_transpose)
-
-    def __init__(self, filters, kernel_size, output_padding=None, **kwargs):
-        super().__init__(kernel_size, **kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"`filters` must be a positive integer; got {filters!r}.")
-        self.filters = filters
-        self.output_padding = (
-            None if output_padding is None else _ints(output_padding, self.rank, "output_padding")
-        )
-
-    def build(self, input_shape):
-        channels = self._input_channels(input_shape)
-        shape = self.kernel_size + (self.filters, channels)
-        self._add_kernel(shape, fan_in=math.prod(self.kernel_size) * self.filters)
-        self._add_bias(self.filters)
-
-    def output_channels(self, input_channels):
-        return self.filters
-
-    def _convolution_arguments(self):
-        return {**super()._convolution_arguments(), "output_padding": self.output_padding}
-
-    def _output_length(self, length, axis):
-        padding = None if self.output_padding is None else self.output_padding[axis]
-        return _transpose_length(length, self.kernel_size[axis], self.strides[axis],
-                                 self.dilation_rate[axis], self.padding, padding)
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "output_padding": self.output_padding}

@@ -68,7 +68,7 @@ class MaskedLayer(keras.layers.Layer):
         initializer = self.kernel_initializer
         seed = self.seed if self.seed is not None else _fresh_seed()
         if self.popup and initializer is None:
-            kernel_init = _array_initializer(
+            kernel_init = array_initializer(
                 popup_lib.frozen_kernel(shape, fan_in, seed)
             )
         else:
@@ -89,14 +89,14 @@ class MaskedLayer(keras.layers.Layer):
         self.mask = self.add_weight(
             name="mask",
             shape=shape,
-            initializer=_array_initializer(mask),
+            initializer=array_initializer(mask),
             trainable=False,
         )
         if self.popup:
             self.scores = self.add_weight(
                 name="scores",
                 shape=shape,
-                initializer=_array_initializer(
+                initializer=array_initializer(
                     popup_lib.initial_scores(shape, fan_in, seed)
                 ),
                 trainable=True,
@@ -124,12 +124,12 @@ class MaskedLayer(keras.layers.Layer):
         else:
             self.kernel.assign(self.kernel * self.mask)
 
-    def _add_bias(self, size):
+    def _add_bias(self, shape):
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",
-                shape=(size,),
+                shape=(shape,) if isinstance(shape, int) else tuple(shape),
                 initializer=self.bias_initializer,
                 regularizer=self.bias_regularizer,
                 constraint=self.bias_constraint,
@@ -189,6 +189,10 @@ class MaskedLayer(keras.layers.Layer):
                     and not any(word in suffix for word in ("kernel", "scores", "bias"))):
                 slot.assign(slot * ops.cast(mask, slot.dtype))
 
+    def dense_kernels(self):
+        """Kernel-like weights of this layer that carry no mask (none by default)."""
+        return []
+
     def active_mask(self):
         """Numpy 0/1 array of the weights the forward pass really uses."""
         mask = ops.convert_to_numpy(self.mask).astype(bool)
@@ -240,7 +244,7 @@ def _fresh_seed():
     return int(np.random.SeedSequence().entropy % (2**31))
 
 
-def _array_initializer(array):
+def array_initializer(array):
     def initializer(shape, dtype=None):
         return ops.cast(ops.convert_to_tensor(array), dtype or "float32")
 

@@ -76,8 +76,8 @@ def summary(model, print_fn=print):
     """Per-layer table of kernel weights kept and the global density.
 
     Densities count the weights the forward pass uses (in popup mode: the
-    mask intersected with the top-k of the scores). Trainable kernels of
-    layers keras_er does not mask (an Embedding, a Conv2DTranspose, ...)
+    mask intersected with the top-k of the scores). Kernels keras_er does not
+    mask (an Embedding's, the depthwise kernel of a MaskedSeparableConv2D)
     are listed too, with every weight kept, and count in the global density.
 
     Returns:
@@ -88,11 +88,9 @@ def summary(model, print_fn=print):
     masked = set(id(layer) for layer in _require_masked_layers(model))
     for layer in leaf_layers(model):
         name = layer.path if hasattr(layer, "path") else layer.name
-        if id(layer) in masked:
-            kept = [layer.active_mask()]
-        else:
-            kept = [np.ones(tuple(kernel.shape), bool) for kernel in unmasked_kernels(layer)]
-        for active in kept:
+        kept = [(layer.active_mask(), True)] if id(layer) in masked else []
+        kept += [(np.ones(tuple(kernel.shape), bool), False) for kernel in unmasked_kernels(layer)]
+        for active, is_masked in kept:
             rows.append(
                 {
                     "name": name,
@@ -100,7 +98,7 @@ def summary(model, print_fn=print):
                     "size": int(active.size),
                     "nonzeros": int(np.count_nonzero(active)),
                     "density": float(np.count_nonzero(active) / active.size),
-                    "masked": id(layer) in masked,
+                    "masked": is_masked,
                 }
             )
     size = sum(row["size"] for row in rows)
@@ -124,7 +122,7 @@ def unmasked_kernels(layer):
     from keras_er.layers.masked_layer import MaskedLayer
 
     if isinstance(layer, MaskedLayer):
-        return []
+        return layer.dense_kernels()
     return [w for w in layer.trainable_weights if w.name in KERNEL_NAMES]
 
 

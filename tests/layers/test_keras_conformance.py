@@ -11,6 +11,8 @@ from keras_er.layers import MaskedConv2DTranspose
 from keras_er.layers import MaskedConv3D
 from keras_er.layers import MaskedDense
 from keras_er.layers import MaskedDepthwiseConv2D
+from keras_er.layers import MaskedEinsumDense
+from keras_er.layers import MaskedSeparableConv2D
 
 CASES = [
     (MaskedDense, dict(units=4), (2, 3), (2, 4)),
@@ -24,6 +26,10 @@ CASES = [
     (MaskedConv2DTranspose, dict(filters=4, kernel_size=3, strides=2, padding="same"), (2, 4, 4, 3), (2, 8, 8, 4)),
     (MaskedDepthwiseConv2D, dict(kernel_size=3), (2, 5, 5, 3), (2, 3, 3, 3)),
     (MaskedDepthwiseConv2D, dict(kernel_size=3, depth_multiplier=2, strides=2), (2, 6, 6, 3), (2, 2, 2, 6)),
+    (MaskedSeparableConv2D, dict(filters=4, kernel_size=3, depth_multiplier=2), (2, 5, 5, 3), (2, 3, 3, 4)),
+    (MaskedEinsumDense, dict(equation="ab,bc->ac", output_shape=4, bias_axes="c"), (2, 3), (2, 4)),
+    (MaskedEinsumDense, dict(equation="abc,cde->abde", output_shape=(None, 2, 4), bias_axes="de"),
+     (2, 5, 3), (2, 5, 2, 4)),
 ]
 
 
@@ -37,13 +43,14 @@ def case_id(case):
 def test_keras_layer_harness(case, popup):
     cls, kwargs, input_shape, output_shape = case
     harness = testing.TestCase("run_layer_test")
+    extra = 1 if cls is MaskedSeparableConv2D else 0  # its dense depthwise kernel
     harness.run_layer_test(
         cls,
         {**kwargs, "density": 0.5, "seed": 0, "popup": popup},
         input_shape=input_shape,
         expected_output_shape=output_shape,
-        expected_num_trainable_weights=1 if popup else 2,  # scores | kernel + bias
-        expected_num_non_trainable_weights=3 if popup else 1,  # + kernel, bias | mask
+        expected_num_trainable_weights=1 if popup else 2 + extra,  # scores | kernel + bias
+        expected_num_non_trainable_weights=3 + extra if popup else 1,  # + kernel, bias | mask
         expected_num_losses=0,
         supports_masking=cls is MaskedDense,
     )
@@ -82,6 +89,7 @@ def test_masked_dense_passes_an_incoming_keras_mask_on():
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_symbolic_output_dtype_follows_the_policy(policy):
     for layer in (MaskedConv2D(4, 3, density=0.5, seed=0, dtype=policy),
-                  MaskedDepthwiseConv2D(3, density=0.5, seed=0, dtype=policy)):
+                  MaskedDepthwiseConv2D(3, density=0.5, seed=0, dtype=policy),
+                  MaskedSeparableConv2D(4, 3, density=0.5, seed=0, dtype=policy)):
         spec = layer.compute_output_spec(keras.KerasTensor((1, 6, 6, 3)))
         assert spec.dtype == layer.compute_dtype

@@ -7,6 +7,8 @@ import pytest
 from keras_er import masks
 from keras_er.layers import MaskedConv2D
 from keras_er.layers import MaskedDense
+from keras_er.layers import MaskedEinsumDense
+from keras_er.layers import MaskedSeparableConv2D
 from tests.helpers import OPTIMIZERS
 from tests.helpers import images
 from tests.helpers import masked_cnn
@@ -36,6 +38,23 @@ def test_an_l1_kernel_regularizer_leaves_masked_weights_at_zero(regularizer):
     compile_and_train(model, keras.optimizers.SGD(0.1, momentum=0.9))
     assert_masked_entries_are_zero(model)
     assert sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses) > 0  # it regularizes
+
+
+def test_separable_and_einsum_layers_stay_sparse_under_adam_and_l1():
+    l1 = keras.regularizers.L1(0.01)
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        MaskedSeparableConv2D(8, 3, density=0.3, seed=0, pointwise_regularizer=l1),
+        keras.layers.Reshape((36, 8)),
+        MaskedEinsumDense("abc,cd->abd", output_shape=(36, 4), bias_axes="d", density=0.3, seed=1,
+                          kernel_regularizer=l1),
+        keras.layers.GlobalAveragePooling1D(),
+    ])
+    before = [keras.ops.convert_to_numpy(layer.kernel) for layer in masks.masked_layers(model)]
+    compile_and_train(model, keras.optimizers.Adam(0.01))
+    assert_masked_entries_are_zero(model)
+    after = [keras.ops.convert_to_numpy(layer.kernel) for layer in masks.masked_layers(model)]
+    assert all(np.any(a != b) for a, b in zip(before, after))  # it trained
 
 
 @pytest.mark.parametrize(
