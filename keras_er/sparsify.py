@@ -166,8 +166,8 @@ def _select_layers(model, include, exclude):
         unknown = sorted(set(names or ()) - set(maskable))
         if unknown:
             raise ValueError(
-                f"`{arg}` names {unknown}, which are not Dense/Conv2D/"
-                f"DepthwiseConv2D layers of the model; those are: {maskable}."
+                f"`{arg}` names {unknown}, which are not layers sparsify can mask "
+                f"({_replaceable_names()}); the model's are: {maskable}."
             )
     selected = [
         name
@@ -179,10 +179,14 @@ def _select_layers(model, include, exclude):
     if not selected and not already_masked:
         raise ValueError(
             f"Model '{model.name}' has no layers to sparsify: `sparsify` replaces "
-            "keras.layers.Dense, Conv2D and DepthwiseConv2D (after `include`/"
-            "`exclude`)."
+            f"the keras.layers {_replaceable_names()} (after `include`/`exclude`; "
+            "layers inside another layer, as in MultiHeadAttention, are not reached)."
         )
     return selected
+
+
+def _replaceable_names():
+    return ", ".join(layer_class.__name__ for layer_class in REPLACEMENTS)
 
 
 def _maskable(layer):
