@@ -2,16 +2,29 @@
 
 Gadhikar, Mukherjee & Burkholz, "Why Random Pruning Is All We Need to Start
 Sparse" (ICML 2023). Works on the TensorFlow, PyTorch and JAX backends.
+
+Subpackages load on first use (`keras_er.zoo`, `keras_er.layers`, ...), so
+`import keras_er` is quick and imports no framework until one is needed.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
-from keras_er import data
-from keras_er import layers
-from keras_er import masks
-from keras_er import models
-from keras_er.sparsify import sparsify
-from keras_er import training
-from keras_er import zoo
+BACKENDS = ("tensorflow", "torch", "jax")  # the Keras backends keras_er supports and tests
 
-__all__ = ["__version__", "data", "layers", "masks", "models", "sparsify", "training", "zoo"]
+_SUBMODULES = ("data", "layers", "masks", "model_masks", "models", "training", "zoo")
+
+__all__ = ["BACKENDS", "__version__", "sparsify", *_SUBMODULES]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"keras_er.{name}")
+    if name == "sparsify":
+        return importlib.import_module("keras_er.conversion").sparsify
+    raise AttributeError(f"module 'keras_er' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

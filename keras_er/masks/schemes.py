@@ -11,7 +11,58 @@ import numbers
 
 import numpy as np
 
-SCHEMES = ("uniform", "erk", "balanced", "pyramidal")
+_SCHEMES = {}  # name -> function(free_shapes, free_sizes, budget) -> densities
+
+
+def register_scheme(name, densities_fn):
+    """Add a layer-wise density scheme under `name` (the CLI and zoo pick it up).
+
+    `densities_fn(shapes, sizes, budget)` gets the kernel shapes and sizes of
+    the layers not kept dense and the number of weights they may keep, and
+    returns one density per layer, each in (0, 1], with
+    `sum(densities * sizes) == budget`. `proportional_scheme(weight_fn)` makes
+    one from a per-layer weight, as ERK is made from `sum(shape) / prod(shape)`.
+
+    Example:
+
+    >>> register_scheme("fan_in", proportional_scheme(lambda shape: 1 / math.prod(shape[:-1])))
+    >>> "fan_in" in scheme_names()
+    True
+    >>> unregister_scheme("fan_in")
+    """
+    if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
+        raise ValueError(f"A scheme name must be a lowercase identifier; got {name!r}.")
+    if name == "dense" or name in _SCHEMES:
+        raise ValueError(f"Scheme {name!r} exists already; choose another name.")
+    if not callable(densities_fn):
+        raise TypeError(f"`densities_fn` must be callable; got {densities_fn!r}.")
+    _SCHEMES[name] = densities_fn
+
+
+def unregister_scheme(name):
+    """Remove a scheme added with `register_scheme`."""
+    _SCHEMES.pop(name, None)
+
+
+def scheme_names():
+    """The names of every registered scheme, built-in ones first."""
+    return tuple(_SCHEMES)
+
+
+def __getattr__(name):
+    if name == "SCHEMES":  # read at access time, so registered schemes are included
+        return scheme_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def proportional_scheme(weight_fn):
+    """A scheme whose densities are `eps * weight_fn(shape)`, capped at 1."""
+
+    def densities(shapes, sizes, budget):
+        weights = np.array([float(weight_fn(tuple(shape))) for shape in shapes])
+        return _capped_proportional(weights, sizes, budget)
+
+    return densities
 
 
 def validate_density(density, name="density"):
@@ -28,9 +79,9 @@ def validate_density(density, name="density"):
 
 
 def validate_scheme(scheme):
-    if not isinstance(scheme, str) or scheme.lower() not in SCHEMES:
+    if not isinstance(scheme, str) or scheme.lower() not in _SCHEMES:
         raise ValueError(
-            f"Unknown `scheme` {scheme!r}; expected one of {', '.join(SCHEMES)}."
+            f"Unknown `scheme` {scheme!r}; expected one of {', '.join(_SCHEMES)}."
         )
     return scheme.lower()
 
@@ -96,17 +147,9 @@ def layer_densities(shapes, density, scheme="erk", *, dense_layers=()):
     if budget <= 0:
         raise ValueError(_infeasible_message(density, sizes, dense))
 
-    free_shapes = [shapes[i] for i in free]
-    if scheme == "pyramidal":
-        free_densities = _pyramidal(sizes[free], budget)
-    else:
-        weights = {
-            "uniform": np.ones(len(free)),
-            "erk": np.array([sum(s) / math.prod(s) for s in free_shapes]),
-            "balanced": 1.0 / sizes[free],
-        }[scheme]
-        free_densities = _capped_proportional(weights, sizes[free], budget)
-
+    free_shapes = [tuple(int(d) for d in shapes[i]) for i in free]
+    free_densities = np.asarray(_SCHEMES[scheme](free_shapes, sizes[free], budget), float)
+    _check_scheme_result(scheme, free_densities, sizes[free], budget)
     densities = np.ones(len(sizes))
     densities[free] = free_densities
     return [float(d) for d in densities]
@@ -153,7 +196,16 @@ def _capped_proportional(weights, sizes, budget):
     return np.where(capped, 1.0, eps * weights)
 
 
-def _pyramidal(sizes, budget):
+def _check_scheme_result(scheme, densities, sizes, budget):
+    if densities.shape != sizes.shape or not np.all((densities > 0) & (densities <= 1 + 1e-9)):
+        raise ValueError(f"Scheme {scheme!r} returned densities outside (0, 1] or of the "
+                         f"wrong length: {densities.tolist()}.")
+    if not math.isclose(float(densities @ sizes), budget, rel_tol=1e-6):
+        raise ValueError(f"Scheme {scheme!r} keeps {densities @ sizes:.1f} weights instead "
+                         f"of the {budget:.1f} the target density allows.")
+
+
+def _pyramidal(shapes, sizes, budget):
     """Densities `r ** l`, `l = 1..L`, with `r` solved by bisection."""
     exponents = np.arange(1, len(sizes) + 1)
 
@@ -168,3 +220,9 @@ def _pyramidal(sizes, budget):
         else:
             hi = mid
     return ((lo + hi) / 2) ** exponents
+
+
+register_scheme("uniform", proportional_scheme(lambda shape: 1.0))
+register_scheme("erk", proportional_scheme(lambda shape: sum(shape) / math.prod(shape)))
+register_scheme("balanced", proportional_scheme(lambda shape: 1.0 / math.prod(shape)))
+register_scheme("pyramidal", _pyramidal)

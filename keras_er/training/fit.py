@@ -9,7 +9,7 @@ import keras
 from keras_er.files import folder_lock
 from keras_er.files import write_text_atomic
 from keras_er.masks import masked_layers
-from keras_er.sparsify import freeze_normalization_affine
+from keras_er.training.popup import freeze_normalization_affine
 from keras_er.training import checkpoint
 from keras_er.training.recipe import Recipe
 

@@ -21,13 +21,13 @@ import keras
 
 from keras_er.files import folder_lock
 from keras_er.files import write_text_atomic
-from keras_er.masks.model_masks import leaf_layers
-from keras_er.masks.model_masks import masked_layers
-from keras_er.masks.model_masks import summary
+from keras_er.model_masks import leaf_layers
+from keras_er.model_masks import masked_layers
+from keras_er.model_masks import summary
 from keras_er.masks.schemes import SCHEMES
 from keras_er.masks.schemes import validate_density
 from keras_er.models import ARCHITECTURES
-from keras_er.sparsify import sparsify
+from keras_er.conversion import sparsify
 from keras_er.zoo import registry
 from keras_er.zoo.weights_io import load_weights
 from keras_er.zoo.weights_io import save_weights

@@ -3,6 +3,7 @@
 import numpy as np
 import keras
 
+from keras_er.layers.masked_layer import MaskedLayer
 from keras_er.masks.sampling import sample_masks
 from keras_er.masks.schemes import layer_densities
 from keras_er.masks.schemes import resolve_dense_layers
@@ -19,9 +20,6 @@ def leaf_layers(model):
 
 def masked_layers(model):
     """All `MaskedLayer`s of `model`, nested models included, in layer order."""
-    # Imported here: keras_er.layers itself samples its masks with keras_er.masks.
-    from keras_er.layers.masked_layer import MaskedLayer
-
     return [layer for layer in leaf_layers(model) if isinstance(layer, MaskedLayer)]
 
 
@@ -119,8 +117,6 @@ KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
 
 def unmasked_kernels(layer):
     """The trainable kernel-like weights of a layer that keras_er does not mask."""
-    from keras_er.layers.masked_layer import MaskedLayer
-
     if isinstance(layer, MaskedLayer):
         return layer.dense_kernels()
     return [w for w in layer.trainable_weights if w.name in KERNEL_NAMES]

@@ -15,9 +15,10 @@ from keras_er.layers import MaskedDepthwiseConv2D
 from keras_er.layers import MaskedEinsumDense
 from keras_er.layers import MaskedLayer
 from keras_er.layers import MaskedSeparableConv2D
-from keras_er.masks.model_masks import assign
-from keras_er.masks.model_masks import leaf_layers
-from keras_er.masks.model_masks import unmasked_kernels
+from keras_er.model_masks import assign
+from keras_er.model_masks import leaf_layers
+from keras_er.model_masks import unmasked_kernels
+from keras_er.training.popup import freeze_normalization_affine
 from keras_er.masks.schemes import validate_density
 from keras_er.masks.schemes import validate_scheme
 
@@ -109,28 +110,6 @@ def sparsify(
     if popup:
         freeze_normalization_affine(new_model)
     return new_model
-
-
-NORMALIZATION = (
-    keras.layers.BatchNormalization,
-    keras.layers.LayerNormalization,
-    keras.layers.GroupNormalization,
-)
-
-
-def freeze_normalization_affine(model):
-    """Make the scale/offset of every normalization layer non-trainable.
-
-    Popup training trains only scores (edge-popup uses non-affine BatchNorm);
-    moving statistics still update. Per-variable `trainable` flags are not
-    saved in `.keras` files, so `keras_er.training.fit` applies this again
-    to any model with popup layers.
-    """
-    for layer in leaf_layers(model):
-        if isinstance(layer, NORMALIZATION):
-            for variable in (getattr(layer, "gamma", None), getattr(layer, "beta", None)):
-                if variable is not None:
-                    variable.trainable = False
 
 
 def _check_model(model):
