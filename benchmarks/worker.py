@@ -103,7 +103,7 @@ def file_ratios(densities=(0.05, 0.1, 0.2)):
         for name, kwargs in [(f"erk_{d:g}", dict(density=d)) for d in densities] + [
             ("popup_0.5x0.2", POPUP)
         ]:
-            model = keras_er.zoo.build("resnet20", "erk", pretrained=None, **kwargs)
+            model = keras_er.zoo.build("resnet20", "erk", pretrained=None, include_preprocessing=False, **kwargs)
             path = Path(folder) / f"{name}.npz"
             weights_io.save_weights(model, path)
             ratios[name] = path.stat().st_size / dense_bytes

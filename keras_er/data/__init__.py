@@ -1,17 +1,37 @@
-"""Datasets for training and evaluation: tensorflow-datasets or offline copies."""
+"""Datasets for training and evaluation: offline copies, else a download through Keras.
 
-from keras_er.data.pipeline import NORMALIZATION
-from keras_er.data.pipeline import ImageBatches
-from keras_er.data.pipeline import load
-from keras_er.data.pipeline import pad_crop_flip
-from keras_er.data.sources import DATASETS
-from keras_er.data.sources import DatasetNotFoundError
-from keras_er.data.sources import load_arrays
-from keras_er.data.specs import DATASET_SPECS
-from keras_er.data.specs import DatasetSpec
-from keras_er.data.specs import register_dataset
+`DATASETS` (names) and `NORMALIZATION` (name -> (mean, std)) are live views of
+`DATASET_SPECS`, so they include datasets added later with `register_dataset`.
+"""
+
+from keras_er.data.pipeline import ImageBatches, load, pad_crop_flip
+from keras_er.data.sources import (
+    DatasetDownloadError,
+    DatasetNotFoundError,
+    load_arrays,
+)
+from keras_er.data.specs import (
+    DATASET_SPECS,
+    DATASETS,
+    NORMALIZATION,
+    DatasetSpec,
+    DownloadSource,
+    RemoteFile,
+    register_dataset,
+)
 
 __all__ = [
-    "DATASETS", "DATASET_SPECS", "DatasetNotFoundError", "DatasetSpec", "ImageBatches",
-    "NORMALIZATION", "load", "load_arrays", "pad_crop_flip", "register_dataset",
+    "DATASETS",
+    "DATASET_SPECS",
+    "NORMALIZATION",
+    "DatasetDownloadError",
+    "DatasetNotFoundError",
+    "DatasetSpec",
+    "DownloadSource",
+    "ImageBatches",
+    "RemoteFile",
+    "load",
+    "load_arrays",
+    "pad_crop_flip",
+    "register_dataset",
 ]

@@ -6,15 +6,14 @@ functions of `(seed, epoch, batch index)` alone, so a resumed run sees
 exactly the batches an uninterrupted one would have seen.
 """
 
-import numpy as np
 import keras
+import numpy as np
 
 from keras_er.data.sources import load_arrays
-from keras_er.data.specs import DATASET_SPECS
-from keras_er.data.specs import get_spec
-
-# Per-channel mean and std of the built-in datasets' training splits (pixel units).
-NORMALIZATION = {name: (spec.mean, spec.std) for name, spec in DATASET_SPECS.items()}
+from keras_er.data.specs import (
+    NORMALIZATION,  # noqa: F401 (a live view, re-exported)
+    get_spec,
+)
 
 
 class ImageBatches(keras.utils.PyDataset):
@@ -51,7 +50,7 @@ class ImageBatches(keras.utils.PyDataset):
         self.order = rng.permutation(n) if self.shuffle else np.arange(n)
 
     def __len__(self):
-        return -(-len(self.labels) // self.batch_size)
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size
 
     def __getitem__(self, index):
         if not 0 <= index < len(self):
@@ -78,11 +77,11 @@ def pad_crop_flip(images, rng, pad=4):
 
 
 def load(name, split="train", batch_size=128, augment=None, shuffle=None, seed=0,
-         limit=None, as_numpy=False, data_dir=None):
+         limit=None, as_numpy=False, data_dir=None, download=True):
     """Load a dataset for `fit`/`evaluate` on any backend.
 
     Args:
-        name: "cifar10", "cifar100", "fashion_mnist" or "mnist".
+        name: "cifar10", "cifar100", "fashion_mnist", "mnist" or a registered name.
         split: "train" or "test".
         batch_size: images per batch.
         augment: pad-4 crop + flip; default: True for the CIFAR train split.
@@ -91,6 +90,9 @@ def load(name, split="train", batch_size=128, augment=None, shuffle=None, seed=0
         limit: keep only the first `limit` images (smoke runs).
         as_numpy: return normalised `(x, y)` arrays instead of batches.
         data_dir: tensorflow-datasets `data_dir`.
+        download: when no offline copy exists, download it once into the Keras
+            cache (`$KERAS_HOME/datasets`; see `keras_er.data.sources`); False:
+            offline only, else `DatasetNotFoundError`.
 
     Returns:
         An `ImageBatches` (a `keras.utils.PyDataset`), or `(x, y)` arrays.
@@ -102,7 +104,7 @@ def load(name, split="train", batch_size=128, augment=None, shuffle=None, seed=0
     >>> x.shape, x.dtype
     ((128, 32, 32, 3), dtype('float32'))
     """
-    images, labels = load_arrays(name, split, data_dir)
+    images, labels = load_arrays(name, split, data_dir, download)
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"`limit` must be a positive integer or None; got {limit!r}.")

@@ -1,54 +1,187 @@
-"""Where datasets come from: tensorflow-datasets first, then offline copies.
+"""Where datasets come from: offline copies first, then a download through Keras.
 
-Offline copies, in order: `<name>.npz` (x_train/y_train/x_test/y_test) in
-`$KERAS_ER_DATA`; the Keras cache that `keras.datasets.<name>.load_data()`
-leaves in `~/.keras/datasets`; for Fashion-MNIST the IDX files of Debian's
-`dataset-fashion-mnist` package. This is the one module that may import
-tensorflow_datasets (optional).
+Sources, in order: tensorflow-datasets (if installed, never downloading);
+`<name>.npz` (x_train/y_train/x_test/y_test) in `$KERAS_ER_DATA`; the Keras
+cache that `keras.datasets.<name>.load_data()` leaves in `$KERAS_HOME/datasets`
+(default `~/.keras/datasets`); for Fashion-MNIST the IDX files of Debian's
+`dataset-fashion-mnist` package. When none has the dataset and `download` is
+true, its spec's `DownloadSource` is fetched with `keras.utils.get_file` (same
+URLs, hashes and cache layout as `keras.datasets`, with a progress bar and a
+hash check) and read back by the Keras-cache reader.
+
+Environment:
+    KERAS_ER_DATA: folder of `<name>.npz` files.
+    KERAS_HOME: the Keras cache root, read at each call (Keras itself reads it
+        once, at import).
+    KERAS_ER_DOWNLOAD_BASE: a mirror (URL such as `https://host/path` or
+        `file:///folder`, or a plain local folder) that holds the files under
+        their original names; downloads come from there instead.
+
+This is the one module that may import tensorflow_datasets (optional).
 """
 
 import gzip
 import os
 import pickle
+import shutil
+import tempfile
+import urllib.parse
 import zipfile
 from pathlib import Path
 
+import keras
 import numpy as np
 
-from keras_er.data.specs import DATASET_SPECS
-from keras_er.data.specs import get_spec
+from keras_er.data.specs import (
+    DATASETS,  # noqa: F401 (a live view, re-exported)
+    get_spec,
+)
 
-DATASETS = tuple(DATASET_SPECS)  # the built-in ones; `register_dataset` adds more
 SPLITS = ("train", "test")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-KERAS_CACHE = Path.home() / ".keras" / "datasets"
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """No source had the dataset; the message lists every place looked."""
 
 
-def load_arrays(name, split, data_dir=None):
+class DatasetDownloadError(DatasetNotFoundError):
+    """The download failed (network, hash, archive); the message names the URL and the cause.
+
+    A `DatasetNotFoundError`, so code that skips or falls back when a dataset
+    is unavailable offline keeps doing so when the download cannot happen.
+    """
+
+
+def load_arrays(name, split, data_dir=None, download=True):
     """`(images uint8 NHWC, labels int64)` of `name`/`split` from the first source that has it.
 
+    Args:
+        name: a registered dataset name.
+        split: "train" or "test".
+        data_dir: tensorflow-datasets `data_dir`.
+        download: when no offline source has it, download it into the Keras
+            cache (once; later calls read the cache). False: never touch the
+            network and raise `DatasetNotFoundError`.
+
     The arrays are validated against the dataset's spec (see `validate_arrays`).
+
+    Raises:
+        DatasetNotFoundError: no source has it (listing every place looked).
+        DatasetDownloadError: the download failed; nothing is left in the cache.
     """
     spec = get_spec(name)
     if split not in SPLITS:
         raise ValueError(f"Unknown `split` {split!r}; expected one of {', '.join(SPLITS)}.")
+    if not isinstance(download, bool):
+        raise TypeError(f"`download` must be True or False; got {download!r}.")
     looked = []
+    found = _from_offline_copies(name, split, data_dir, looked)
+    if found is None and download and spec.download is not None:
+        found = _download_and_read(spec, split, looked)
+    if found is None:
+        raise DatasetNotFoundError(_not_found_message(spec, split, looked, download))
+    return validate_arrays(*found, spec, where=f"{looked[-1]} ({split})")
+
+
+def _from_offline_copies(name, split, data_dir, looked):
+    """The first offline source's `(images, labels)`, or None; each appends where it looked."""
     for source in (_from_tfds, _from_npz, _from_keras_cache, _from_idx):
         found = source(name, split, data_dir, looked)
         if found is not None:
-            return validate_arrays(*found, spec, where=f"{looked[-1]} ({split})")
-    raise DatasetNotFoundError(
-        f"Dataset {name!r} ({split}) not found. Looked in:\n  - "
-        + "\n  - ".join(looked)
-        + f"\nProvide it by: `pip install tensorflow-datasets` with internet access; or "
-        f"an npz with x_train/y_train/x_test/y_test at $KERAS_ER_DATA/{name}.npz; or "
-        f"keras.datasets.{name}.load_data() once online"
-        + ("; or `apt-get install dataset-fashion-mnist`." if name == "fashion_mnist" else ".")
+            return found
+    return None
+
+
+def _not_found_message(spec, split, looked, download):
+    ways = [
+        "`pip install tensorflow-datasets` with internet access",
+        f"an npz with x_train/y_train/x_test/y_test at $KERAS_ER_DATA/{spec.name}.npz",
+    ]
+    if spec.download is not None and not download:
+        urls = ", ".join(download_url(f.origin) for f in spec.download.files)
+        ways.append(f"download=True, which downloads {urls} into {keras_home()}")
+    if spec.name == "fashion_mnist":
+        ways.append("`apt-get install dataset-fashion-mnist`")
+    return (
+        f"Dataset {spec.name!r} ({split}) not found. Looked in:\n  - " + "\n  - ".join(looked)
+        + "\nProvide it by: " + "; or ".join(ways) + "."
     )
+
+
+def keras_home():
+    """The Keras cache root, chosen as Keras chooses it: `$KERAS_HOME`, else `~/.keras`.
+
+    (`/tmp/.keras` when the home folder is read-only, as in Keras.) Read at
+    each call rather than once at import like Keras, so a script or test that
+    sets KERAS_HOME later is honoured; downloads pass it to `get_file`.
+    """
+    if os.environ.get("KERAS_HOME"):
+        return Path(os.environ["KERAS_HOME"]).expanduser()
+    base = os.path.expanduser("~")
+    return Path(base if os.access(base, os.W_OK) else "/tmp") / ".keras"
+
+
+def download_url(origin):
+    """`origin`, or the same file name under `$KERAS_ER_DOWNLOAD_BASE` when that is set."""
+    base = os.environ.get("KERAS_ER_DOWNLOAD_BASE", "").strip()
+    if not base:
+        return origin
+    if "://" not in base:  # a local folder
+        base = Path(base).expanduser().resolve().as_uri()
+    return base.rstrip("/") + "/" + urllib.parse.urlsplit(origin).path.rsplit("/", 1)[-1]
+
+
+def _download_and_read(spec, split, looked):
+    _download(spec, split, looked)
+    found = _from_keras_cache(spec.name, split, None, looked)
+    if found is None:
+        raise DatasetNotFoundError(
+            f"Downloaded {spec.name!r} into {keras_home()}, but its {split} split is not where "
+            f"the {spec.download.format!r} reader looks; looked in:\n  - " + "\n  - ".join(looked)
+        )
+    return found
+
+
+def _download(spec, split, looked):
+    """Fetch every file of `spec.download` with `keras.utils.get_file`, all or nothing.
+
+    `get_file` writes straight to the final name and keeps a file whose hash
+    does not match, so it works in a scratch folder inside `keras_home()`;
+    only when every file is fetched and verified are they renamed (same file
+    system, so atomically) into the layout `get_file` would have made there.
+    A failure or an interrupt leaves nothing behind.
+    """
+    home = keras_home()
+    home.mkdir(parents=True, exist_ok=True)  # get_file swaps a missing folder for /tmp/.keras
+    scratch = Path(tempfile.mkdtemp(prefix=".keras_er-download-", dir=home))
+    try:
+        for remote in spec.download.files:
+            url = download_url(remote.origin)
+            try:
+                keras.utils.get_file(
+                    fname=remote.fname, origin=url, file_hash=remote.file_hash,
+                    cache_subdir=remote.cache_subdir, extract=remote.extract, cache_dir=str(scratch),
+                )
+            except Exception as error:  # get_file raises bare Exception for network errors
+                raise DatasetDownloadError(
+                    f"Could not download dataset {spec.name!r} from {url}: "
+                    f"{type(error).__name__}: {error}\nNothing was left in {home}. "
+                    "Retry online, set $KERAS_ER_DOWNLOAD_BASE to a mirror, or provide it offline.\n"
+                    + _not_found_message(spec, split, looked, download=True)
+                ) from error
+        _move_into(scratch, home)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _move_into(scratch, home):
+    """Move every file under `scratch` to the same relative place under `home`."""
+    for path in sorted(scratch.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            target = home / path.relative_to(scratch)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
 
 
 def validate_arrays(images, labels, spec, where):
@@ -100,7 +233,7 @@ def _from_tfds(name, split, data_dir, looked):
             name, split=split, data_dir=data_dir, download=False,
             batch_size=-1, as_supervised=True,
         )
-    except Exception as error:  # tfds raises many kinds when data is absent
+    except Exception as error:  # noqa: BLE001 (tfds raises many kinds when data is absent)
         looked.append(f"tensorflow-datasets data_dir={data_dir or '(default)'} ({type(error).__name__})")
         return None
     looked.append(f"tensorflow-datasets data_dir={data_dir or '(default)'}")
@@ -125,9 +258,10 @@ def _read_npz(path, split, looked):
     except unreadable as error:
         raise ValueError(f"{path} is not a readable npz file ({type(error).__name__}: "
                          f"{error}).") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path} is a single .npy array, not an npz with x_train, y_train, "
-                         "x_test, y_test.")
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a wrong file, not a wrong argument type
+        raise ValueError(  # noqa: TRY004
+            f"{path} is a single .npy array, not an npz with x_train, y_train, x_test, y_test."
+        )
     with data:
         missing = [key for key in (f"x_{split}", f"y_{split}") if key not in data.files]
         if missing:
@@ -140,32 +274,86 @@ def _read_npz(path, split, looked):
 
 
 def _from_keras_cache(name, split, data_dir, looked):
-    """What `keras.datasets.<name>.load_data()` leaves in ~/.keras/datasets."""
-    if name == "mnist":
-        return _read_npz(KERAS_CACHE / "mnist.npz", split, looked)
-    if name == "fashion_mnist":
-        looked.append(str(KERAS_CACHE / "fashion-mnist"))
-        return _read_idx_folder(KERAS_CACHE / "fashion-mnist", split)
-    if name == "cifar10":
-        folder = KERAS_CACHE / "cifar-10-batches-py"
-        extracted = KERAS_CACHE / "cifar-10-batches-py-target_extracted" / "cifar-10-batches-py"
-        folder = extracted if extracted.is_dir() else folder  # where Keras >= 3.13 unpacks it
-        files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-        label_key = b"labels"
-    elif name == "cifar100":
-        folder, files, label_key = KERAS_CACHE / "cifar-100-python", [split], b"fine_labels"
-    else:
+    """What `keras.datasets.<name>.load_data()`, or a download here, leaves in `keras_home()`."""
+    source = get_spec(name).download
+    if source is None:
         return None
+    return _CACHE_READERS[source.format](source, split, looked)
+
+
+def _read_cached_npz(source, split, looked):
+    first = source.files[0]
+    return _read_npz(keras_home() / first.cache_subdir / first.fname, split, looked)
+
+
+def _read_cached_idx(source, split, looked):
+    folder = keras_home() / source.files[0].cache_subdir
     looked.append(str(folder))
-    if not all((folder / f).is_file() for f in files):
-        return None
+    return _read_idx_folder(folder, split)
+
+
+# format: (folder inside the archive, batch files of each split, label key)
+_CIFAR_LAYOUTS = {
+    "cifar10": ("cifar-10-batches-py",
+                {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
+                b"labels"),
+    "cifar100": ("cifar-100-python", {"train": ("train",), "test": ("test",)}, b"fine_labels"),
+}
+
+
+def _read_cached_cifar(source, split, looked):
+    inner, batches, label_key = _CIFAR_LAYOUTS[source.format]
+    for folder in _cifar_folders(source.files[0], inner):
+        looked.append(str(folder))
+        if all((folder / f).is_file() for f in batches[split]):
+            return read_cifar_batches([folder / f for f in batches[split]], label_key)
+    return None
+
+
+def _cifar_folders(first, inner):
+    """Where Keras releases unpack a CIFAR archive: `<fname>/` (Keras 3.15),
+    `<fname>_extracted/` (other Keras 3 releases) or the cache itself (Keras 2)."""
+    cache = keras_home() / first.cache_subdir
+    return cache / first.fname / inner, cache / f"{first.fname}_extracted" / inner, cache / inner
+
+
+_CACHE_READERS = {
+    "npz": _read_cached_npz, "idx": _read_cached_idx,
+    "cifar10": _read_cached_cifar, "cifar100": _read_cached_cifar,
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only what CIFAR batches hold (dicts, lists, bytes, numpy arrays).
+
+    A downloaded or mirrored file is data: refusing every other global means a
+    tampered pickle cannot run code (as Keras' own CIFAR loader does).
+    """
+
+    ALLOWED = frozenset({
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    })
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+
+
+def read_cifar_batches(paths, label_key):
+    """`(images uint8 NHWC, labels)` of the official CIFAR python batches at `paths`."""
     images, labels = [], []
-    for f in files:
-        with open(folder / f, "rb") as handle:
-            # The official CIFAR python batches are pickles of plain arrays/lists.
-            batch = pickle.load(handle, encoding="bytes")
-        images.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch[label_key]))
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                batch = _ArrayUnpickler(handle, encoding="bytes").load()
+            images.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(batch[label_key]))
+        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path} is not a CIFAR batch with {label_key.decode()} "
+                             f"({type(error).__name__}: {error}).") from None
     return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
 
 

@@ -25,8 +25,7 @@ DatasetSpec(name='tiny', shape=(8, 8, 1), classes=2, mean=(127.5,), std=(127.5,)
 
 import dataclasses
 import re
-from collections.abc import Mapping
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 # How the files of a `DownloadSource` lie in the Keras cache once fetched, and
 # so which reader of `keras_er.data.sources` reads them.
@@ -93,6 +92,8 @@ class DownloadSource:
     format: str
 
     def __post_init__(self):
+        if isinstance(self.files, list):  # keep the spec hashable
+            object.__setattr__(self, "files", tuple(self.files))
         if not self.files or not all(isinstance(f, RemoteFile) for f in self.files):
             raise TypeError(f"DownloadSource `files` must be a non-empty tuple of RemoteFile; "
                             f"got {self.files!r}.")

@@ -1,4 +1,7 @@
-"""Dense Keras 3 Functional builders; the zoo sparsifies them."""
+"""Dense Keras 3 Functional builders; the zoo sparsifies them.
+
+`ARCHITECTURES` (from `keras_er.architectures`) names them all, registered ones too.
+"""
 
 from keras_er.models.resnet import resnet
 from keras_er.models.resnet import resnet18
@@ -16,11 +19,5 @@ from keras_er.models.vgg import vgg13
 from keras_er.models.vgg import vgg16
 from keras_er.models.vgg import vgg19
 
-ARCHITECTURES = {
-    builder.__name__: builder
-    for builder in (
-        resnet20, resnet32, resnet44, resnet56, resnet110,
-        resnet18, resnet34, resnet50,
-        vgg11, vgg13, vgg16, vgg19,
-    )
-}
+from keras_er.architectures import ARCHITECTURES  # noqa: E402  (the registry, keras-free)
+from keras_er.architectures import register_architecture  # noqa: E402

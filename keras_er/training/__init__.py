@@ -1,4 +1,4 @@
-"""Training: the paper's recipe, `fit` with exact resume, and the `keras-er` CLI."""
+"""Training: the paper's recipe, `fit` with exact resume, and run folders."""
 
 from keras_er.training.fit import fit
 from keras_er.training.recipe import Recipe

@@ -1,9 +1,12 @@
 """The zoo index: where the weights live and which entries exist.
 
-`zoo/index.json` is a JSON object `{"format_version": 1, "entries": [...]}`;
-each entry names its id, arch, scheme, density, popup settings, dataset,
-input shape, classes, mask seed, weight file and sha256, accuracy per backend,
-training recipe and reference logits.
+Each entry folder describes itself, as keras-hub presets do: `config.json`
+(what builds the model: arch, scheme, density, popup settings, dataset,
+input shape, classes, mask seed) and `metadata.json` (weight file and
+sha256, accuracy per backend, recipe, weight counts, versions, reference
+logits, the card's table and notes) beside the weights and `card.md`.
+`zoo/index.json`, `{"format_version": 1, "entries": [...]}`, is generated
+from them: one merged dict per entry, read by everything that lists the zoo.
 """
 
 import json
@@ -16,6 +19,8 @@ from keras_er.files import folder_lock
 from keras_er.files import write_text_atomic
 
 INDEX_VERSION = 1
+CONFIG_FIELDS = ("id", "arch", "scheme", "density", "popup", "popup_density", "dataset",
+                 "input_shape", "classes", "seed")
 REQUIRED_FIELDS = (
     "id", "arch", "scheme", "density", "dataset", "input_shape", "classes", "file", "sha256",
 )
@@ -68,11 +73,43 @@ def write_entry(entry, root=None):
     """
     folder = zoo_root(root)
     with folder_lock(folder, purpose="being written"):
+        write_entry_files(entry, folder / entry["id"])
         entries = [e for e in load_index(root) if e["id"] != entry["id"]]
         entries.append(entry)
         entries.sort(key=lambda e: e["id"])
         text = json.dumps({"format_version": INDEX_VERSION, "entries": entries}, indent=1)
         write_text_atomic(folder / "index.json", text + "\n")
+
+
+def write_entry_files(entry, folder):
+    """Write the entry's `config.json` and `metadata.json` into its folder."""
+    config = {key: entry.get(key) for key in CONFIG_FIELDS}
+    metadata = {key: value for key, value in entry.items() if key not in CONFIG_FIELDS}
+    write_text_atomic(folder / "config.json", json.dumps(config, indent=1) + "\n")
+    write_text_atomic(folder / "metadata.json", json.dumps(metadata, indent=1) + "\n")
+
+
+def read_entry_files(folder):
+    """The entry an entry folder describes (its config.json and metadata.json merged)."""
+    folder = Path(folder)
+    merged = {}
+    for name in ("config.json", "metadata.json"):
+        try:
+            merged.update(json.loads((folder / name).read_text()))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"The zoo entry folder {folder} has no readable {name} ({error}).") from None
+    return merged
+
+
+def rebuild_index(root=None):
+    """Regenerate `index.json` from the entry folders; return the entries."""
+    folder = zoo_root(root)
+    with folder_lock(folder, purpose="being written"):
+        entries = sorted((read_entry_files(path.parent) for path in folder.glob("*/config.json")),
+                         key=lambda e: e["id"])
+        text = json.dumps({"format_version": INDEX_VERSION, "entries": entries}, indent=1)
+        write_text_atomic(folder / "index.json", text + "\n")
+    return entries
 
 
 def update_entry(entry_id, change, root=None):

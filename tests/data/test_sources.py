@@ -5,20 +5,9 @@ import numpy as np
 import pytest
 
 from keras_er.data import sources
-from keras_er.data.sources import DatasetNotFoundError
-from keras_er.data.sources import load_arrays
+from keras_er.data.sources import DatasetNotFoundError, load_arrays
 
-REAL_FROM_TFDS = sources._from_tfds  # the fixture below replaces it
-
-
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """No tfds data, an empty Keras cache and $KERAS_ER_DATA in tmp_path/data."""
-    (tmp_path / "data").mkdir()
-    monkeypatch.setenv("KERAS_ER_DATA", str(tmp_path / "data"))
-    monkeypatch.setattr(sources, "KERAS_CACHE", tmp_path / "cache")
-    monkeypatch.setattr(sources, "_from_tfds", lambda *a: a[-1].append("tfds (off)"))
-    return tmp_path
+REAL_FROM_TFDS = sources._from_tfds  # the `offline` fixture (conftest.py) replaces it
 
 
 def test_npz_in_keras_er_data(offline):
@@ -31,7 +20,7 @@ def test_npz_in_keras_er_data(offline):
 
 
 def test_keras_cache_cifar10_batches(offline):
-    folder = offline / "cache" / "cifar-10-batches-py"
+    folder = offline / "keras" / "datasets" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     chw = rng.integers(0, 256, (2, 3, 32, 32), dtype=np.uint8)
@@ -63,7 +52,8 @@ def test_fashion_mnist_idx_files(offline, monkeypatch):
 def test_truncated_idx_is_refused(tmp_path):
     path = tmp_path / "x.gz"
     write_idx(path, np.zeros((5, 4), np.uint8))
-    data = gzip.open(path).read()[:-3]
+    with gzip.open(path) as handle:
+        data = handle.read()[:-3]
     with gzip.open(path, "wb") as handle:
         handle.write(data)
     with pytest.raises(ValueError, match="truncated"):
@@ -73,9 +63,10 @@ def test_truncated_idx_is_refused(tmp_path):
 def test_missing_dataset_names_every_place_looked(offline, monkeypatch):
     monkeypatch.setattr(sources, "DEBIAN_FASHION_MNIST", offline / "nowhere")
     with pytest.raises(DatasetNotFoundError) as info:
-        load_arrays("fashion_mnist", "train")
+        load_arrays("fashion_mnist", "train", download=False)
     message = str(info.value)
-    for place in ("tfds", "fashion_mnist.npz", "nowhere", "apt-get install dataset-fashion-mnist"):
+    for place in ("tfds", "fashion_mnist.npz", str(offline / "keras" / "datasets" / "fashion-mnist"),
+                  "nowhere", "apt-get install dataset-fashion-mnist", "download=True"):
         assert place in message
 
 
@@ -173,9 +164,53 @@ def test_tensorflow_datasets_as_the_source_is_validated_and_named(offline, monke
 
 
 def test_keras_3_13_cifar10_extraction_folder(offline):
-    folder = offline / "cache" / "cifar-10-batches-py-target_extracted" / "cifar-10-batches-py"
+    folder = offline / "keras" / "datasets" / "cifar-10-batches-py-target_extracted" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     chw = np.zeros((2, 3, 32, 32), np.uint8)
     (folder / "test_batch").write_bytes(pickle.dumps({b"data": chw.reshape(2, -1), b"labels": [0, 1]}))
     images, labels = load_arrays("cifar10", "test")
     assert images.shape == (2, 32, 32, 3) and labels.tolist() == [0, 1]
+
+
+def _write_cifar_batch(path, images_chw, labels, label_key=b"labels"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps({b"data": images_chw.reshape(len(images_chw), -1), label_key: labels}))
+
+
+def test_keras_3_15_cifar100_extraction_folder_under_keras_home(offline):
+    chw = np.random.default_rng(0).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
+    folder = offline / "keras" / "datasets" / "cifar-100-python-target" / "cifar-100-python"
+    _write_cifar_batch(folder / "test", chw, [5, 50, 99], b"fine_labels")
+    images, labels = load_arrays("cifar100", "test", download=False)
+    np.testing.assert_array_equal(images, chw.transpose(0, 2, 3, 1))
+    assert labels.tolist() == [5, 50, 99]
+
+
+def test_keras_cache_mnist_npz_follows_keras_home(offline, monkeypatch):
+    x = np.full((3, 28, 28), 7, np.uint8)
+    other_home = offline / "elsewhere"
+    (other_home / "datasets").mkdir(parents=True)
+    np.savez(other_home / "datasets" / "mnist.npz", x_train=x, y_train=[1, 2, 3], x_test=x, y_test=[4, 5, 6])
+    with pytest.raises(DatasetNotFoundError):
+        load_arrays("mnist", "test", download=False)
+    monkeypatch.setenv("KERAS_HOME", str(other_home))
+    images, labels = load_arrays("mnist", "test", download=False)
+    assert images.shape == (3, 28, 28, 1) and labels.tolist() == [4, 5, 6]
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_a_cifar_batch_that_would_run_code_is_refused(offline):
+    folder = offline / "keras" / "datasets" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": _RunsCode(), b"labels": [0]}))
+    with pytest.raises(ValueError, match=r"test_batch is not a CIFAR batch .*refusing to unpickle builtins.print"):
+        load_arrays("cifar10", "test", download=False)
+
+
+def test_download_must_be_a_bool(offline):
+    with pytest.raises(TypeError, match="`download` must be True or False"):
+        load_arrays("cifar10", "test", download="yes")

@@ -30,7 +30,14 @@ def test_markdown_table_has_a_row_per_entry_with_counts(small_zoo):
     assert "erk + popup 0.2 | 0.1 |" in popup
 
 
-def test_plot_is_written(small_zoo, tmp_path):
+def test_plot_is_written_without_touching_pyplot_state(small_zoo, tmp_path):
     pytest.importorskip("matplotlib")
-    report.plot_accuracy_vs_density(tmp_path / "zoo.png", root=small_zoo)
+    import matplotlib
+
+    from keras_er import plotting
+
+    backend = matplotlib.get_backend()
+    figure = plotting.accuracy_vs_density(tmp_path / "zoo.png", root=small_zoo)
     assert (tmp_path / "zoo.png").read_bytes()[:4] == b"\x89PNG"
+    assert {"erk", "uniform"} <= {line.get_label() for line in figure.axes[0].get_lines()}
+    assert matplotlib.get_backend() == backend  # a notebook's inline backend survives

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_er.training import cli
+from keras_er import cli
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

@@ -1,0 +1,59 @@
+"""The architecture registry: names -> Functional builders, each loaded on first use.
+
+Built-in builders are named here with their module, so listing them (the
+CLI's choices) imports no keras. `register_architecture` adds one more.
+"""
+
+import importlib
+from collections.abc import Mapping
+
+_BUILTIN = {
+    **{name: "keras_er.models.resnet_cifar"
+       for name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")},
+    **{name: "keras_er.models.resnet" for name in ("resnet18", "resnet34", "resnet50")},
+    **{name: "keras_er.models.vgg" for name in ("vgg11", "vgg13", "vgg16", "vgg19")},
+}
+_REGISTERED = {}
+
+
+def register_architecture(name, builder):
+    """Add `builder(input_shape, classes) -> keras.Model` under `name`.
+
+    The zoo then has `<name>_<scheme>` constructors and `keras-er train
+    --model <name>` trains it.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"An architecture name must be an identifier; got {name!r}.")
+    if name in _BUILTIN or name in _REGISTERED:
+        raise ValueError(f"Architecture {name!r} exists already; choose another name.")
+    if not callable(builder):
+        raise TypeError(f"`builder` must be callable; got {builder!r}.")
+    _REGISTERED[name] = builder
+
+
+def unregister_architecture(name):
+    """Remove an architecture added with `register_architecture`."""
+    _REGISTERED.pop(name, None)
+
+
+class _Architectures(Mapping):
+    """Read-only view of every architecture, built-in and registered."""
+
+    def __getitem__(self, name):
+        if name in _REGISTERED:
+            return _REGISTERED[name]
+        if name in _BUILTIN:
+            return getattr(importlib.import_module(_BUILTIN[name]), name)
+        raise KeyError(name)
+
+    def __iter__(self):
+        return iter([*_BUILTIN, *_REGISTERED])
+
+    def __len__(self):
+        return len(_BUILTIN) + len(_REGISTERED)
+
+    def __repr__(self):
+        return f"ARCHITECTURES({', '.join(self)})"
+
+
+ARCHITECTURES = _Architectures()

@@ -1,0 +1,161 @@
+"""`keras-er` command line: parses the arguments and hands each command to its module.
+
+    keras-er train --model resnet20 --scheme erk --density 0.1 --epochs 30 --out runs/r20
+    keras-er train ... --out runs/r20 --resume      # continue a stopped run
+    keras-er evaluate --run runs/r20                # or --zoo ID
+    keras-er export runs/r20                        # -> zoo/<id>/ + index.json
+    keras-er list
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from keras_er import BACKENDS
+
+
+def parser():
+    """The argument parser; choices come from the registries (models, schemes, datasets)."""
+    from keras_er.data.specs import DATASET_SPECS
+    from keras_er.masks.schemes import scheme_names
+    from keras_er.architectures import ARCHITECTURES
+
+    root = argparse.ArgumentParser(prog="keras-er", description=__doc__.split("\n")[0])
+    root.add_argument("--backend", choices=BACKENDS, help="Keras backend (sets KERAS_BACKEND)")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train an ER-sparse model")
+    train.add_argument("--model", required=True, choices=sorted(ARCHITECTURES))
+    train.add_argument("--scheme", default="erk", choices=[*scheme_names(), "dense"])
+    train.add_argument("--density", type=float, default=0.1)
+    train.add_argument("--popup", action="store_true", help="train popup scores only")
+    train.add_argument("--popup-density", type=float, default=0.5)
+    train.add_argument("--dataset", default="cifar10", choices=sorted(DATASET_SPECS))
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=0.1)
+    train.add_argument("--warmup-epochs", type=int, help="default: 1 (0 for a 1-epoch run)")
+    train.add_argument("--weight-decay", type=float, default=5e-4)
+    train.add_argument("--label-smoothing", type=float, default=0.0)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--limit", type=int, help="use only the first N training images")
+    train.add_argument("--out", required=True, help="run folder")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+
+    evaluate = commands.add_parser("evaluate", help="top-1/top-5 and per-class accuracy")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--zoo", metavar="ID", help="a zoo entry id")
+    source.add_argument("--run", metavar="DIR", help="a run folder from `train`")
+    evaluate.add_argument("--limit", type=int, help="use only the first N test images")
+    evaluate.add_argument(
+        "--record", action="store_true",
+        help="with --zoo: record this backend's accuracy in the zoo index and card",
+    )
+
+    export = commands.add_parser("export", help="write a run as a zoo entry")
+    export.add_argument("run", metavar="DIR")
+    export.add_argument("--root", help="zoo folder (default: the package's zoo/)")
+    export.add_argument("--limit", type=int, help="evaluate on the first N test images")
+
+    listing = commands.add_parser("list", help="published zoo weights")
+    listing.add_argument("--markdown", action="store_true", help="print the README's zoo table")
+    listing.add_argument("--plot", metavar="PNG", help="save top-1 vs density per scheme")
+
+    bench = commands.add_parser(
+        "bench", help="run benchmarks/ (source checkout): speed, file size, mask sampling",
+        description="Arguments after `bench` go to `python -m benchmarks` (see its --help).",
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    return root
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    args.argv = argv  # recorded as the command that reproduces a run
+    if args.backend:
+        _switch_backend(args.backend, argv)
+    from keras_er.files import FolderLockedError
+
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        hint = " (continue it with the same command and --resume)" if args.command == "train" else ""
+        print(f"keras-er {args.command}: interrupted{hint}.", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, FolderLockedError) as error:
+        # One line, no traceback: bad settings, missing/corrupt/unwritable files.
+        message = str(error).replace("\n", " ") or type(error).__name__
+        print(f"keras-er {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _switch_backend(backend, argv):
+    if os.environ.get("KERAS_BACKEND") == backend or "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = backend  # keras is not imported yet: it will read this
+        return
+    import keras
+
+    if keras.backend.backend() != backend:  # keras is loaded on another backend: start again
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        os.execvpe(sys.executable, [sys.executable, "-m", "keras_er", *argv], env)
+
+
+def _train(args):
+    from keras_er.training import runs
+
+    final = runs.train_run(runs.config_from_args(args), runs.recipe_from_args(args),
+                           Path(args.out), resume=args.resume, argv=args.argv)
+    print(runs.json_text(final))
+    return 0
+
+
+def _evaluate(args):
+    from keras_er import evaluation
+
+    report = evaluation.evaluate(zoo_id=args.zoo, run=args.run, limit=args.limit, record=args.record)
+    print(evaluation.json_text(report))
+    return 0
+
+
+def _export(args):
+    from keras_er.zoo import publish
+
+    entry = publish.export_run(Path(args.run), root=args.root, limit=args.limit)
+    top1 = next(iter(entry["top1"].values()), None)
+    shown = "not measured on the full test set" if top1 is None else f"{top1:.4f}"
+    print(f"exported {entry['id']} (sha256 {entry['sha256'][:12]}, top-1 {shown})")
+    return 0
+
+
+def _list(args):
+    from keras_er import zoo
+    from keras_er.zoo import report
+
+    if args.markdown:
+        print(report.markdown_table(), end="")
+    elif not zoo.available_weights(print_fn=print):
+        print("No zoo weights are published yet.")
+    if args.plot:
+        from keras_er import plotting
+
+        plotting.accuracy_vs_density(args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _bench(args):
+    checkout = Path(__file__).resolve().parents[1]
+    if not (checkout / "benchmarks" / "__main__.py").is_file():
+        raise FileNotFoundError(
+            "`keras-er bench` needs the source checkout (benchmarks/ is not part of the "
+            "installed package): clone the repository and install it with `pip install -e .`."
+        )
+    command = [sys.executable, "-m", "benchmarks", *args.bench_args]
+    return subprocess.run(command, cwd=checkout).returncode
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "export": _export, "list": _list,
+            "bench": _bench}

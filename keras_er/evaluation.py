@@ -1,0 +1,87 @@
+"""Accuracy of a zoo entry or a run on its dataset's test split, and recording it."""
+
+import json
+
+
+def json_text(value):
+    return json.dumps(value, indent=1)
+
+
+def accuracy_report(model, dataset, limit=None, raw_pixels=False):
+    """Top-1, top-5 and per-class accuracy of `model` on `dataset`'s test split.
+
+    `raw_pixels=True` feeds the stored uint8 images (for a model with its
+    preprocessing, as the zoo builds them); otherwise the normalised images
+    `keras_er.data.load` gives (for a run's bare network).
+    """
+    import keras
+    import numpy as np
+
+    from keras_er import data
+
+    if raw_pixels:
+        x, y = data.load_arrays(dataset, "test")
+        x, y = x[:limit].astype("float32"), y[:limit]
+    else:
+        x, y = data.load(dataset, "test", as_numpy=True, limit=limit)
+    logits = keras.ops.convert_to_numpy(model.predict(x, batch_size=256, verbose=0))
+    top5 = np.argsort(-logits, axis=1)[:, :5]
+    predicted = top5[:, 0]
+    return {
+        "images": int(len(y)),
+        "top1": float(np.mean(predicted == y)),
+        "top5": float(np.mean((top5 == y[:, None]).any(axis=1))),
+        "per_class": [float(np.mean(predicted[y == c] == c))
+                      for c in range(logits.shape[1]) if (y == c).any()],
+        # The subset the zoo tests re-check on every backend in CI.
+        "top1_first1000": float(np.mean(predicted[:1000] == y[:1000])),
+    }
+
+
+def evaluate(zoo_id=None, run=None, limit=None, record=False):
+    """The accuracy report of zoo entry `zoo_id` or of the finished run folder `run`.
+
+    With `record=True` (zoo entries, full test set only) this backend's
+    top-1 goes into the entry's metadata, the index and its card.
+    """
+    if (zoo_id is None) == (run is None):
+        raise ValueError("Give exactly one of `zoo_id` and `run`.")
+    if record and (zoo_id is None or limit):
+        raise ValueError("--record needs --zoo and the full test set (no --limit).")
+    if zoo_id is not None:
+        from keras_er import zoo
+
+        model = zoo.load(zoo_id)  # names the published entries if there is none
+        entry = next(e for e in zoo.registry.load_index() if e["id"] == zoo_id)
+        report = accuracy_report(model, entry["dataset"], limit, raw_pixels=True)
+        if record:
+            record_accuracy(entry, report)
+        return report
+    from keras_er.training.runs import load_run
+
+    config, model = load_run(run)
+    return accuracy_report(model, config["dataset"], limit)
+
+
+def record_accuracy(entry, report, root=None):
+    """Write this backend's top-1 into the zoo entry, its index line and its card."""
+    import keras
+
+    from keras_er.files import folder_lock
+    from keras_er.files import write_text_atomic
+    from keras_er.zoo import registry
+    from keras_er.zoo.cards import render_card
+
+    backend = keras.backend.backend()
+
+    def add_accuracy(current):
+        if current["sha256"] != entry["sha256"]:
+            raise ValueError(f"{entry['id']} was re-exported while it was evaluated; "
+                             "evaluate it again to record its accuracy.")
+        current.setdefault("top1", {})[backend] = report["top1"]
+        current.setdefault("top1_first1000", {})[backend] = report["top1_first1000"]
+
+    with folder_lock(registry.zoo_root(root), purpose="being written"):
+        updated = registry.update_entry(entry["id"], add_accuracy, root)
+        write_text_atomic(registry.zoo_root(root) / entry["id"] / "card.md", render_card(updated))
+    return updated

@@ -1,0 +1,133 @@
+"""Run folders: what `keras-er train` writes, and how a run is rebuilt from one.
+
+A run folder holds `config.json` (what model, on what data), `recipe.json`
+(how it is trained), `log.csv`, epoch backups, and when finished
+`model.weights.h5`, `summary.json` and `curves.png`. It is locked while a
+`train` writes to it and checked before anything is written.
+"""
+
+import json
+import shlex
+import time
+from pathlib import Path
+
+CONFIG_KEYS = ("model", "scheme", "density", "popup", "popup_density", "dataset", "seed", "limit")
+
+
+def json_text(value):
+    return json.dumps(value, indent=1)
+
+
+def config_from_args(args):
+    """The run's `config.json` fields from parsed `keras-er train` arguments."""
+    return {key: getattr(args, key) for key in CONFIG_KEYS}
+
+
+def recipe_from_args(args):
+    from keras_er.training.recipe import Recipe
+
+    warmup = min(1, args.epochs - 1) if args.warmup_epochs is None else args.warmup_epochs
+    return Recipe(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+        weight_decay=args.weight_decay, seed=args.seed, label_smoothing=args.label_smoothing,
+        warmup_epochs=warmup,
+    )
+
+
+def build_model(config, pretrained=None):
+    """The model a run's `config` describes (the zoo's builder, without preprocessing)."""
+    from keras_er import zoo
+    from keras_er.data.specs import get_spec
+
+    spec = get_spec(config["dataset"])
+    return zoo.build(
+        config["model"], config["scheme"], config["density"], pretrained=pretrained,
+        seed=config["seed"], popup=config["popup"], popup_density=config["popup_density"],
+        input_shape=spec.shape, classes=spec.classes, include_preprocessing=False,
+    )
+
+
+def train_run(config, recipe, out, resume=False, argv=()):
+    """Train the model `config` describes with `recipe` into the run folder `out`.
+
+    Everything is checked before the first write; the folder is locked while
+    training. Returns the final epoch's metrics.
+    """
+    import keras
+    from keras_er import data
+    from keras_er import plotting
+    from keras_er.files import folder_lock
+    from keras_er.files import write_text_atomic
+    from keras_er.masks.schemes import validate_density
+    from keras_er.training.checkpoint import save_weights_atomic
+    from keras_er.training.fit import check_run_folder
+    from keras_er import training
+
+    out = Path(out)
+    if config["scheme"] != "dense":
+        validate_density(config["density"])  # before the run folder is created
+    if config["popup"] and config["scheme"] == "dense":
+        raise ValueError("--popup needs a sparse --scheme (erk, uniform, ...): popup selects "
+                         "weights inside an ER mask, and a dense model has none.")
+    check_config(out, config, resume)  # before the lock creates the folder
+    with folder_lock(out, wait=False, purpose="training"):
+        check_config(out, config, resume)  # again, now that no one else writes
+        check_run_folder(out, recipe, resume)  # before anything is written
+        # Masks are seeded on their own; this seeds the kernel initialisers, so the
+        # command in the card rebuilds the same initial model (on the same backend).
+        keras.utils.set_random_seed(config["seed"])
+        model = build_model(config)
+        train_data = data.load(config["dataset"], "train", recipe.batch_size,
+                               seed=config["seed"], limit=config["limit"])
+        test_data = data.load(config["dataset"], "test", 256)
+        if not resume:
+            record = {**config, "command": "keras-er " + shlex.join(argv),
+                      "backend": keras.backend.backend()}
+            write_text_atomic(out / "config.json", json_text(record))
+        start = time.perf_counter()
+        history = training.fit(model, train_data, recipe, validation=test_data, out_dir=out, resume=resume)
+        save_weights_atomic(model, out / "model.weights.h5")
+        final = {key: values[-1] for key, values in history.history.items()}
+        summary = {"backend": keras.backend.backend(),
+                   "wall_seconds_this_session": time.perf_counter() - start, "final": final}
+        write_text_atomic(out / "summary.json", json_text(summary))
+        plotting.learning_curves(out / "log.csv", out / "curves.png")
+    return final
+
+
+def check_config(out, config, resume):
+    """Refuse a fresh run into a used folder, and a resume with other settings."""
+    path = Path(out) / "config.json"
+    if not resume:
+        if path.exists():
+            raise ValueError(f"{out} already holds a run (config.json); pass --resume to continue "
+                             "it, or choose another --out.")
+        return
+    if not path.is_file():
+        raise ValueError(f"--resume: {out} holds no run to continue (no config.json).")
+    from keras_er.training.fit import describe_changes
+
+    details = describe_changes(json.loads(path.read_text()), config)
+    if details:
+        raise ValueError(f"--resume with other settings than the run in {out}: {details}.")
+
+
+def load_run(run):
+    """`(config, model)` of a finished run folder, its trained weights loaded."""
+    run = Path(run)
+    if not (run / "config.json").is_file() or not (run / "model.weights.h5").is_file():
+        raise FileNotFoundError(f"{run} is not a finished run (config.json + model.weights.h5).")
+    config = json.loads((run / "config.json").read_text())
+    model = build_model(config)
+    model.load_weights(str(run / "model.weights.h5"))
+    return config, model
+
+
+def epoch_stats(log_csv):
+    """Number of epochs and the median epoch wall time from a run's log.csv."""
+    import statistics
+
+    lines = Path(log_csv).read_text().strip().splitlines()
+    column = lines[0].split(",").index("epoch_seconds")
+    seconds = [float(line.split(",")[column]) for line in lines[1:]]
+    return len(seconds), statistics.median(seconds)

@@ -1,0 +1,173 @@
+"""Zoo models: build an architecture with a scheme's masks, and load published weights."""
+
+import keras
+import numpy as np
+
+from keras_er.architectures import ARCHITECTURES
+from keras_er.conversion import sparsify
+from keras_er.masks.schemes import scheme_names
+from keras_er.masks.schemes import validate_density
+from keras_er.zoo import registry
+from keras_er.zoo.weights_io import load_weights
+
+DEFAULT_INPUT_SHAPE = (32, 32, 3)
+DEFAULT_CLASSES = 10
+
+
+def build(
+    arch,
+    scheme="erk",
+    density=0.1,
+    *,
+    pretrained=True,
+    seed=0,
+    popup=False,
+    popup_density=0.5,
+    input_shape=None,
+    classes=None,
+    include_preprocessing=True,
+    root=None,
+):
+    """Build `arch` with `scheme` masks; the zoo constructors call this.
+
+    The model takes raw pixels (0-255, any numeric dtype) and normalises them
+    itself, as keras.applications models do; `include_preprocessing=False`
+    gives the bare network, which expects normalised inputs.
+
+    Args:
+        arch: a name from `keras_er.models.ARCHITECTURES` (e.g. "resnet20").
+        scheme: "erk", "uniform", "balanced", "pyramidal" or "dense".
+        density: global fraction of conv/dense weights kept (ignored for
+            "dense").
+        pretrained: True loads the published weights for these settings;
+            a dataset name ("cifar10", "fashion_mnist") asks for that
+            dataset's entry; None or False gives a randomly initialised
+            model. Without published weights the error lists what exists.
+        seed: mask seed for a randomly initialised model (a pretrained model
+            gets the masks stored in its file).
+        popup, popup_density: strong-ticket mode (see `keras_er.sparsify`).
+        input_shape, classes: default to the entry's (pretrained) or
+            (32, 32, 3) and 10.
+        include_preprocessing: put the dataset's input normalisation in the
+            model (the entry's, or CIFAR-10's for a random model).
+        root: zoo folder (default: `keras_er.zoo.registry.zoo_root()`).
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"Unknown `arch` {arch!r}; expected one of {', '.join(ARCHITECTURES)}.")
+    if scheme != "dense" and scheme not in scheme_names():
+        raise ValueError(
+            f"Unknown `scheme` {scheme!r}; expected one of {', '.join((*scheme_names(), 'dense'))}."
+        )
+    if not (isinstance(pretrained, (bool, str)) or pretrained is None):
+        raise ValueError(
+            f"`pretrained` must be True, False/None or a dataset name; got {pretrained!r}."
+        )
+    pretrained = None if pretrained is False else pretrained
+    if scheme == "dense" and popup:
+        raise ValueError("`popup=True` needs a sparse `scheme`: popup selects weights inside "
+                         "an ER mask, and a dense model has none.")
+    density = 1.0 if scheme == "dense" else validate_density(density)
+    entry = None
+    if pretrained is not None:
+        dataset = pretrained if isinstance(pretrained, str) else None
+        entry = registry.find_entry(arch, scheme, density, popup, popup_density, dataset, root)
+        input_shape = _agree(input_shape, tuple(entry["input_shape"]), "input_shape", entry)
+        classes = _agree(classes, entry["classes"], "classes", entry)
+    model = ARCHITECTURES[arch](
+        tuple(input_shape or DEFAULT_INPUT_SHAPE), classes or DEFAULT_CLASSES
+    )
+    if scheme != "dense":
+        model = sparsify(
+            model,
+            density,
+            scheme,
+            seed=seed,
+            method="exact",
+            popup=popup,
+            popup_density=popup_density,
+        )
+    if entry is not None:
+        load_weights(
+            model, registry.weight_path(entry, root), sha256=entry["sha256"],
+            expect={"id": entry["id"], **identity(entry)},
+        )
+    if include_preprocessing:
+        mean, std = input_normalization(entry)
+        model = with_preprocessing(model, mean, std)
+    return model
+
+
+def input_normalization(entry=None, dataset="cifar10"):
+    """`(mean, std)` per channel, in pixels 0-255, of an entry (or of `dataset`)."""
+    recorded = (entry or {}).get("recipe", {}).get("input_normalization")
+    if recorded:
+        return tuple(recorded["mean"]), tuple(recorded["std"])
+    from keras_er.data.specs import get_spec
+
+    spec = get_spec(entry["dataset"] if entry else dataset)
+    return tuple(spec.mean), tuple(spec.std)
+
+
+def with_preprocessing(model, mean, std):
+    """`model` behind a fixed normalisation layer: raw pixels in, logits out.
+
+    The layer has no weights, so the weight file (and every weight path)
+    is the bare model's.
+    """
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(mean) != shape[-1]:
+        raise ValueError(
+            f"The input normalisation has {len(mean)} channels but the model takes {shape}; "
+            "pass include_preprocessing=False and normalise the inputs yourself."
+        )
+    inputs = keras.Input(shape, name="pixels")
+    normalize = keras.layers.Normalization(
+        mean=list(mean), variance=[s * s for s in std], name="normalize_pixels",
+    )
+    return keras.Model(inputs, model(normalize(inputs)), name=model.name)
+
+
+def without_preprocessing(model):
+    """The bare network inside a model made by `with_preprocessing` (else `model`)."""
+    names = [layer.name for layer in model.layers]
+    if len(names) == 3 and names[1] == "normalize_pixels":
+        return model.layers[2]
+    return model
+
+
+def load(entry_id, include_preprocessing=True, root=None):
+    """The published model `entry_id` (an id from `available_weights()`), weights loaded.
+
+    Example:
+
+    >>> model = keras_er.zoo.load("resnet20_erk_d0.1_cifar10")
+    >>> keras_er.masks.summary(model, print_fn=None)["nonzeros"]
+    27087
+    """
+    entries = {entry["id"]: entry for entry in registry.load_index(root)}
+    if entry_id not in entries:
+        raise ValueError(
+            f"No zoo entry {entry_id!r}; published: {', '.join(sorted(entries)) or 'none'}."
+        )
+    entry = entries[entry_id]
+    return build(
+        entry["arch"], entry["scheme"], entry["density"], pretrained=entry["dataset"],
+        seed=entry.get("seed", 0), popup=bool(entry.get("popup")),
+        popup_density=entry.get("popup_density") or 0.5,
+        include_preprocessing=include_preprocessing, root=root,
+    )
+
+
+def identity(entry):
+    """What a weight file records about itself, to be checked against its index entry."""
+    keys = ("arch", "scheme", "density", "popup", "popup_density", "dataset")
+    return {key: entry.get(key) for key in keys}
+
+
+def _agree(requested, published, name, entry):
+    if requested is not None and tuple(np.atleast_1d(requested)) != tuple(np.atleast_1d(published)):
+        raise ValueError(
+            f"`{name}`={requested!r} differs from the published entry {entry['id']} "
+            f"({published!r}); use pretrained=None for another {name}."
+        )
+    return published

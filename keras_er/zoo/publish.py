@@ -1,0 +1,72 @@
+"""`keras-er export`: a finished run folder becomes a zoo entry, with what was measured."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+
+def export_run(run, root=None, limit=None):
+    """Evaluate the run `run`, write it as a zoo entry (see `zoo.export`); return the entry.
+
+    Records hold only what was measured: with `limit`, the entry has no
+    top-1 and its card says which images were used.
+    """
+    import keras
+
+    from keras_er.data import load_arrays
+    from keras_er.data.specs import get_spec
+    from keras_er.evaluation import accuracy_report
+    from keras_er.files import atomic_write
+    from keras_er.training.runs import epoch_stats
+    from keras_er.training.runs import load_run
+    from keras_er.zoo import registry
+    from keras_er.zoo.exporter import export
+
+    run = Path(run)
+    config, model = load_run(run)
+    report = accuracy_report(model, config["dataset"], limit)
+    spec = get_spec(config["dataset"])
+    recipe = json.loads((run / "recipe.json").read_text())
+    recipe["input_normalization"] = {"mean": list(spec.mean), "std": list(spec.std),
+                                     "units": "pixels 0-255"}
+    epochs, epoch_seconds = epoch_stats(run / "log.csv")
+    test_size = len(load_arrays(config["dataset"], "test")[1])
+    full = limit is None or report["images"] == test_size
+    backend = keras.backend.backend()
+    entry = export(
+        model, config["model"], config["scheme"], config["density"],
+        dataset=config["dataset"], seed=config["seed"], popup=config["popup"],
+        popup_density=config["popup_density"] if config["popup"] else None,
+        top1={backend: report["top1"]} if full else {}, recipe=recipe,
+        notes=_notes(run, config, report, epochs, epoch_seconds, full),
+        train_seconds=round(epochs * epoch_seconds, 1),
+        top1_first1000=({backend: report["top1_first1000"]}
+                        if report["images"] >= min(1000, test_size) else {}),
+        root=root,
+    )
+    curves = run / "curves.png"
+    if curves.is_file():
+        with atomic_write(registry.zoo_root(root) / entry["id"] / "curves.png") as temporary:
+            shutil.copyfile(curves, temporary)
+    return entry
+
+
+def _notes(run, config, report, epochs, epoch_seconds, full):
+    import keras
+
+    command = re.sub(r"--out \S+", f"--out runs/{run.name}", config.get("command", ""))
+    notes = (
+        f"## Reproduce\n\n```bash\n{command}\n```\n\n"
+        f"Trained on the {config.get('backend')} backend; {epochs} epochs; "
+        f"top-1 {report['top1']:.4f} on {report['images']} test images "
+        f"({keras.backend.backend()} backend); training time {epochs * epoch_seconds:.0f} s "
+        f"({epochs} epochs x the median epoch, {epoch_seconds:.0f} s; the median leaves out "
+        "epochs slowed by a pause or by another job for part of the run)."
+    )
+    if (run / "curves.png").is_file():
+        notes += "\n\n![learning curves](curves.png)"
+    if not full:
+        notes += (f"\n\nNot a published accuracy: evaluated on the first {report['images']} "
+                  "test images only (export --limit).")
+    return notes
