@@ -22,29 +22,29 @@ from benchmarks import sparse_inference
 
 ROOT = Path(__file__).resolve().parent
 BACKENDS = ("tensorflow", "torch", "jax")
-TARGETS = {"masked_train": 0.95, "popup_train": 0.85, "file_ratio_per_density": 1.5,
-           "resnet50_masks_s": 1.0}
+TARGETS = {"masked_train": 0.95, "popup_train": 0.85, "file_ratio_per_density": 1.5, "resnet50_masks_s": 1.0}
 
 
 def run_worker(backend, *args):
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-               "PYTHONPATH": str(ROOT.parent)}
-        subprocess.run([sys.executable, "-m", "benchmarks.worker", "--out", str(out), *args],
-                       env=env, check=True)
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT.parent)}
+        subprocess.run([sys.executable, "-m", "benchmarks.worker", "--out", str(out), *args], env=env, check=True)
         return json.loads(out.read_text())
 
 
 def machine():
     import keras
 
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "python": platform.python_version(), "keras": keras.__version__}
+    info = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+    }
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines()
-                 if l.startswith("model name")]
+        names = [l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines() if l.startswith("model name")]
         info["cpu"] = names[0] if names else info["cpu"]
     for package in ("tensorflow", "torch", "jax"):
         try:
@@ -72,8 +72,9 @@ def collect(args):
         )
         if args.memory:
             results["backends"][backend]["peak_rss_mib"] = {
-                arch: {v: run_worker(backend, "--memory", arch, v)["peak_rss_mib"]
-                       for v in ("dense", "masked", "popup")}
+                arch: {
+                    v: run_worker(backend, "--memory", arch, v)["peak_rss_mib"] for v in ("dense", "masked", "popup")
+                }
                 for arch in args.models
             }
     first = results["backends"][args.backends[0]]
@@ -90,7 +91,8 @@ def markdown(results):
     m = results["machine"]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, Keras {m['keras']}, "
-        + ", ".join(f"{p} {m[p]}" for p in ("tensorflow", "torch", "jax") if p in m) + ".",
+        + ", ".join(f"{p} {m[p]}" for p in ("tensorflow", "torch", "jax") if p in m)
+        + ".",
         "",
         "| backend | model | dense train img/s | masked / dense train | popup / dense train "
         "| masked / dense inference | peak RSS masked / dense |",
@@ -105,24 +107,34 @@ def markdown(results):
                 f"| {t['train_ratio']['masked']:.2f} | {t['train_ratio']['popup']:.2f} "
                 f"| {t['infer_ratio']['masked']:.2f} | {memory} |"
             )
-    lines += ["", "| ResNet20 zoo file | bytes / dense `.weights.h5` | target (≤ 1.5 × density) |",
-              "| --- | --- | --- |"]
+    lines += [
+        "",
+        "| ResNet20 zoo file | bytes / dense `.weights.h5` | target (≤ 1.5 × density) |",
+        "| --- | --- | --- |",
+    ]
     for name, ratio in results["file_ratio"]["ratio"].items():
         density = 0.5 if name.startswith("popup") else float(name.split("_")[1])
         lines.append(f"| {name} | {ratio:.3f} | {1.5 * density:.3f} |")
-    lines += ["", "| mask sampling (density 0.1) | erk | uniform | balanced | pyramidal |",
-              "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "| mask sampling (density 0.1) | erk | uniform | balanced | pyramidal |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for arch, seconds in results["mask_sampling_s"].items():
-        lines.append(f"| {arch} ({seconds['weights'] / 1e6:.1f} M weights) | "
-                     + " | ".join(f"{seconds[s]:.3f} s" for s in
-                                  ("erk", "uniform", "balanced", "pyramidal")) + " |")
+        lines.append(
+            f"| {arch} ({seconds['weights'] / 1e6:.1f} M weights) | "
+            + " | ".join(f"{seconds[s]:.3f} s" for s in ("erk", "uniform", "balanced", "pyramidal"))
+            + " |"
+        )
     sparse = results["sparse_inference"]["csr_vs_dense_matmul"]
-    lines += ["", f"Sparse inference (moonshot), im2col matmul {sparse['shape']}: dense "
-              f"{sparse['dense_ms']:.2f} ms; scipy CSR speed-up "
-              + ", ".join(f"{k}: {v['speedup']:.2f}×" for k, v in sparse.items()
-                          if isinstance(v, dict))
-              + f". Flagship conv weights removable by channel compaction: "
-              f"{results['sparse_inference']['flagship_compactable_fraction']:.1%}."]
+    lines += [
+        "",
+        f"Sparse inference (moonshot), im2col matmul {sparse['shape']}: dense "
+        f"{sparse['dense_ms']:.2f} ms; scipy CSR speed-up "
+        + ", ".join(f"{k}: {v['speedup']:.2f}×" for k, v in sparse.items() if isinstance(v, dict))
+        + f". Flagship conv weights removable by channel compaction: "
+        f"{results['sparse_inference']['flagship_compactable_fraction']:.1%}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -132,9 +144,11 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [(f"{b}\n{a}", t["train_ratio"]["masked"], t["train_ratio"]["popup"],
-             t["infer_ratio"]["masked"])
-            for b, r in results["backends"].items() for a, t in r["throughput"].items()]
+    rows = [
+        (f"{b}\n{a}", t["train_ratio"]["masked"], t["train_ratio"]["popup"], t["infer_ratio"]["masked"])
+        for b, r in results["backends"].items()
+        for a, t in r["throughput"].items()
+    ]
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 3.5))
     for i, label in enumerate(["masked train", "popup train", "masked inference"]):
@@ -153,8 +167,9 @@ def main(argv=None):
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--models", nargs="+", default=["resnet20", "vgg16"])
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per model (median)")
-    parser.add_argument("--no-memory", dest="memory", action="store_false",
-                        help="skip peak-memory probes (one process per variant)")
+    parser.add_argument(
+        "--no-memory", dest="memory", action="store_false", help="skip peak-memory probes (one process per variant)"
+    )
     parser.add_argument("--out", default=str(ROOT / "results"))
     args = parser.parse_args(argv)
     results = collect(args)

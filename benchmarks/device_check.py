@@ -49,8 +49,7 @@ def predictions(model, x, batch_size=500):
     import keras
 
     logits = [
-        keras.ops.convert_to_numpy(model(x[i : i + batch_size], training=False))
-        for i in range(0, len(x), batch_size)
+        keras.ops.convert_to_numpy(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)
     ]
     return np.concatenate(logits).argmax(axis=1)
 
@@ -84,7 +83,8 @@ def prepare(args):
     for entry in zoo_entries():
         predicted = predictions(load_entry(entry), x_normalised)
         expected["entries"][entry["id"]] = {
-            "top1": float(np.mean(predicted == y)), "predictions": predicted.tolist(),
+            "top1": float(np.mean(predicted == y)),
+            "predictions": predicted.tolist(),
         }
         print(f"prepared {entry['id']}: top-1 {expected['entries'][entry['id']]['top1']:.4f}")
     (folder / "expected.json").write_text(json.dumps(expected))
@@ -116,8 +116,14 @@ def device_info():
 
         device, name, version = value.device, "cpu", tf.__version__
     on_gpu = any(word in device.lower() for word in ("cuda", "gpu"))
-    return {"backend": backend, "device": device, "device_name": name, "on_gpu": on_gpu,
-            "framework": version, "keras": keras.__version__}
+    return {
+        "backend": backend,
+        "device": device,
+        "device_name": name,
+        "on_gpu": on_gpu,
+        "framework": version,
+        "keras": keras.__version__,
+    }
 
 
 @contextlib.contextmanager
@@ -168,7 +174,8 @@ def check_entries(entries, data_dir, images):
             predicted = predictions(model, x)
         difference = float(np.abs(logits - stored).max())
         logit_rows[entry["id"]] = {
-            "logits": logits.tolist(), "max_diff_full_float32": difference,
+            "logits": logits.tolist(),
+            "max_diff_full_float32": difference,
             "max_diff_default_precision": float(np.abs(default - stored).max()),
             "ok": difference < LOGIT_TOLERANCE,
         }
@@ -187,8 +194,18 @@ def check_entries(entries, data_dir, images):
 def run_dataset_free_tests(targets, timeout):
     """pytest over the layer/mask/popup/sparsify tests, with its pass/fail counts."""
     report = Path(os.environ.get("TMPDIR", "/tmp")) / f"device_check_{os.getpid()}.xml"
-    command = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider",
-               f"--junitxml={report}", *targets]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-m",
+        "not slow",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={report}",
+        *targets,
+    ]
     start = time.perf_counter()
     try:
         process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
@@ -228,8 +245,11 @@ def measure_speed(models, batch_size, repeats, warmup):
 
 
 def run(args):
-    result = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_mode": args.cpu,
-              "settings": vars(args) | {"handler": None}}
+    result = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "cpu_mode": args.cpu,
+        "settings": vars(args) | {"handler": None},
+    }
     out = Path(args.out)
 
     def save():  # atomically: a time limit may kill this process at any moment
@@ -247,8 +267,7 @@ def run(args):
     entries = zoo_entries()
     for name, measure in (
         ("zoo", lambda: check_entries(entries, args.data_dir, args.images)),
-        ("tests", lambda: {"tests": run_dataset_free_tests(args.tests, args.test_timeout)}
-         if args.tests else {}),
+        ("tests", lambda: {"tests": run_dataset_free_tests(args.tests, args.test_timeout)} if args.tests else {}),
     ):
         start = time.perf_counter()
         result.update(measure())
@@ -256,8 +275,7 @@ def run(args):
         save()
     for rows in measure_speed(args.models, args.batch, args.repeats, args.warmup):
         result["speed"] = rows
-        print(f"[{result['device']['backend']}] speed: {rows[-1]['arch']} {rows[-1]['precision']}",
-              flush=True)
+        print(f"[{result['device']['backend']}] speed: {rows[-1]['arch']} {rows[-1]['precision']}", flush=True)
         save()
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     save()
@@ -269,8 +287,10 @@ def run(args):
 
 def report(args):
     folder = Path(args.folder)
-    runs = {name: {"error": "wrote no result (crashed before its first section)"}
-            for name in getattr(args, "expect", None) or ()}
+    runs = {
+        name: {"error": "wrote no result (crashed before its first section)"}
+        for name in getattr(args, "expect", None) or ()
+    }
     for path in sorted(folder.glob("*.json")):
         if path.name != "device_check.json":
             try:
@@ -314,8 +334,11 @@ def failures(runs, cross_difference):
                     found.append(f"{name}: {section} of {entry_id}")
         if (result.get("tests") or {}).get("ok") is False:
             found.append(f"{name}: dataset-free tests")
-        found += [f"{name}: speed of {row['arch']} {row['precision']}: {row['error']}"
-                  for row in result.get("speed", []) if "error" in row]
+        found += [
+            f"{name}: speed of {row['arch']} {row['precision']}: {row['error']}"
+            for row in result.get("speed", [])
+            if "error" in row
+        ]
     if cross_difference >= LOGIT_TOLERANCE:
         found.append(f"cross-backend logit difference {cross_difference:.2e}")
     if not runs:
@@ -332,24 +355,31 @@ def markdown(summary):
             f"framework {device.get('framework')}, Keras {device.get('keras')}, "
             f"started {result.get('started')}"
         )
-    lines += ["", "| check | " + " | ".join(summary["backends"]) + " |",
-              "| --- |" + " --- |" * len(summary["backends"])]
+    lines += [
+        "",
+        "| check | " + " | ".join(summary["backends"]) + " |",
+        "| --- |" + " --- |" * len(summary["backends"]),
+    ]
     lines += [
         "| " + label + " | " + " | ".join(cell(result) for result in summary["backends"].values()) + " |"
         for label, cell in CHECK_ROWS
     ]
-    lines += ["", f"Largest logit difference between backends (full float32): "
-              f"{summary['cross_backend_max_logit_diff']:.2e} (bound {LOGIT_TOLERANCE:g})."]
-    speed_rows = [(name, row) for name, result in summary["backends"].items()
-                  for row in result.get("speed", [])]
+    lines += [
+        "",
+        f"Largest logit difference between backends (full float32): "
+        f"{summary['cross_backend_max_logit_diff']:.2e} (bound {LOGIT_TOLERANCE:g}).",
+    ]
+    speed_rows = [(name, row) for name, result in summary["backends"].items() for row in result.get("speed", [])]
     if speed_rows:
-        lines += ["", "| backend | model | precision | dense train img/s | masked / dense | "
-                  "popup / dense | dense inference img/s | masked / dense inference |",
-                  "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            "| backend | model | precision | dense train img/s | masked / dense | "
+            "popup / dense | dense inference img/s | masked / dense inference |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for name, row in speed_rows:
             if "error" in row:
-                lines.append(f"| {name} | {row['arch']} | {row['precision']} | {row['error'][:80]} |"
-                             + " |" * 4)
+                lines.append(f"| {name} | {row['arch']} | {row['precision']} | {row['error'][:80]} |" + " |" * 4)
                 continue
             train, ratio = row["train_images_per_s"], row["train_ratio"]
             lines.append(
@@ -378,8 +408,9 @@ def _accuracy_cell(result):
     compared = [row for row in rows.values() if "ok" in row]
     images = next(iter(rows.values()))["images"]
     differing = sum(row["predictions_differing_from_cpu"] for row in compared)
-    return (f"{len(rows)} entries on {images} images; " + (
-        f"{differing} predictions differ from the CPU's" if compared else "no CPU predictions to compare"))
+    return f"{len(rows)} entries on {images} images; " + (
+        f"{differing} predictions differ from the CPU's" if compared else "no CPU predictions to compare"
+    )
 
 
 def _tests_cell(result):
@@ -416,8 +447,9 @@ def main(argv=None):
     run_parser.add_argument("--repeats", type=int, default=20)
     run_parser.add_argument("--warmup", type=int, default=3)
     run_parser.add_argument("--test-timeout", type=int, default=150)
-    run_parser.add_argument("--tests", nargs="*", default=list(DATASET_FREE_TESTS),
-                            help="pytest targets (none: skip the section)")
+    run_parser.add_argument(
+        "--tests", nargs="*", default=list(DATASET_FREE_TESTS), help="pytest targets (none: skip the section)"
+    )
     run_parser.add_argument("--cpu", action="store_true", help="do not require a GPU")
     run_parser.set_defaults(handler=run)
     report_parser = commands.add_parser("report", help="merge the per-backend JSONs")

@@ -28,8 +28,7 @@ def _best_seconds(run, repeats=5):
     return best
 
 
-def sparse_matmul_speedup(rows=BATCH * 8 * 8, fan_in=3 * 3 * 64, outputs=64,
-                          densities=(0.2, 0.1, 0.05, 0.02)):
+def sparse_matmul_speedup(rows=BATCH * 8 * 8, fan_in=3 * 3 * 64, outputs=64, densities=(0.2, 0.1, 0.05, 0.02)):
     """Dense-matmul time / CSR-matmul time for ResNet20's widest conv, per density."""
     rng = np.random.default_rng(0)
     patches = rng.normal(size=(rows, fan_in)).astype("float32")
@@ -38,7 +37,7 @@ def sparse_matmul_speedup(rows=BATCH * 8 * 8, fan_in=3 * 3 * 64, outputs=64,
     result = {"shape": [rows, fan_in, outputs], "dense_ms": dense_seconds * 1e3}
     for density in densities:
         sparse_t = scipy.sparse.csr_matrix((kernel * (rng.random(kernel.shape) < density)).T)
-        seconds = _best_seconds(lambda: (sparse_t @ patches.T).T)
+        seconds = _best_seconds(lambda matrix=sparse_t: (matrix @ patches.T).T)
         result[f"{density:g}"] = {"sparse_ms": seconds * 1e3, "speedup": dense_seconds / seconds}
     return result
 

@@ -100,9 +100,7 @@ def file_ratios(densities=(0.05, 0.1, 0.2)):
         ARCHITECTURES["resnet20"]().save_weights(dense_path)
         dense_bytes = dense_path.stat().st_size
         ratios = {}
-        for name, kwargs in [(f"erk_{d:g}", dict(density=d)) for d in densities] + [
-            ("popup_0.5x0.2", POPUP)
-        ]:
+        for name, kwargs in [(f"erk_{d:g}", dict(density=d)) for d in densities] + [("popup_0.5x0.2", POPUP)]:
             model = keras_er.zoo.build("resnet20", "erk", pretrained=None, include_preprocessing=False, **kwargs)
             path = Path(folder) / f"{name}.npz"
             weights_io.save_weights(model, path)
@@ -132,10 +130,12 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--models", nargs="+", default=["resnet20", "vgg16"])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--memory", nargs=2, metavar=("ARCH", "VARIANT"),
-                        help="only measure peak memory of one variant, then exit")
-    parser.add_argument("--static", action="store_true",
-                        help="also measure file ratios and mask sampling (backend-free)")
+    parser.add_argument(
+        "--memory", nargs=2, metavar=("ARCH", "VARIANT"), help="only measure peak memory of one variant, then exit"
+    )
+    parser.add_argument(
+        "--static", action="store_true", help="also measure file ratios and mask sampling (backend-free)"
+    )
     args = parser.parse_args(argv)
     if args.memory:
         result = {"peak_rss_mib": peak_memory(*args.memory)}

@@ -8,8 +8,7 @@ import importlib
 from collections.abc import Mapping
 
 _BUILTIN = {
-    **{name: "keras_er.models.resnet_cifar"
-       for name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")},
+    **{name: "keras_er.models.resnet_cifar" for name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")},
     **{name: "keras_er.models.resnet" for name in ("resnet18", "resnet34", "resnet50")},
     **{name: "keras_er.models.vgg" for name in ("vgg11", "vgg13", "vgg16", "vgg19")},
 }

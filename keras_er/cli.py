@@ -1,10 +1,10 @@
 """`keras-er` command line: parses the arguments and hands each command to its module.
 
-    keras-er train --model resnet20 --scheme erk --density 0.1 --epochs 30 --out runs/r20
-    keras-er train ... --out runs/r20 --resume      # continue a stopped run
-    keras-er evaluate --run runs/r20                # or --zoo ID
-    keras-er export runs/r20                        # -> zoo/<id>/ + index.json
-    keras-er list
+keras-er train --model resnet20 --scheme erk --density 0.1 --epochs 30 --out runs/r20
+keras-er train ... --out runs/r20 --resume      # continue a stopped run
+keras-er evaluate --run runs/r20                # or --zoo ID
+keras-er export runs/r20                        # -> zoo/<id>/ + index.json
+keras-er list
 """
 
 import argparse
@@ -50,7 +50,8 @@ def parser():
     source.add_argument("--run", metavar="DIR", help="a run folder from `train`")
     evaluate.add_argument("--limit", type=int, help="use only the first N test images")
     evaluate.add_argument(
-        "--record", action="store_true",
+        "--record",
+        action="store_true",
         help="with --zoo: record this backend's accuracy in the zoo index and card",
     )
 
@@ -64,7 +65,8 @@ def parser():
     listing.add_argument("--plot", metavar="PNG", help="save top-1 vs density per scheme")
 
     bench = commands.add_parser(
-        "bench", help="run benchmarks/ (source checkout): speed, file size, mask sampling",
+        "bench",
+        help="run benchmarks/ (source checkout): speed, file size, mask sampling",
         description="Arguments after `bench` go to `python -m benchmarks` (see its --help).",
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
@@ -106,8 +108,9 @@ def _switch_backend(backend, argv):
 def _train(args):
     from keras_er.training import runs
 
-    final = runs.train_run(runs.config_from_args(args), runs.recipe_from_args(args),
-                           Path(args.out), resume=args.resume, argv=args.argv)
+    final = runs.train_run(
+        runs.config_from_args(args), runs.recipe_from_args(args), Path(args.out), resume=args.resume, argv=args.argv
+    )
     print(runs.json_text(final))
     return 0
 
@@ -157,5 +160,4 @@ def _bench(args):
     return subprocess.run(command, cwd=checkout).returncode
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "export": _export, "list": _list,
-            "bench": _bench}
+COMMANDS = {"train": _train, "evaluate": _evaluate, "export": _export, "list": _list, "bench": _bench}

@@ -41,7 +41,7 @@ def sparsify(
     density=0.1,
     scheme="erk",
     seed=0,
-    method="bernoulli",
+    method="exact",
     dense_layers=(),
     repair_flow=False,
     popup=False,
@@ -63,7 +63,7 @@ def sparsify(
         density: global fraction of weights kept, in (0, 1].
         scheme: one of `"erk"`, `"uniform"`, `"balanced"`, `"pyramidal"`.
         seed: mask seed; the same seed gives the same masks on every backend.
-        method: `"bernoulli"` or `"exact"` (see `keras_er.masks.sample_masks`).
+        method: `"exact"` (default; each layer keeps exactly round(density x size) weights, as the zoo does) or `"bernoulli"`.
         dense_layers: layers kept dense: `"first"`, `"last"`, indices into
             the replaced layers, or layer names.
         repair_flow: reconnect units left without inputs or outputs.
@@ -89,8 +89,8 @@ def sparsify(
     >>> x = keras.layers.GlobalAveragePooling2D()(x)
     >>> outputs = keras.layers.Dense(10)(x)
     >>> sparse = keras_er.sparsify(keras.Model(inputs, outputs), density=0.3)
-    >>> keras_er.masks.summary(sparse)["global_density"]
-    0.3...
+    >>> round(keras_er.masks.summary(sparse, print_fn=None)["global_density"], 3)
+    0.3
     """
     _check_model(model)
     validate_density(density)
@@ -114,9 +114,7 @@ def sparsify(
 
 def _check_model(model):
     if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"`model` must be a keras.Model; got {type(model).__name__}."
-        )
+        raise TypeError(f"`model` must be a keras.Model; got {type(model).__name__}.")
     if not _is_functional_or_sequential(model):
         raise TypeError(
             f"`sparsify` needs a Functional or Sequential model; got the "
@@ -126,8 +124,7 @@ def _check_model(model):
         )
     if not model.built or not model.inputs:
         raise ValueError(
-            f"Model '{model.name}' is not built; start it with keras.Input(...) "
-            "(or call it on data) before `sparsify`."
+            f"Model '{model.name}' is not built; start it with keras.Input(...) (or call it on data) before `sparsify`."
         )
 
 
@@ -148,11 +145,7 @@ def _select_layers(model, include, exclude):
                 f"`{arg}` names {unknown}, which are not layers sparsify can mask "
                 f"({_replaceable_names()}); the model's are: {maskable}."
             )
-    selected = [
-        name
-        for name in maskable
-        if (include is None or name in include) and name not in (exclude or ())
-    ]
+    selected = [name for name in maskable if (include is None or name in include) and name not in (exclude or ())]
     _warn_about_dense_kernels(model, selected)
     already_masked = any(isinstance(l, MaskedLayer) for l in leaf_layers(model))
     if not selected and not already_masked:
@@ -179,8 +172,10 @@ def _warn_about_dense_kernels(model, selected):
     left = [
         f"{layer.name} ({type(layer).__name__})"
         for layer in leaf_layers(model)
-        if layer.name not in selected and not isinstance(layer, MaskedLayer)
-        and not _maskable(layer) and unmasked_kernels(layer)
+        if layer.name not in selected
+        and not isinstance(layer, MaskedLayer)
+        and not _maskable(layer)
+        and unmasked_kernels(layer)
     ]
     if left:
         warnings.warn(
@@ -203,8 +198,7 @@ def _masked_copy(layer, popup, popup_density, seed):
     for key in sorted(set(config) - accepted):
         if config[key] not in (None, False, 0, {}, ()):
             raise ValueError(
-                f"Layer '{layer.name}' uses `{key}={config[key]!r}`, which "
-                f"{masked_class.__name__} does not support."
+                f"Layer '{layer.name}' uses `{key}={config[key]!r}`, which {masked_class.__name__} does not support."
             )
         del config[key]
     config.update(popup=popup, popup_density=popup_density, seed=seed)
@@ -232,8 +226,7 @@ def _copy_weights(source, target):
         if isinstance(new, MaskedLayer) and not isinstance(old, MaskedLayer):
             if not new.popup:  # popup keeps its seeded random frozen kernels
                 source_kernel = getattr(old, f"{new.kernel_arg_prefix}_kernel", None)
-                new.kernel.assign(keras.ops.convert_to_numpy(
-                    old.kernel if source_kernel is None else source_kernel))
+                new.kernel.assign(keras.ops.convert_to_numpy(old.kernel if source_kernel is None else source_kernel))
                 for weight in new.dense_kernels():
                     weight.assign(keras.ops.convert_to_numpy(getattr(old, weight.name)))
             if new.use_bias:

@@ -31,8 +31,7 @@ def accuracy_report(model, dataset, limit=None, raw_pixels=False):
         "images": int(len(y)),
         "top1": float(np.mean(predicted == y)),
         "top5": float(np.mean((top5 == y[:, None]).any(axis=1))),
-        "per_class": [float(np.mean(predicted[y == c] == c))
-                      for c in range(logits.shape[1]) if (y == c).any()],
+        "per_class": [float(np.mean(predicted[y == c] == c)) for c in range(logits.shape[1]) if (y == c).any()],
         # The subset the zoo tests re-check on every backend in CI.
         "top1_first1000": float(np.mean(predicted[:1000] == y[:1000])),
     }
@@ -76,8 +75,9 @@ def record_accuracy(entry, report, root=None):
 
     def add_accuracy(current):
         if current["sha256"] != entry["sha256"]:
-            raise ValueError(f"{entry['id']} was re-exported while it was evaluated; "
-                             "evaluate it again to record its accuracy.")
+            raise ValueError(
+                f"{entry['id']} was re-exported while it was evaluated; evaluate it again to record its accuracy."
+            )
         current.setdefault("top1", {})[backend] = report["top1"]
         current.setdefault("top1_first1000", {})[backend] = report["top1_first1000"]
 

@@ -105,8 +105,10 @@ def folder_lock(folder, wait=True, purpose="in use"):
             if error.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
                 handle.close()
                 raise
-            warnings.warn(f"{folder}: no file locks on this filesystem ({error}); "
-                          "concurrent writers are not held off.", stacklevel=3)
+            warnings.warn(
+                f"{folder}: no file locks on this filesystem ({error}); concurrent writers are not held off.",
+                stacklevel=3,
+            )
     with _held_guard:
         _held[key] = (handle, 1)
     try:

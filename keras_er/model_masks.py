@@ -28,7 +28,7 @@ def assign(
     density=0.1,
     scheme="erk",
     seed=0,
-    method="bernoulli",
+    method="exact",
     dense_layers=(),
     repair_flow=False,
 ):
@@ -54,6 +54,7 @@ def assign(
 
     Example:
 
+    >>> from keras_er.layers import MaskedDense
     >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16),
     ...                           MaskedDense(4)])
     >>> assign(model, density=0.5, scheme="erk", seed=0)
@@ -134,8 +135,7 @@ def _require_masked_layers(model):
     unbuilt = [layer.name for layer in layers if not layer.built]
     if unbuilt:
         raise ValueError(
-            f"Model '{model.name}' is not built (layers {unbuilt}); give it an "
-            "Input or call it on data first."
+            f"Model '{model.name}' is not built (layers {unbuilt}); give it an Input or call it on data first."
         )
     return layers
 
@@ -163,11 +163,9 @@ def _format_table(result):
     lines = [f"{'layer':<{width}}  {'shape':<20} {'weights':>10} {'kept':>10} {'density':>8}"]
     for name, row in zip(names, result["layers"]):
         lines.append(
-            f"{name:<{width}}  {str(row['shape']):<20} {row['size']:>10} "
-            f"{row['nonzeros']:>10} {row['density']:>8.4f}"
+            f"{name:<{width}}  {str(row['shape']):<20} {row['size']:>10} {row['nonzeros']:>10} {row['density']:>8.4f}"
         )
     lines.append(
-        f"{'total':<{width}}  {'':<20} {result['size']:>10} "
-        f"{result['nonzeros']:>10} {result['global_density']:>8.4f}"
+        f"{'total':<{width}}  {'':<20} {result['size']:>10} {result['nonzeros']:>10} {result['global_density']:>8.4f}"
     )
     return "\n".join(lines)

@@ -51,20 +51,27 @@ def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
     figure = _figure(figsize=(5.5, 3.6))
     if figure is None:
         return None
-    entries = [e for e in registry.load_index(root)
-               if e["arch"] == arch and e["dataset"] == dataset and e.get("top1")]
+    entries = [e for e in registry.load_index(root) if e["arch"] == arch and e["dataset"] == dataset and e.get("top1")]
     axis = figure.subplots()
     for scheme in scheme_names():
-        points = sorted((final_density(e), mean_top1(e)) for e in entries
-                        if e["scheme"] == scheme and not e.get("popup"))
+        points = sorted(
+            (final_density(e), mean_top1(e)) for e in entries if e["scheme"] == scheme and not e.get("popup")
+        )
         if points:
             axis.plot(*zip(*points), marker="o", label=scheme)
     for entry in entries:
         if entry["scheme"] == "dense":
             axis.axhline(mean_top1(entry), color="black", linestyle="--", label="dense")
         if entry.get("popup"):
-            axis.scatter([final_density(entry)], [mean_top1(entry)], marker="*", s=120,
-                         color="purple", label="popup (weights untrained)", zorder=3)
+            axis.scatter(
+                [final_density(entry)],
+                [mean_top1(entry)],
+                marker="*",
+                s=120,
+                color="purple",
+                label="popup (weights untrained)",
+                zorder=3,
+            )
     axis.set_xscale("log")
     axis.set_xlabel("global density (fraction of weights kept)")
     axis.set_ylabel("top-1 accuracy, %")

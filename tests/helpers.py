@@ -40,17 +40,12 @@ def masked_weights(model):
     """{layer name: (kernel, mask)} as numpy, for every masked layer."""
     from keras_er.masks import masked_layers
 
-    return {
-        layer.name: (to_numpy(layer.kernel), to_numpy(layer.mask))
-        for layer in masked_layers(model)
-    }
+    return {layer.name: (to_numpy(layer.kernel), to_numpy(layer.mask)) for layer in masked_layers(model)}
 
 
 # Every optimiser the sparsity invariants are tested under.
 OPTIMIZERS = {
-    "sgd_nesterov_wd": lambda: keras.optimizers.SGD(
-        0.1, momentum=0.9, nesterov=True, weight_decay=5e-4
-    ),
+    "sgd_nesterov_wd": lambda: keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=5e-4),
     "adam": lambda: keras.optimizers.Adam(0.01),
     "adamw": lambda: keras.optimizers.AdamW(0.01, weight_decay=0.05),
     "rmsprop": lambda: keras.optimizers.RMSprop(0.01, momentum=0.5),

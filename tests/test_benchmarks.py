@@ -36,18 +36,27 @@ def test_compactable_fraction_counts_dead_channels():
 
 
 def test_markdown_report_renders():
-    throughput = {"train_images_per_s": {"dense": 100.0}, "train_ratio": {"masked": 1.0, "popup": 0.9},
-                  "infer_ratio": {"masked": 1.0}}
+    throughput = {
+        "train_images_per_s": {"dense": 100.0},
+        "train_ratio": {"masked": 1.0, "popup": 0.9},
+        "infer_ratio": {"masked": 1.0},
+    }
     results = {
         "machine": {"cpu": "cpu", "cores": 2, "python": "3", "keras": keras.__version__},
-        "backends": {"jax": {"throughput": {"resnet20": throughput},
-                             "peak_rss_mib": {"resnet20": {"dense": 100, "masked": 101, "popup": 102}}}},
+        "backends": {
+            "jax": {
+                "throughput": {"resnet20": throughput},
+                "peak_rss_mib": {"resnet20": {"dense": 100, "masked": 101, "popup": 102}},
+            }
+        },
         "file_ratio": {"ratio": {"erk_0.1": 0.11, "popup_0.5x0.2": 0.43}},
-        "mask_sampling_s": {"resnet50": {"weights": 25e6, "erk": 0.1, "uniform": 0.1,
-                                         "balanced": 0.1, "pyramidal": 0.1}},
-        "sparse_inference": {"csr_vs_dense_matmul": {"shape": [1, 2, 3], "dense_ms": 1.0,
-                                                     "0.1": {"sparse_ms": 2.0, "speedup": 0.5}},
-                             "flagship_compactable_fraction": 0.0},
+        "mask_sampling_s": {
+            "resnet50": {"weights": 25e6, "erk": 0.1, "uniform": 0.1, "balanced": 0.1, "pyramidal": 0.1}
+        },
+        "sparse_inference": {
+            "csr_vs_dense_matmul": {"shape": [1, 2, 3], "dense_ms": 1.0, "0.1": {"sparse_ms": 2.0, "speedup": 0.5}},
+            "flagship_compactable_fraction": 0.0,
+        },
     }
     text = markdown(results)
     assert "| jax | resnet20 | 100 | 1.00 | 0.90 | 1.00 | 1.01 |" in text
@@ -57,9 +66,23 @@ def test_markdown_report_renders():
 @pytest.mark.slow
 def test_the_command_writes_json_markdown_and_png(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--backends", keras.backend.backend(),
-         "--models", "resnet20", "--repeats", "1", "--no-memory", "--out", str(tmp_path)],
-        cwd=REPO, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--backends",
+            keras.backend.backend(),
+            "--models",
+            "resnet20",
+            "--repeats",
+            "1",
+            "--no-memory",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
     )
     results = json.loads((tmp_path / "results.json").read_text())
     assert keras.backend.backend() in results["backends"]

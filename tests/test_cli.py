@@ -28,8 +28,21 @@ def tiny_cifar(tmp_path, monkeypatch):
 
 def test_train_export_evaluate_round_trip(tiny_cifar, tmp_path, capsys, monkeypatch):
     run, root = tmp_path / "run", tmp_path / "zoo"
-    args = ["train", "--model", "resnet20", "--scheme", "erk", "--density", "0.2",
-            "--epochs", "2", "--batch-size", "50", "--out", str(run)]
+    args = [
+        "train",
+        "--model",
+        "resnet20",
+        "--scheme",
+        "erk",
+        "--density",
+        "0.2",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "50",
+        "--out",
+        str(run),
+    ]
     assert cli.main(args) == 0
     assert {"config.json", "log.csv", "model.weights.h5", "summary.json", "recipe.json"} <= {
         p.name for p in run.iterdir()
@@ -88,7 +101,9 @@ def test_python_dash_m_and_backend_switch(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "KERAS_ER_ZOO_DIR": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "-m", "keras_er", "--backend", "jax", "list"],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "No zoo weights are published yet." in result.stdout
@@ -173,8 +188,11 @@ def test_the_same_command_trains_the_same_model(tiny_cifar, tmp_path):
         assert cli.main(TRAIN + ["--out", str(tmp_path / name)]) == 0
         with h5py.File(tmp_path / name / "model.weights.h5") as handle:
             arrays = []
-            handle.visititems(lambda key, item: arrays.append((key, item[()]))
-                              if isinstance(item, h5py.Dataset) else None)
+            handle.visititems(
+                lambda key, item, arrays=arrays: (
+                    arrays.append((key, item[()])) if isinstance(item, h5py.Dataset) else None
+                )
+            )
         weights.append(arrays)
     assert [k for k, _ in weights[0]] == [k for k, _ in weights[1]] and weights[0]
     for (key, first), (_, second) in zip(*weights):

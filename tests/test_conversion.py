@@ -36,9 +36,7 @@ def test_outputs_equal_the_dense_model_with_masked_weights():
     for w, before in zip(model.weights, original):
         np.testing.assert_array_equal(to_numpy(w), before)
     for layer in masks.masked_layers(sparse):
-        model.get_layer(layer.name).kernel.assign(
-            to_numpy(layer.kernel) * to_numpy(layer.mask)
-        )
+        model.get_layer(layer.name).kernel.assign(to_numpy(layer.kernel) * to_numpy(layer.mask))
     np.testing.assert_allclose(to_numpy(sparse(x)), to_numpy(model(x)), atol=1e-5)
     kinds = {type(l) for l in masks.masked_layers(sparse)}
     assert kinds == {MaskedConv2D, MaskedDepthwiseConv2D, MaskedDense}
@@ -77,9 +75,7 @@ def test_same_seed_same_masks_and_trained_weights_are_kept():
 
 
 def test_include_exclude_and_dense_layers_by_name():
-    sparse = keras_er.sparsify(
-        functional_cnn(), density=0.3, exclude=["dw"], dense_layers=("head",)
-    )
+    sparse = keras_er.sparsify(functional_cnn(), density=0.3, exclude=["dw"], dense_layers=("head",))
     names = [l.name for l in masks.masked_layers(sparse)]
     assert "dw" not in names and type(sparse.get_layer("dw")) is keras.layers.DepthwiseConv2D
     assert masks.summary(sparse, print_fn=None)["layers"][-1]["density"] == 1.0
@@ -218,8 +214,7 @@ def test_separable_conv2d_and_einsum_dense_are_masked_and_keep_their_outputs():
     inputs = keras.Input((6, 6, 2))
     separable = keras.layers.SeparableConv2D(8, 3, depth_multiplier=2, padding="same", name="sep")
     x = keras.layers.Reshape((36, 8))(separable(inputs))
-    einsum = keras.layers.EinsumDense("abc,cde->abde", output_shape=(36, 3, 4), bias_axes="de",
-                                      name="qkv")
+    einsum = keras.layers.EinsumDense("abc,cde->abde", output_shape=(36, 3, 4), bias_axes="de", name="qkv")
     model = keras.Model(inputs, einsum(x))
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="sparsify leaves")  # nothing left dense
@@ -254,8 +249,13 @@ def test_popup_freezes_both_separable_kernels_and_trains_only_scores():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(strides=2, padding="same"), dict(strides=2), dict(dilation_rate=2),
-     dict(strides=2, padding="same", output_padding=1), dict(strides=3, output_padding=2)],
+    [
+        dict(strides=2, padding="same"),
+        dict(strides=2),
+        dict(dilation_rate=2),
+        dict(strides=2, padding="same", output_padding=1),
+        dict(strides=3, output_padding=2),
+    ],
     ids=["same_s2", "valid_s2", "dilated", "same_outpad", "valid_outpad"],
 )
 def test_conv2d_transpose_is_masked_and_keeps_its_outputs(kwargs):

@@ -46,11 +46,9 @@ def per_backend(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cross_backend")
     results = {}
     for backend in BACKENDS:
-        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO),
-               "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
         path = folder / f"{backend}.npz"
-        done = subprocess.run([sys.executable, "-c", SCRIPT, str(path)], env=env,
-                              capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-c", SCRIPT, str(path)], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
         results[backend] = (json.loads(done.stdout.strip().splitlines()[-1]), dict(np.load(path)))
     return results
@@ -69,8 +67,6 @@ def test_every_zoo_entry_gives_the_same_logits_in_every_backend(per_backend):
     ids = [entry["id"] for entry in registry.load_index()]
     logits = {backend: per_backend[backend][1] for backend in BACKENDS}
     assert all(sorted(logits[backend]) == sorted(ids) for backend in BACKENDS)
-    worst = max(
-        np.abs(logits[a][i] - logits[b][i]).max() for i in ids for a in BACKENDS for b in BACKENDS
-    )
+    worst = max(np.abs(logits[a][i] - logits[b][i]).max() for i in ids for a in BACKENDS for b in BACKENDS)
     print(f"max cross-backend logit difference: {worst:.2e}")
     assert worst < 1e-4

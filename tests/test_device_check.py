@@ -26,15 +26,21 @@ def test_cpu_mode_runs_every_check_and_matches_the_prepared_predictions(tmp_path
     # The expected predictions come from torch (the fastest here): the check on
     # this backend must reproduce them image for image.
     subprocess.run(
-        [sys.executable, "-m", "benchmarks.device_check", "prepare", "--dir", str(prepared),
-         "--images", "40"],
-        cwd=REPO, env={**env, "KERAS_BACKEND": "torch"}, check=True, capture_output=True,
+        [sys.executable, "-m", "benchmarks.device_check", "prepare", "--dir", str(prepared), "--images", "40"],
+        cwd=REPO,
+        env={**env, "KERAS_BACKEND": "torch"},
+        check=True,
+        capture_output=True,
     )
     out = tmp_path / "out"
-    env.update(DEVICE_CHECK_CPU="1", DEVICE_CHECK_BACKENDS=backend, DEVICE_CHECK_DATA=str(prepared),
-               DEVICE_CHECK_IMAGES="40", OUT=str(out))
-    process = subprocess.run(["bash", "benchmarks/device_check.sh"], cwd=REPO, env=env,
-                             capture_output=True, text=True)
+    env.update(
+        DEVICE_CHECK_CPU="1",
+        DEVICE_CHECK_BACKENDS=backend,
+        DEVICE_CHECK_DATA=str(prepared),
+        DEVICE_CHECK_IMAGES="40",
+        OUT=str(out),
+    )
+    process = subprocess.run(["bash", "benchmarks/device_check.sh"], cwd=REPO, env=env, capture_output=True, text=True)
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     summary = json.loads((out / "device_check.json").read_text())
     assert summary["failures"] == []
@@ -46,17 +52,24 @@ def test_cpu_mode_runs_every_check_and_matches_the_prepared_predictions(tmp_path
         assert row["images"] == 40 and row["predictions_differing_from_cpu"] == 0
     assert result["tests"]["passed"] > 0 and result["tests"]["ok"]
     assert {(row["arch"], row["precision"]) for row in result["speed"]} == {
-        ("resnet20", "float32"), ("resnet20", "mixed_bfloat16")}
+        ("resnet20", "float32"),
+        ("resnet20", "mixed_bfloat16"),
+    }
     assert "| zoo logits vs stored" in (out / "device_check.md").read_text()
 
 
 def _result(logit_ok=True, logits=((0.0, 1.0),), finished=True, tests_ok=True):
     result = {
         "device": {"backend": "torch", "on_gpu": True},
-        "logits": {"e": {"logits": [list(logits[0])], "ok": logit_ok,
-                         "max_diff_full_float32": 0.0, "max_diff_default_precision": 0.0}},
-        "accuracy": {"e": {"images": 10, "top1": 0.5, "predictions_differing_from_cpu": 0,
-                           "ok": True}},
+        "logits": {
+            "e": {
+                "logits": [list(logits[0])],
+                "ok": logit_ok,
+                "max_diff_full_float32": 0.0,
+                "max_diff_default_precision": 0.0,
+            }
+        },
+        "accuracy": {"e": {"images": 10, "top1": 0.5, "predictions_differing_from_cpu": 0, "ok": True}},
         "tests": {"ok": tests_ok, "exit_code": 0 if tests_ok else 1},
         "speed": [],
     }

@@ -35,7 +35,9 @@ def test_notebook_runs_in_smoke_mode(path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(path, as_version=4)
     nbclient.NotebookClient(
-        notebook, timeout=600, kernel_name="python3",
+        notebook,
+        timeout=600,
+        kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()
     first_output = "".join(o.get("text", "") for o in notebook.cells[1].outputs)

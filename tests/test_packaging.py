@@ -26,15 +26,23 @@ print("loaded", entry["id"], "from", root)
 
 def test_wheel_ships_the_zoo_and_loads_weights_offline(tmp_path):
     source = tmp_path / "src"
-    shutil.copytree(
-        REPO, source, ignore=shutil.ignore_patterns(".git", "*.egg-info", "build", "__pycache__")
-    )
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", "*.egg-info", "build", "__pycache__"))
     shutil.rmtree(source / "zoo")
     model = keras_er.zoo.resnet20_erk(0.1, pretrained=None, seed=1)
     entry = keras_er.zoo.export(model, "resnet20", "erk", 0.1, root=source / "zoo")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "-q", "-w", str(tmp_path / "dist"), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
         check=True,
     )
     (wheel,) = (tmp_path / "dist").glob("keras_er-*.whl")
@@ -50,8 +58,11 @@ def test_wheel_ships_the_zoo_and_loads_weights_offline(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_ER_ZOO_DIR"}
     env["PYTHONPATH"] = str(site)
     result = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT], env=env, cwd=tmp_path,
-        capture_output=True, text=True,
+        [sys.executable, "-c", LOAD_SCRIPT],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "loaded resnet20_erk_d0.1_cifar10" in result.stdout

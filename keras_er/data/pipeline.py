@@ -32,8 +32,7 @@ class ImageBatches(keras.utils.PyDataset):
     at the start of each epoch), so resuming at epoch k replays epoch k.
     """
 
-    def __init__(self, images, labels, mean, std, batch_size=128, shuffle=False,
-                 augment=False, seed=0, **kwargs):
+    def __init__(self, images, labels, mean, std, batch_size=128, shuffle=False, augment=False, seed=0, **kwargs):
         super().__init__(**kwargs)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
@@ -76,8 +75,18 @@ def pad_crop_flip(images, rng, pad=4):
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def load(name, split="train", batch_size=128, augment=None, shuffle=None, seed=0,
-         limit=None, as_numpy=False, data_dir=None, download=True):
+def load(
+    name,
+    split="train",
+    batch_size=128,
+    augment=None,
+    shuffle=None,
+    seed=0,
+    limit=None,
+    as_numpy=False,
+    data_dir=None,
+    download=True,
+):
     """Load a dataset for `fit`/`evaluate` on any backend.
 
     Args:
@@ -115,7 +124,11 @@ def load(name, split="train", batch_size=128, augment=None, shuffle=None, seed=0
         return (images.astype(np.float32) - np.float32(mean)) / np.float32(std), labels
     train = split == "train"
     return ImageBatches(
-        images, labels, mean, std, batch_size,
+        images,
+        labels,
+        mean,
+        std,
+        batch_size,
         shuffle=train if shuffle is None else shuffle,
         augment=(train and spec.augment) if augment is None else augment,
         seed=seed,

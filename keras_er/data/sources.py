@@ -104,8 +104,11 @@ def _not_found_message(spec, split, looked, download):
     if spec.name == "fashion_mnist":
         ways.append("`apt-get install dataset-fashion-mnist`")
     return (
-        f"Dataset {spec.name!r} ({split}) not found. Looked in:\n  - " + "\n  - ".join(looked)
-        + "\nProvide it by: " + "; or ".join(ways) + "."
+        f"Dataset {spec.name!r} ({split}) not found. Looked in:\n  - "
+        + "\n  - ".join(looked)
+        + "\nProvide it by: "
+        + "; or ".join(ways)
+        + "."
     )
 
 
@@ -160,8 +163,12 @@ def _download(spec, split, looked):
             url = download_url(remote.origin)
             try:
                 keras.utils.get_file(
-                    fname=remote.fname, origin=url, file_hash=remote.file_hash,
-                    cache_subdir=remote.cache_subdir, extract=remote.extract, cache_dir=str(scratch),
+                    fname=remote.fname,
+                    origin=url,
+                    file_hash=remote.file_hash,
+                    cache_subdir=remote.cache_subdir,
+                    extract=remote.extract,
+                    cache_dir=str(scratch),
                 )
             except Exception as error:  # get_file raises bare Exception for network errors
                 raise DatasetDownloadError(
@@ -202,12 +209,15 @@ def validate_arrays(images, labels, spec, where):
                 f"[{low:g}, {high:g}]" + (" (scale by 255 and cast to uint8)" if high <= 1 else "") + "."
             )
         if images.dtype.kind not in "iu" or (images.size and (images.min() < 0 or images.max() > 255)):
-            raise ValueError(f"{where}: images must be uint8 pixels 0-255; got {images.dtype} "
-                             "with values outside 0-255.")
+            raise ValueError(
+                f"{where}: images must be uint8 pixels 0-255; got {images.dtype} with values outside 0-255."
+            )
         images = images.astype(np.uint8)
     if images.shape[1:] != tuple(spec.shape):
-        raise ValueError(f"{where}: images must have shape (N, {', '.join(map(str, spec.shape))}) "
-                         f"for {spec.name}; got {images.shape}.")
+        raise ValueError(
+            f"{where}: images must have shape (N, {', '.join(map(str, spec.shape))}) "
+            f"for {spec.name}; got {images.shape}."
+        )
     whole = labels.dtype.kind in "iu" or (
         labels.dtype.kind == "f" and bool(np.all(np.isfinite(labels) & (labels == np.round(labels))))
     )
@@ -217,8 +227,10 @@ def validate_arrays(images, labels, spec, where):
     if len(labels) != len(images):
         raise ValueError(f"{where}: {len(images)} images but {len(labels)} labels.")
     if labels.size and (labels.min() < 0 or labels.max() >= spec.classes):
-        raise ValueError(f"{where}: labels must be in [0, {spec.classes}) for {spec.name}; got "
-                         f"values from {labels.min()} to {labels.max()}.")
+        raise ValueError(
+            f"{where}: labels must be in [0, {spec.classes}) for {spec.name}; got "
+            f"values from {labels.min()} to {labels.max()}."
+        )
     return np.ascontiguousarray(images), labels
 
 
@@ -230,8 +242,12 @@ def _from_tfds(name, split, data_dir, looked):
         return None
     try:
         data = tfds.load(
-            name, split=split, data_dir=data_dir, download=False,
-            batch_size=-1, as_supervised=True,
+            name,
+            split=split,
+            data_dir=data_dir,
+            download=False,
+            batch_size=-1,
+            as_supervised=True,
         )
     except Exception as error:  # noqa: BLE001 (tfds raises many kinds when data is absent)
         looked.append(f"tensorflow-datasets data_dir={data_dir or '(default)'} ({type(error).__name__})")
@@ -256,8 +272,7 @@ def _read_npz(path, split, looked):
     try:
         data = np.load(path, allow_pickle=False)
     except unreadable as error:
-        raise ValueError(f"{path} is not a readable npz file ({type(error).__name__}: "
-                         f"{error}).") from None
+        raise ValueError(f"{path} is not a readable npz file ({type(error).__name__}: {error}).") from None
     if not isinstance(data, np.lib.npyio.NpzFile):  # a wrong file, not a wrong argument type
         raise ValueError(  # noqa: TRY004
             f"{path} is a single .npy array, not an npz with x_train, y_train, x_test, y_test."
@@ -265,8 +280,7 @@ def _read_npz(path, split, looked):
     with data:
         missing = [key for key in (f"x_{split}", f"y_{split}") if key not in data.files]
         if missing:
-            raise ValueError(f"{path} has no {' or '.join(missing)} array (expected x_train, "
-                             "y_train, x_test, y_test).")
+            raise ValueError(f"{path} has no {' or '.join(missing)} array (expected x_train, y_train, x_test, y_test).")
         try:
             return data[f"x_{split}"], data[f"y_{split}"]
         except unreadable as error:
@@ -294,9 +308,11 @@ def _read_cached_idx(source, split, looked):
 
 # format: (folder inside the archive, batch files of each split, label key)
 _CIFAR_LAYOUTS = {
-    "cifar10": ("cifar-10-batches-py",
-                {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
-                b"labels"),
+    "cifar10": (
+        "cifar-10-batches-py",
+        {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
+        b"labels",
+    ),
     "cifar100": ("cifar-100-python", {"train": ("train",), "test": ("test",)}, b"fine_labels"),
 }
 
@@ -318,8 +334,10 @@ def _cifar_folders(first, inner):
 
 
 _CACHE_READERS = {
-    "npz": _read_cached_npz, "idx": _read_cached_idx,
-    "cifar10": _read_cached_cifar, "cifar100": _read_cached_cifar,
+    "npz": _read_cached_npz,
+    "idx": _read_cached_idx,
+    "cifar10": _read_cached_cifar,
+    "cifar100": _read_cached_cifar,
 }
 
 
@@ -330,11 +348,17 @@ class _ArrayUnpickler(pickle.Unpickler):
     tampered pickle cannot run code (as Keras' own CIFAR loader does).
     """
 
-    ALLOWED = frozenset({
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    })
+    ALLOWED = frozenset(
+        {
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy._core.numeric", "_frombuffer"),
+        }
+    )
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
@@ -352,8 +376,9 @@ def read_cifar_batches(paths, label_key):
             images.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch[label_key]))
         except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{path} is not a CIFAR batch with {label_key.decode()} "
-                             f"({type(error).__name__}: {error}).") from None
+            raise ValueError(
+                f"{path} is not a CIFAR batch with {label_key.decode()} ({type(error).__name__}: {error})."
+            ) from None
     return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
 
 

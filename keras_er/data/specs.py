@@ -65,17 +65,19 @@ class RemoteFile:
     def __post_init__(self):
         if not isinstance(self.origin, str) or "://" not in self.origin:
             raise ValueError(f"RemoteFile `origin` must be a URL; got {self.origin!r}.")
-        if self.file_hash is not None and not (
-            isinstance(self.file_hash, str) and _HEX_HASH.fullmatch(self.file_hash)
-        ):
-            raise ValueError(f"RemoteFile `file_hash` must be None or a sha256 (64 hex digits) "
-                             f"or md5 (32) hash; got {self.file_hash!r}.")
+        if self.file_hash is not None and not (isinstance(self.file_hash, str) and _HEX_HASH.fullmatch(self.file_hash)):
+            raise ValueError(
+                f"RemoteFile `file_hash` must be None or a sha256 (64 hex digits) "
+                f"or md5 (32) hash; got {self.file_hash!r}."
+            )
         if not self.fname or "/" in self.fname or (self.extract and "." in self.fname):
-            raise ValueError(f"RemoteFile `fname` must be a file name, without a dot when "
-                             f"`extract` is true; got {self.fname!r}.")
+            raise ValueError(
+                f"RemoteFile `fname` must be a file name, without a dot when `extract` is true; got {self.fname!r}."
+            )
         if self.cache_subdir.startswith("/") or ".." in self.cache_subdir.split("/"):
-            raise ValueError(f"RemoteFile `cache_subdir` must be a folder inside the Keras cache; "
-                             f"got {self.cache_subdir!r}.")
+            raise ValueError(
+                f"RemoteFile `cache_subdir` must be a folder inside the Keras cache; got {self.cache_subdir!r}."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,11 +97,11 @@ class DownloadSource:
         if isinstance(self.files, list):  # keep the spec hashable
             object.__setattr__(self, "files", tuple(self.files))
         if not self.files or not all(isinstance(f, RemoteFile) for f in self.files):
-            raise TypeError(f"DownloadSource `files` must be a non-empty tuple of RemoteFile; "
-                            f"got {self.files!r}.")
+            raise TypeError(f"DownloadSource `files` must be a non-empty tuple of RemoteFile; got {self.files!r}.")
         if self.format not in DOWNLOAD_FORMATS:
-            raise ValueError(f"DownloadSource `format` must be one of "
-                             f"{', '.join(DOWNLOAD_FORMATS)}; got {self.format!r}.")
+            raise ValueError(
+                f"DownloadSource `format` must be one of {', '.join(DOWNLOAD_FORMATS)}; got {self.format!r}."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,8 +168,10 @@ def register_dataset(spec):
             f"mean and std per channel; got shape={spec.shape}, mean={spec.mean}, std={spec.std}."
         )
     if spec.download is not None and not isinstance(spec.download, DownloadSource):
-        raise TypeError(f"DatasetSpec {spec.name!r}: `download` must be a DownloadSource or "
-                        f"None; got {type(spec.download).__name__}.")
+        raise TypeError(
+            f"DatasetSpec {spec.name!r}: `download` must be a DownloadSource or "
+            f"None; got {type(spec.download).__name__}."
+        )
     DATASET_SPECS[spec.name] = spec
     return spec
 
@@ -175,41 +179,61 @@ def register_dataset(spec):
 def get_spec(name):
     """The spec of `name`, or a ValueError listing the known datasets."""
     if name not in DATASET_SPECS:
-        raise ValueError(
-            f"Unknown dataset {name!r}; expected one of {', '.join(DATASET_SPECS)}."
-        )
+        raise ValueError(f"Unknown dataset {name!r}; expected one of {', '.join(DATASET_SPECS)}.")
     return DATASET_SPECS[name]
 
 
 # Download facts as `keras.datasets.<name>.load_data()` (Keras 3.15) has them:
 # same URLs, hashes and cache names, so either one reuses the other's download.
 _KERAS_DATASETS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
-_CIFAR10 = DownloadSource((RemoteFile(
-    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-    "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
-    "cifar-10-batches-py-target", extract=True,
-),), "cifar10")
-_CIFAR100 = DownloadSource((RemoteFile(
-    "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-    "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
-    "cifar-100-python-target", extract=True,
-),), "cifar100")
-_MNIST = DownloadSource((RemoteFile(
-    _KERAS_DATASETS + "mnist.npz",
-    "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
-    "mnist.npz",
-),), "npz")
-_FASHION_MNIST = DownloadSource(tuple(
-    RemoteFile(_KERAS_DATASETS + fname, None, fname, cache_subdir="datasets/fashion-mnist")
-    for fname in ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
-                  "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")
-), "idx")
+_CIFAR10 = DownloadSource(
+    (
+        RemoteFile(
+            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+            "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+            "cifar-10-batches-py-target",
+            extract=True,
+        ),
+    ),
+    "cifar10",
+)
+_CIFAR100 = DownloadSource(
+    (
+        RemoteFile(
+            "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+            "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
+            "cifar-100-python-target",
+            extract=True,
+        ),
+    ),
+    "cifar100",
+)
+_MNIST = DownloadSource(
+    (
+        RemoteFile(
+            _KERAS_DATASETS + "mnist.npz",
+            "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
+            "mnist.npz",
+        ),
+    ),
+    "npz",
+)
+_FASHION_MNIST = DownloadSource(
+    tuple(
+        RemoteFile(_KERAS_DATASETS + fname, None, fname, cache_subdir="datasets/fashion-mnist")
+        for fname in (
+            "train-labels-idx1-ubyte.gz",
+            "train-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+        )
+    ),
+    "idx",
+)
 
 for _spec in (
-    DatasetSpec("cifar10", (32, 32, 3), 10, (125.31, 122.95, 113.87), (62.99, 62.09, 66.70), True,
-                _CIFAR10),
-    DatasetSpec("cifar100", (32, 32, 3), 100, (129.30, 124.07, 112.43), (68.17, 65.39, 70.42), True,
-                _CIFAR100),
+    DatasetSpec("cifar10", (32, 32, 3), 10, (125.31, 122.95, 113.87), (62.99, 62.09, 66.70), True, _CIFAR10),
+    DatasetSpec("cifar100", (32, 32, 3), 100, (129.30, 124.07, 112.43), (68.17, 65.39, 70.42), True, _CIFAR100),
     DatasetSpec("fashion_mnist", (28, 28, 1), 10, (72.94,), (90.02,), download=_FASHION_MNIST),
     DatasetSpec("mnist", (28, 28, 1), 10, (33.32,), (78.57,), download=_MNIST),
 ):

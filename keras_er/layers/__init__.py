@@ -12,7 +12,14 @@ from keras_er.layers.masked_einsum_dense import MaskedEinsumDense
 from keras_er.layers.masked_layer import MaskedLayer
 
 __all__ = [
-    "MaskedConv1D", "MaskedConv2D", "MaskedConv2DTranspose", "MaskedConv3D", "MaskedConvBase",
-    "MaskedDense", "MaskedDepthwiseConv2D", "MaskedEinsumDense", "MaskedLayer",
+    "MaskedConv1D",
+    "MaskedConv2D",
+    "MaskedConv2DTranspose",
+    "MaskedConv3D",
+    "MaskedConvBase",
+    "MaskedDense",
+    "MaskedDepthwiseConv2D",
+    "MaskedEinsumDense",
+    "MaskedLayer",
     "MaskedSeparableConv2D",
 ]

@@ -16,21 +16,15 @@ def positive_ints(value, rank, name):
     if isinstance(value, int) and not isinstance(value, bool):
         value = (value,) * rank
     value = tuple(value)
-    if len(value) != rank or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive int or {rank} positive ints; got {value!r}."
-        )
+    if len(value) != rank or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+        raise ValueError(f"`{name}` must be a positive int or {rank} positive ints; got {value!r}.")
     return value
 
 
 def _data_format(value):
     value = keras.config.image_data_format() if value is None else value
     if value not in DATA_FORMATS:
-        raise ValueError(
-            f"`data_format` must be one of {', '.join(DATA_FORMATS)}; got {value!r}."
-        )
+        raise ValueError(f"`data_format` must be one of {', '.join(DATA_FORMATS)}; got {value!r}.")
     return value
 
 
@@ -65,9 +59,7 @@ class MaskedConvBase(MaskedLayer):
         self.strides = positive_ints(strides, self.rank, "strides")
         self.dilation_rate = positive_ints(dilation_rate, self.rank, "dilation_rate")
         if not isinstance(padding, str) or padding.lower() not in PADDINGS:
-            raise ValueError(
-                f"`padding` must be one of {', '.join(PADDINGS)}; got {padding!r}."
-            )
+            raise ValueError(f"`padding` must be one of {', '.join(PADDINGS)}; got {padding!r}.")
         self.padding = padding.lower()
         self.data_format = _data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2)
@@ -79,13 +71,8 @@ class MaskedConvBase(MaskedLayer):
     def _input_channels(self, input_shape):
         channels = input_shape[self.channel_axis]
         if channels is None:
-            raise ValueError(
-                f"Layer '{self.name}' needs a known channel dimension; got "
-                f"input shape {input_shape}."
-            )
-        self.input_spec = keras.layers.InputSpec(
-            ndim=self.rank + 2, axes={self.channel_axis: channels}
-        )
+            raise ValueError(f"Layer '{self.name}' needs a known channel dimension; got input shape {input_shape}.")
+        self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2, axes={self.channel_axis: channels})
         return channels
 
     def call(self, inputs):
@@ -93,13 +80,13 @@ class MaskedConvBase(MaskedLayer):
         return self._apply_bias_and_activation(outputs, self.channel_axis)
 
     def _convolution_arguments(self):
-        return dict(strides=self.strides, padding=self.padding, data_format=self.data_format,
-                    dilation_rate=self.dilation_rate)
+        return dict(
+            strides=self.strides, padding=self.padding, data_format=self.data_format, dilation_rate=self.dilation_rate
+        )
 
     def _output_length(self, length, axis):
         """Output length along spatial `axis` (0-based) for an input of `length`."""
-        return _conv_length(length, self.kernel_size[axis], self.strides[axis],
-                            self.dilation_rate[axis], self.padding)
+        return _conv_length(length, self.kernel_size[axis], self.strides[axis], self.dilation_rate[axis], self.padding)
 
     def compute_output_shape(self, input_shape):
         """`(batch, *spatial, out_channels)` (channels_first: channels second)."""
@@ -145,9 +132,7 @@ class MaskedConv2D(MaskedConvBase):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
         if filters % groups:
-            raise ValueError(
-                f"`filters` ({filters}) must be divisible by `groups` ({groups})."
-            )
+            raise ValueError(f"`filters` ({filters}) must be divisible by `groups` ({groups}).")
         self.filters = filters
         self.groups = groups
 
@@ -157,10 +142,7 @@ class MaskedConv2D(MaskedConvBase):
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
         if channels % self.groups:
-            raise ValueError(
-                f"Input channels ({channels}) must be divisible by `groups` "
-                f"({self.groups})."
-            )
+            raise ValueError(f"Input channels ({channels}) must be divisible by `groups` ({self.groups}).")
         shape = self.kernel_size + (channels // self.groups, self.filters)
         self._add_kernel(shape, fan_in=math.prod(self.kernel_size) * shape[-2])
         self._add_bias(self.filters)

@@ -60,9 +60,9 @@ class MaskedConv2DTranspose(MaskedConvBase):
 
     def _output_length(self, length, axis):
         padding = None if self.output_padding is None else self.output_padding[axis]
-        return _transpose_length(length, self.kernel_size[axis], self.strides[axis],
-                                 self.dilation_rate[axis], self.padding, padding)
+        return _transpose_length(
+            length, self.kernel_size[axis], self.strides[axis], self.dilation_rate[axis], self.padding, padding
+        )
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "output_padding": self.output_padding}
+        return {**super().get_config(), "filters": self.filters, "output_padding": self.output_padding}

@@ -46,14 +46,8 @@ class MaskedDepthwiseConv2D(MaskedConvBase):
             kernel_constraint=depthwise_constraint,
             **kwargs,
         )
-        if (
-            isinstance(depth_multiplier, bool)
-            or not isinstance(depth_multiplier, int)
-            or depth_multiplier < 1
-        ):
-            raise ValueError(
-                f"`depth_multiplier` must be a positive integer; got {depth_multiplier!r}."
-            )
+        if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, int) or depth_multiplier < 1:
+            raise ValueError(f"`depth_multiplier` must be a positive integer; got {depth_multiplier!r}.")
         self.depth_multiplier = depth_multiplier
 
     def build(self, input_shape):

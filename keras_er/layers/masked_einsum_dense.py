@@ -33,8 +33,7 @@ class MaskedEinsumDense(MaskedLayer):
         super().__init__(use_bias=bias_axes is not None, **kwargs)
         if not isinstance(equation, str) or equation.count(",") != 1 or "->" not in equation:
             raise ValueError(
-                f"`equation` must look like 'ab,bc->ac' (an input, a kernel, an output); "
-                f"got {equation!r}."
+                f"`equation` must look like 'ab,bc->ac' (an input, a kernel, an output); got {equation!r}."
             )
         self.equation = equation
         self.partial_output_shape = output_shape
@@ -43,8 +42,11 @@ class MaskedEinsumDense(MaskedLayer):
     def _shape_probe(self):
         # Keras' own EinsumDense knows the kernel and bias shapes an equation implies.
         return keras.layers.EinsumDense(
-            self.equation, self.partial_output_shape, bias_axes=self.bias_axes,
-            kernel_initializer="zeros", name=f"{self.name}_shape_probe",
+            self.equation,
+            self.partial_output_shape,
+            bias_axes=self.bias_axes,
+            kernel_initializer="zeros",
+            name=f"{self.name}_shape_probe",
         )
 
     def build(self, input_shape):
@@ -61,8 +63,7 @@ class MaskedEinsumDense(MaskedLayer):
         """The product of the kernel axes that the equation sums over."""
         inputs, rest = self.equation.split(",")
         kernel, output = rest.split("->")
-        summed = [size for axis, size in zip(kernel, kernel_shape)
-                  if axis in inputs and axis not in output]
+        summed = [size for axis, size in zip(kernel, kernel_shape) if axis in inputs and axis not in output]
         return max(1, math.prod(summed))
 
     def call(self, inputs):
@@ -80,11 +81,14 @@ class MaskedEinsumDense(MaskedLayer):
         inputs, rest = self.equation.split(",")
         output = rest.split("->")[1]
         known = dict(zip(inputs, input_shape))
-        return tuple(known.get(axis) if size is None else size
-                     for axis, size in zip(output, shape))
+        return tuple(known.get(axis) if size is None else size for axis, size in zip(output, shape))
 
     def get_config(self):
         config = super().get_config()
         del config["use_bias"]
-        return {**config, "equation": self.equation,
-                "output_shape": self.partial_output_shape, "bias_axes": self.bias_axes}
+        return {
+            **config,
+            "equation": self.equation,
+            "output_shape": self.partial_output_shape,
+            "bias_axes": self.bias_axes,
+        }

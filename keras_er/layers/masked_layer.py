@@ -45,9 +45,7 @@ class MaskedLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         if density is not None:
             density = validate_density(density)
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, int) or seed < 0
-        ):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise ValueError(f"`seed` must be a non-negative int or None; got {seed!r}.")
         if not isinstance(popup, bool):
             raise TypeError(f"`popup` must be True or False; got {popup!r}.")
@@ -68,16 +66,10 @@ class MaskedLayer(keras.layers.Layer):
         initializer = self.kernel_initializer
         seed = self.seed if self.seed is not None else _fresh_seed()
         if self.popup and initializer is None:
-            kernel_init = array_initializer(
-                popup_lib.frozen_kernel(shape, fan_in, seed)
-            )
+            kernel_init = array_initializer(popup_lib.frozen_kernel(shape, fan_in, seed))
         else:
             kernel_init = initializer or keras.initializers.GlorotUniform()
-        mask = (
-            np.ones(shape, dtype=bool)
-            if self.density is None
-            else sample_masks([shape], [self.density], seed)[0]
-        )
+        mask = np.ones(shape, dtype=bool) if self.density is None else sample_masks([shape], [self.density], seed)[0]
         self.kernel = self.add_weight(
             name="kernel",
             shape=shape,
@@ -96,9 +88,7 @@ class MaskedLayer(keras.layers.Layer):
             self.scores = self.add_weight(
                 name="scores",
                 shape=shape,
-                initializer=array_initializer(
-                    popup_lib.initial_scores(shape, fan_in, seed)
-                ),
+                initializer=array_initializer(popup_lib.initial_scores(shape, fan_in, seed)),
                 trainable=True,
             )
         self.fan_in = fan_in
@@ -140,9 +130,7 @@ class MaskedLayer(keras.layers.Layer):
         """The kernel the forward pass uses: `kernel * mask` (and popup top-k)."""
         kernel = self.kernel * self.mask
         if self.popup:
-            kernel = kernel * popup_lib.score_mask(
-                self.scores, self.mask, self.popup_density
-            )
+            kernel = kernel * popup_lib.score_mask(self.scores, self.mask, self.popup_density)
         return kernel
 
     def assign_mask(self, mask, optimizer=None):
@@ -157,15 +145,13 @@ class MaskedLayer(keras.layers.Layer):
         """
         if not self.built:
             raise ValueError(
-                f"Layer '{self.name}' is not built yet; call it on an input "
-                "(or `build` it) before `assign_mask`."
+                f"Layer '{self.name}' is not built yet; call it on an input (or `build` it) before `assign_mask`."
             )
         mask = np.asarray(ops.convert_to_numpy(mask))
         expected = tuple(self.kernel.shape)
         if mask.shape != expected:
             raise ValueError(
-                f"`mask` for layer '{self.name}' must have the kernel's shape "
-                f"{expected}; got {mask.shape}."
+                f"`mask` for layer '{self.name}' must have the kernel's shape {expected}; got {mask.shape}."
             )
         if not np.isin(mask, (0, 1)).all():
             raise ValueError(
@@ -184,9 +170,12 @@ class MaskedLayer(keras.layers.Layer):
         # names a weight again belongs to another layer (one called `<name>_kernel`).
         prefix = trained.path.replace("/", "_") + "_"
         for slot in optimizer.variables:
-            suffix = slot.name[len(prefix):]
-            if (slot.name.startswith(prefix) and tuple(slot.shape) == tuple(trained.shape)
-                    and not any(word in suffix for word in ("kernel", "scores", "bias"))):
+            suffix = slot.name[len(prefix) :]
+            if (
+                slot.name.startswith(prefix)
+                and tuple(slot.shape) == tuple(trained.shape)
+                and not any(word in suffix for word in ("kernel", "scores", "bias"))
+            ):
                 slot.assign(slot * ops.cast(mask, slot.dtype))
 
     def dense_kernels(self):
@@ -216,20 +205,12 @@ class MaskedLayer(keras.layers.Layer):
                 f"{prefix}_initializer": None
                 if self.kernel_initializer is None
                 else keras.initializers.serialize(self.kernel_initializer),
-                f"{prefix}_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-                f"{prefix}_constraint": keras.constraints.serialize(
-                    self.kernel_constraint
-                ),
+                f"{prefix}_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                f"{prefix}_constraint": keras.constraints.serialize(self.kernel_constraint),
                 "activation": keras.activations.serialize(self.activation),
                 "use_bias": self.use_bias,
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
-                "bias_regularizer": keras.regularizers.serialize(
-                    self.bias_regularizer
-                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
                 "bias_constraint": keras.constraints.serialize(self.bias_constraint),
                 "density": self.density,
                 "seed": self.seed,

@@ -16,8 +16,17 @@ from keras_er.masks.schemes import unregister_scheme
 _MODEL_LEVEL = ("assign", "masked_layers", "summary")
 
 __all__ = [
-    "METHODS", "SCHEMES", "assign", "layer_densities", "masked_layers", "proportional_scheme",
-    "register_scheme", "sample_masks", "scheme_names", "summary", "unregister_scheme",
+    "METHODS",
+    "SCHEMES",
+    "assign",
+    "layer_densities",
+    "masked_layers",
+    "proportional_scheme",
+    "register_scheme",
+    "sample_masks",
+    "scheme_names",
+    "summary",
+    "unregister_scheme",
 ]
 
 

@@ -12,7 +12,7 @@ import numpy as np
 METHODS = ("bernoulli", "exact")
 
 
-def sample_masks(shapes, densities, seed=0, method="bernoulli", repair_flow=False):
+def sample_masks(shapes, densities, seed=0, method="exact", repair_flow=False):
     """Draw one random 0/1 mask per kernel shape.
 
     Args:
@@ -41,16 +41,11 @@ def sample_masks(shapes, densities, seed=0, method="bernoulli", repair_flow=Fals
     [216, 64]
     """
     if method not in METHODS:
-        raise ValueError(
-            f"Unknown `method` {method!r}; expected one of {', '.join(METHODS)}."
-        )
+        raise ValueError(f"Unknown `method` {method!r}; expected one of {', '.join(METHODS)}.")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
     if len(shapes) != len(densities):
-        raise ValueError(
-            f"`shapes` has {len(shapes)} entries but `densities` has "
-            f"{len(densities)}."
-        )
+        raise ValueError(f"`shapes` has {len(shapes)} entries but `densities` has {len(densities)}.")
     children = np.random.SeedSequence(int(seed)).spawn(len(shapes))
     masks = []
     for shape, density, child in zip(shapes, densities, children):

@@ -68,10 +68,7 @@ def proportional_scheme(weight_fn):
 def validate_density(density, name="density"):
     """Return `density` as a float in (0, 1], or raise a clear error."""
     if isinstance(density, bool) or not isinstance(density, numbers.Real):
-        raise TypeError(
-            f"`{name}` must be a number in (0, 1]; got {density!r} "
-            f"of type {type(density).__name__}."
-        )
+        raise TypeError(f"`{name}` must be a number in (0, 1]; got {density!r} of type {type(density).__name__}.")
     density = float(density)
     if not math.isfinite(density) or not 0.0 < density <= 1.0:
         raise ValueError(f"`{name}` must be in (0, 1]; got {density!r}.")
@@ -80,9 +77,7 @@ def validate_density(density, name="density"):
 
 def validate_scheme(scheme):
     if not isinstance(scheme, str) or scheme.lower() not in _SCHEMES:
-        raise ValueError(
-            f"Unknown `scheme` {scheme!r}; expected one of {', '.join(_SCHEMES)}."
-        )
+        raise ValueError(f"Unknown `scheme` {scheme!r}; expected one of {', '.join(_SCHEMES)}.")
     return scheme.lower()
 
 
@@ -98,16 +93,10 @@ def resolve_dense_layers(dense_layers, num_layers):
             indices.add(num_layers - 1)
         elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
             if not -num_layers <= item < num_layers:
-                raise ValueError(
-                    f"`dense_layers` index {item} is out of range for "
-                    f"{num_layers} layers."
-                )
+                raise ValueError(f"`dense_layers` index {item} is out of range for {num_layers} layers.")
             indices.add(int(item) % num_layers)
         else:
-            raise ValueError(
-                "`dense_layers` entries must be 'first', 'last' or a layer "
-                f"index; got {item!r}."
-            )
+            raise ValueError(f"`dense_layers` entries must be 'first', 'last' or a layer index; got {item!r}.")
     return tuple(sorted(indices))
 
 
@@ -163,7 +152,7 @@ def _sizes(shapes):
         try:
             dims = [int(d) for d in shape]
         except (TypeError, ValueError):
-            raise ValueError(f"Invalid kernel shape {shape!r} in `shapes`.")
+            raise ValueError(f"Invalid kernel shape {shape!r} in `shapes`.") from None
         if not dims or min(dims) < 1:
             raise ValueError(f"Invalid kernel shape {shape!r} in `shapes`.")
         sizes.append(math.prod(dims))
@@ -198,11 +187,14 @@ def _capped_proportional(weights, sizes, budget):
 
 def _check_scheme_result(scheme, densities, sizes, budget):
     if densities.shape != sizes.shape or not np.all((densities > 0) & (densities <= 1 + 1e-9)):
-        raise ValueError(f"Scheme {scheme!r} returned densities outside (0, 1] or of the "
-                         f"wrong length: {densities.tolist()}.")
+        raise ValueError(
+            f"Scheme {scheme!r} returned densities outside (0, 1] or of the wrong length: {densities.tolist()}."
+        )
     if not math.isclose(float(densities @ sizes), budget, rel_tol=1e-6):
-        raise ValueError(f"Scheme {scheme!r} keeps {densities @ sizes:.1f} weights instead "
-                         f"of the {budget:.1f} the target density allows.")
+        raise ValueError(
+            f"Scheme {scheme!r} keeps {densities @ sizes:.1f} weights instead "
+            f"of the {budget:.1f} the target density allows."
+        )
 
 
 def _pyramidal(shapes, sizes, budget):

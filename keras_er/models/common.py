@@ -38,10 +38,7 @@ def check_arguments(input_shape, classes):
         or len(input_shape) != 3
         or not all(isinstance(d, int) and d > 0 for d in input_shape)
     ):
-        raise ValueError(
-            f"`input_shape` must be (height, width, channels) of positive ints; "
-            f"got {input_shape!r}."
-        )
+        raise ValueError(f"`input_shape` must be (height, width, channels) of positive ints; got {input_shape!r}.")
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(f"`classes` must be a positive integer; got {classes!r}.")
 

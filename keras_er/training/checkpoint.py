@@ -75,14 +75,13 @@ def restore(model, folder):
         if problem is None:
             if problems:
                 warnings.warn(
-                    f"Resuming from epoch {candidate['epoch']} ({path.name}): "
-                    + "; ".join(problems), stacklevel=2,
+                    f"Resuming from epoch {candidate['epoch']} ({path.name}): " + "; ".join(problems),
+                    stacklevel=2,
                 )
             return candidate["epoch"]
         problems.append(f"{path} {problem}")
     raise ValueError(
-        "No backup in this run folder can be loaded: " + "; ".join(problems)
-        + ". Start the run again in a new folder."
+        "No backup in this run folder can be loaded: " + "; ".join(problems) + ". Start the run again in a new folder."
     )
 
 

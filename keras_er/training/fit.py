@@ -39,15 +39,12 @@ def compile_for_training(model, recipe, steps_per_epoch):
         loss=recipe.loss(),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(
-                min(5, model.outputs[0].shape[-1]), name="top5"
-            ),
+            keras.metrics.SparseTopKCategoricalAccuracy(min(5, model.outputs[0].shape[-1]), name="top5"),
         ],
     )
 
 
-def fit(model, train, recipe=None, validation=None, out_dir=None, resume=False,
-        verbose="auto", callbacks=()):
+def fit(model, train, recipe=None, validation=None, out_dir=None, resume=False, verbose="auto", callbacks=()):
     """Train `model` on `train` (a `keras_er.data.ImageBatches`) with `recipe`.
 
     With `out_dir`, the run keeps a checked backup each epoch (the previous one
@@ -109,8 +106,7 @@ def check_run_folder(out, recipe, resume):
 def describe_changes(saved, wanted):
     """`"key old -> new, ..."` for every key of `wanted` whose value differs in `saved`."""
     return ", ".join(
-        f"{key} {saved.get(key)!r} -> {value!r}"
-        for key, value in wanted.items() if saved.get(key) != value
+        f"{key} {saved.get(key)!r} -> {value!r}" for key, value in wanted.items() if saved.get(key) != value
     )
 
 

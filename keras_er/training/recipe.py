@@ -32,13 +32,9 @@ class Recipe:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
         if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(
-                f"`warmup_epochs` must be in [0, epochs); got {self.warmup_epochs!r}."
-            )
+            raise ValueError(f"`warmup_epochs` must be in [0, epochs); got {self.warmup_epochs!r}.")
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(
-                f"`label_smoothing` must be in [0, 1); got {self.label_smoothing!r}."
-            )
+            raise ValueError(f"`label_smoothing` must be in [0, 1); got {self.label_smoothing!r}.")
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0; got {self.learning_rate!r}.")
 
@@ -73,9 +69,7 @@ class Recipe:
         def smoothed_crossentropy(y_true, y_pred):
             labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
             one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1])
-            return keras.losses.categorical_crossentropy(
-                one_hot, y_pred, from_logits=True, label_smoothing=smoothing
-            )
+            return keras.losses.categorical_crossentropy(one_hot, y_pred, from_logits=True, label_smoothing=smoothing)
 
         return smoothed_crossentropy
 

@@ -28,8 +28,12 @@ def recipe_from_args(args):
 
     warmup = min(1, args.epochs - 1) if args.warmup_epochs is None else args.warmup_epochs
     return Recipe(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-        weight_decay=args.weight_decay, seed=args.seed, label_smoothing=args.label_smoothing,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        label_smoothing=args.label_smoothing,
         warmup_epochs=warmup,
     )
 
@@ -41,9 +45,16 @@ def build_model(config, pretrained=None):
 
     spec = get_spec(config["dataset"])
     return zoo.build(
-        config["model"], config["scheme"], config["density"], pretrained=pretrained,
-        seed=config["seed"], popup=config["popup"], popup_density=config["popup_density"],
-        input_shape=spec.shape, classes=spec.classes, include_preprocessing=False,
+        config["model"],
+        config["scheme"],
+        config["density"],
+        pretrained=pretrained,
+        seed=config["seed"],
+        popup=config["popup"],
+        popup_density=config["popup_density"],
+        input_shape=spec.shape,
+        classes=spec.classes,
+        include_preprocessing=False,
     )
 
 
@@ -67,8 +78,10 @@ def train_run(config, recipe, out, resume=False, argv=()):
     if config["scheme"] != "dense":
         validate_density(config["density"])  # before the run folder is created
     if config["popup"] and config["scheme"] == "dense":
-        raise ValueError("--popup needs a sparse --scheme (erk, uniform, ...): popup selects "
-                         "weights inside an ER mask, and a dense model has none.")
+        raise ValueError(
+            "--popup needs a sparse --scheme (erk, uniform, ...): popup selects "
+            "weights inside an ER mask, and a dense model has none."
+        )
     check_config(out, config, resume)  # before the lock creates the folder
     with folder_lock(out, wait=False, purpose="training"):
         check_config(out, config, resume)  # again, now that no one else writes
@@ -77,19 +90,22 @@ def train_run(config, recipe, out, resume=False, argv=()):
         # command in the card rebuilds the same initial model (on the same backend).
         keras.utils.set_random_seed(config["seed"])
         model = build_model(config)
-        train_data = data.load(config["dataset"], "train", recipe.batch_size,
-                               seed=config["seed"], limit=config["limit"])
+        train_data = data.load(
+            config["dataset"], "train", recipe.batch_size, seed=config["seed"], limit=config["limit"]
+        )
         test_data = data.load(config["dataset"], "test", 256)
         if not resume:
-            record = {**config, "command": "keras-er " + shlex.join(argv),
-                      "backend": keras.backend.backend()}
+            record = {**config, "command": "keras-er " + shlex.join(argv), "backend": keras.backend.backend()}
             write_text_atomic(out / "config.json", json_text(record))
         start = time.perf_counter()
         history = training.fit(model, train_data, recipe, validation=test_data, out_dir=out, resume=resume)
         save_weights_atomic(model, out / "model.weights.h5")
         final = {key: values[-1] for key, values in history.history.items()}
-        summary = {"backend": keras.backend.backend(),
-                   "wall_seconds_this_session": time.perf_counter() - start, "final": final}
+        summary = {
+            "backend": keras.backend.backend(),
+            "wall_seconds_this_session": time.perf_counter() - start,
+            "final": final,
+        }
         write_text_atomic(out / "summary.json", json_text(summary))
         plotting.learning_curves(out / "log.csv", out / "curves.png")
     return final
@@ -100,8 +116,9 @@ def check_config(out, config, resume):
     path = Path(out) / "config.json"
     if not resume:
         if path.exists():
-            raise ValueError(f"{out} already holds a run (config.json); pass --resume to continue "
-                             "it, or choose another --out.")
+            raise ValueError(
+                f"{out} already holds a run (config.json); pass --resume to continue it, or choose another --out."
+            )
         return
     if not path.is_file():
         raise ValueError(f"--resume: {out} holds no run to continue (no config.json).")

@@ -25,8 +25,16 @@ from keras_er.zoo.listing import constructor_names
 from keras_er.zoo.listing import get_constructor
 from keras_er.zoo.listing import list_models
 
-_FUNCTIONS = ["available_weights", "build", "export", "list_models", "load", "reference_batch",
-              "reference_pixels", "registry"]
+_FUNCTIONS = [
+    "available_weights",
+    "build",
+    "export",
+    "list_models",
+    "load",
+    "reference_batch",
+    "reference_pixels",
+    "registry",
+]
 
 
 def __getattr__(name):

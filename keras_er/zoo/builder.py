@@ -55,17 +55,14 @@ def build(
     if arch not in ARCHITECTURES:
         raise ValueError(f"Unknown `arch` {arch!r}; expected one of {', '.join(ARCHITECTURES)}.")
     if scheme != "dense" and scheme not in scheme_names():
-        raise ValueError(
-            f"Unknown `scheme` {scheme!r}; expected one of {', '.join((*scheme_names(), 'dense'))}."
-        )
+        raise ValueError(f"Unknown `scheme` {scheme!r}; expected one of {', '.join((*scheme_names(), 'dense'))}.")
     if not (isinstance(pretrained, (bool, str)) or pretrained is None):
-        raise ValueError(
-            f"`pretrained` must be True, False/None or a dataset name; got {pretrained!r}."
-        )
+        raise ValueError(f"`pretrained` must be True, False/None or a dataset name; got {pretrained!r}.")
     pretrained = None if pretrained is False else pretrained
     if scheme == "dense" and popup:
-        raise ValueError("`popup=True` needs a sparse `scheme`: popup selects weights inside "
-                         "an ER mask, and a dense model has none.")
+        raise ValueError(
+            "`popup=True` needs a sparse `scheme`: popup selects weights inside an ER mask, and a dense model has none."
+        )
     density = 1.0 if scheme == "dense" else validate_density(density)
     entry = None
     if pretrained is not None:
@@ -73,9 +70,7 @@ def build(
         entry = registry.find_entry(arch, scheme, density, popup, popup_density, dataset, root)
         input_shape = _agree(input_shape, tuple(entry["input_shape"]), "input_shape", entry)
         classes = _agree(classes, entry["classes"], "classes", entry)
-    model = ARCHITECTURES[arch](
-        tuple(input_shape or DEFAULT_INPUT_SHAPE), classes or DEFAULT_CLASSES
-    )
+    model = ARCHITECTURES[arch](tuple(input_shape or DEFAULT_INPUT_SHAPE), classes or DEFAULT_CLASSES)
     if scheme != "dense":
         model = sparsify(
             model,
@@ -88,7 +83,9 @@ def build(
         )
     if entry is not None:
         load_weights(
-            model, registry.weight_path(entry, root), sha256=entry["sha256"],
+            model,
+            registry.weight_path(entry, root),
+            sha256=entry["sha256"],
             expect={"id": entry["id"], **identity(entry)},
         )
     if include_preprocessing:
@@ -122,7 +119,9 @@ def with_preprocessing(model, mean, std):
         )
     inputs = keras.Input(shape, name="pixels")
     normalize = keras.layers.Normalization(
-        mean=list(mean), variance=[s * s for s in std], name="normalize_pixels",
+        mean=list(mean),
+        variance=[s * s for s in std],
+        name="normalize_pixels",
     )
     return keras.Model(inputs, model(normalize(inputs)), name=model.name)
 
@@ -146,15 +145,18 @@ def load(entry_id, include_preprocessing=True, root=None):
     """
     entries = {entry["id"]: entry for entry in registry.load_index(root)}
     if entry_id not in entries:
-        raise ValueError(
-            f"No zoo entry {entry_id!r}; published: {', '.join(sorted(entries)) or 'none'}."
-        )
+        raise ValueError(f"No zoo entry {entry_id!r}; published: {', '.join(sorted(entries)) or 'none'}.")
     entry = entries[entry_id]
     return build(
-        entry["arch"], entry["scheme"], entry["density"], pretrained=entry["dataset"],
-        seed=entry.get("seed", 0), popup=bool(entry.get("popup")),
+        entry["arch"],
+        entry["scheme"],
+        entry["density"],
+        pretrained=entry["dataset"],
+        seed=entry.get("seed", 0),
+        popup=bool(entry.get("popup")),
         popup_density=entry.get("popup_density") or 0.5,
-        include_preprocessing=include_preprocessing, root=root,
+        include_preprocessing=include_preprocessing,
+        root=root,
     )
 
 

@@ -27,10 +27,11 @@ def render_card(entry):
     if entry.get("popup"):
         lines.append(POPUP_CARD_LINE)
     if entry.get("layers"):
-        lines += ["", "| layer | shape | weights | kept | density |",
-                  "| --- | --- | ---: | ---: | ---: |"]
-        lines += [f"| {r['name']} | {tuple(r['shape'])} | {r['size']} | {r['nonzeros']} "
-                  f"| {r['density']:.4f} |" for r in entry["layers"]]
+        lines += ["", "| layer | shape | weights | kept | density |", "| --- | --- | ---: | ---: | ---: |"]
+        lines += [
+            f"| {r['name']} | {tuple(r['shape'])} | {r['size']} | {r['nonzeros']} | {r['density']:.4f} |"
+            for r in entry["layers"]
+        ]
         kept, total = entry["weights_kept"], entry["weights_total"]
         lines.append(f"| total | | {total} | {kept} | {kept / total:.4f} |")
     if entry.get("notes"):

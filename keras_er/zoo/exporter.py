@@ -95,9 +95,7 @@ def export(
         # index (the commit point) names the new one, so a kill at any moment
         # leaves every indexed entry loadable.
         staged = folder / "weights.staged.npz"
-        entry["sha256"] = save_weights(
-            model, staged, metadata={"id": entry_id, **identity(entry)}
-        )
+        entry["sha256"] = save_weights(model, staged, metadata={"id": entry_id, **identity(entry)})
         name = f"weights-{entry['sha256'][:12]}.npz"
         os.replace(staged, folder / name)
         entry["file"] = f"{entry_id}/{name}"

@@ -11,33 +11,48 @@ def _constructor(arch, scheme):
 
         def constructor(*, pretrained=True, input_shape=None, classes=None, root=None):
             return build(
-                arch, "dense", pretrained=pretrained, input_shape=input_shape,
-                classes=classes, root=root,
+                arch,
+                "dense",
+                pretrained=pretrained,
+                input_shape=input_shape,
+                classes=classes,
+                root=root,
             )
 
     else:
 
         def constructor(
-            density=0.1, *, pretrained=True, seed=0, popup=False, popup_density=0.5,
-            input_shape=None, classes=None, root=None,
+            density=0.1,
+            *,
+            pretrained=True,
+            seed=0,
+            popup=False,
+            popup_density=0.5,
+            input_shape=None,
+            classes=None,
+            root=None,
         ):
             return build(
-                arch, scheme, density, pretrained=pretrained, seed=seed, popup=popup,
-                popup_density=popup_density, input_shape=input_shape,
-                classes=classes, root=root,
+                arch,
+                scheme,
+                density,
+                pretrained=pretrained,
+                seed=seed,
+                popup=popup,
+                popup_density=popup_density,
+                input_shape=input_shape,
+                classes=classes,
+                root=root,
             )
 
     constructor.__name__ = constructor.__qualname__ = f"{arch}_{scheme}"
-    constructor.__doc__ = (
-        f"{arch} with {scheme} masks. Arguments as `keras_er.zoo.build`."
-    )
+    constructor.__doc__ = f"{arch} with {scheme} masks. Arguments as `keras_er.zoo.build`."
     return constructor
 
 
 def constructor_names():
     """`<arch>_<scheme>` for every registered architecture and scheme, and `<arch>_dense`."""
-    return sorted(f"{arch}_{scheme}" for arch in ARCHITECTURES
-                  for scheme in (*scheme_names(), "dense"))
+    return sorted(f"{arch}_{scheme}" for arch in ARCHITECTURES for scheme in (*scheme_names(), "dense"))
 
 
 def get_constructor(name):
@@ -71,8 +86,5 @@ def available_weights(root=None, print_fn=None):
     ]
     if print_fn is not None:
         for row in rows:
-            print_fn(
-                f"{row['id']:<40} {row['density']:<6g} {row['dataset']:<14} "
-                f"{row['top1']} {row['sha256'][:12]}"
-            )
+            print_fn(f"{row['id']:<40} {row['density']:<6g} {row['dataset']:<14} {row['top1']} {row['sha256'][:12]}")
     return rows

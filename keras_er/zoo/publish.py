@@ -28,21 +28,25 @@ def export_run(run, root=None, limit=None):
     report = accuracy_report(model, config["dataset"], limit)
     spec = get_spec(config["dataset"])
     recipe = json.loads((run / "recipe.json").read_text())
-    recipe["input_normalization"] = {"mean": list(spec.mean), "std": list(spec.std),
-                                     "units": "pixels 0-255"}
+    recipe["input_normalization"] = {"mean": list(spec.mean), "std": list(spec.std), "units": "pixels 0-255"}
     epochs, epoch_seconds = epoch_stats(run / "log.csv")
     test_size = len(load_arrays(config["dataset"], "test")[1])
     full = limit is None or report["images"] == test_size
     backend = keras.backend.backend()
     entry = export(
-        model, config["model"], config["scheme"], config["density"],
-        dataset=config["dataset"], seed=config["seed"], popup=config["popup"],
+        model,
+        config["model"],
+        config["scheme"],
+        config["density"],
+        dataset=config["dataset"],
+        seed=config["seed"],
+        popup=config["popup"],
         popup_density=config["popup_density"] if config["popup"] else None,
-        top1={backend: report["top1"]} if full else {}, recipe=recipe,
+        top1={backend: report["top1"]} if full else {},
+        recipe=recipe,
         notes=_notes(run, config, report, epochs, epoch_seconds, full),
         train_seconds=round(epochs * epoch_seconds, 1),
-        top1_first1000=({backend: report["top1_first1000"]}
-                        if report["images"] >= min(1000, test_size) else {}),
+        top1_first1000=({backend: report["top1_first1000"]} if report["images"] >= min(1000, test_size) else {}),
         root=root,
     )
     curves = run / "curves.png"
@@ -67,6 +71,8 @@ def _notes(run, config, report, epochs, epoch_seconds, full):
     if (run / "curves.png").is_file():
         notes += "\n\n![learning curves](curves.png)"
     if not full:
-        notes += (f"\n\nNot a published accuracy: evaluated on the first {report['images']} "
-                  "test images only (export --limit).")
+        notes += (
+            f"\n\nNot a published accuracy: evaluated on the first {report['images']} "
+            "test images only (export --limit)."
+        )
     return notes

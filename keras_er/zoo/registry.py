@@ -19,10 +19,28 @@ from keras_er.files import folder_lock
 from keras_er.files import write_text_atomic
 
 INDEX_VERSION = 1
-CONFIG_FIELDS = ("id", "arch", "scheme", "density", "popup", "popup_density", "dataset",
-                 "input_shape", "classes", "seed")
+CONFIG_FIELDS = (
+    "id",
+    "arch",
+    "scheme",
+    "density",
+    "popup",
+    "popup_density",
+    "dataset",
+    "input_shape",
+    "classes",
+    "seed",
+)
 REQUIRED_FIELDS = (
-    "id", "arch", "scheme", "density", "dataset", "input_shape", "classes", "file", "sha256",
+    "id",
+    "arch",
+    "scheme",
+    "density",
+    "dataset",
+    "input_shape",
+    "classes",
+    "file",
+    "sha256",
 )
 
 
@@ -105,8 +123,9 @@ def rebuild_index(root=None):
     """Regenerate `index.json` from the entry folders; return the entries."""
     folder = zoo_root(root)
     with folder_lock(folder, purpose="being written"):
-        entries = sorted((read_entry_files(path.parent) for path in folder.glob("*/config.json")),
-                         key=lambda e: e["id"])
+        entries = sorted(
+            (read_entry_files(path.parent) for path in folder.glob("*/config.json")), key=lambda e: e["id"]
+        )
         text = json.dumps({"format_version": INDEX_VERSION, "entries": entries}, indent=1)
         write_text_atomic(folder / "index.json", text + "\n")
     return entries
@@ -156,11 +175,7 @@ def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=N
     wanted = entry_id(arch, scheme, density, popup, popup_density, dataset or "<any dataset>")
     raise ValueError(
         f"No published weights for {wanted}. "
-        + (
-            f"Published for {arch}: {', '.join(siblings)}. "
-            if siblings
-            else f"Nothing is published for {arch} yet. "
-        )
+        + (f"Published for {arch}: {', '.join(siblings)}. " if siblings else f"Nothing is published for {arch} yet. ")
         + "Use `pretrained=None` for a randomly initialised model, or see "
         "keras_er.zoo.available_weights()."
     )

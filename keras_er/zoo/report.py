@@ -1,7 +1,7 @@
 """The zoo as a README table, from `index.json`.
 
-    keras-er list --markdown          # the README's zoo table
-    keras-er list --plot zoo.png      # top-1 vs density per scheme (keras_er.plotting)
+keras-er list --markdown          # the README's zoo table
+keras-er list --plot zoo.png      # top-1 vs density per scheme (keras_er.plotting)
 """
 
 from keras_er import BACKENDS

@@ -103,9 +103,7 @@ def _encode(layer, variable, value, arrays, index):
             arrays[key] = np.packbits(mask.ravel())
             return {"encoding": "bits"}
         if variable is layer.kernel and layer.popup:
-            frozen = popup_lib.frozen_kernel(
-                value.shape, layer.fan_in, layer.resolved_seed, value.dtype
-            )
+            frozen = popup_lib.frozen_kernel(value.shape, layer.fan_in, layer.resolved_seed, value.dtype)
             if np.array_equal(frozen, value):
                 return {
                     "encoding": "frozen_seed",
@@ -125,9 +123,7 @@ def _read(path):
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as error:
-        raise ValueError(
-            f"{path} is not a readable keras_er weight file ({error})."
-        ) from None
+        raise ValueError(f"{path} is not a readable keras_er weight file ({error}).") from None
     try:
         manifest = json.loads(arrays.pop(MANIFEST_KEY).tobytes().decode())
     except (KeyError, ValueError, UnicodeDecodeError):
@@ -145,13 +141,10 @@ def _read(path):
 
 def _check_metadata(metadata, expect, path):
     differing = {
-        key: (metadata[key], value) for key, value in expect.items()
-        if key in metadata and metadata[key] != value
+        key: (metadata[key], value) for key, value in expect.items() if key in metadata and metadata[key] != value
     }
     if differing:
-        details = "; ".join(
-            f"{key}: file has {have!r}, expected {want!r}" for key, (have, want) in differing.items()
-        )
+        details = "; ".join(f"{key}: file has {have!r}, expected {want!r}" for key, (have, want) in differing.items())
         raise ValueError(f"{path} is not the requested weights ({details}); it was not loaded.")
 
 
@@ -164,9 +157,7 @@ def _check_matches(records, pairs, path):
     for record, (layer, variable) in zip(records, pairs):
         # Layer names are recorded for messages only: auto-generated names
         # (dense_3, ...) differ between sessions for the same architecture.
-        if record["name"] != variable.name or tuple(record["shape"]) != tuple(
-            variable.shape
-        ):
+        if record["name"] != variable.name or tuple(record["shape"]) != tuple(variable.shape):
             raise ValueError(
                 f"{path} does not match the model: file has "
                 f"{record['layer']}/{record['name']} {tuple(record['shape'])}, model "
@@ -187,8 +178,7 @@ def _decode_all(records, arrays, path):
             values.append(_decode(record, arrays.get(str(index)), masks))
         except (KeyError, ValueError, TypeError) as error:
             raise ValueError(
-                f"{path} is damaged: variable {record['layer']}/{record['name']} "
-                f"cannot be decoded ({error})."
+                f"{path} is damaged: variable {record['layer']}/{record['name']} cannot be decoded ({error})."
             ) from None
     return values
 

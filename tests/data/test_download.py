@@ -100,9 +100,7 @@ def http_mirror(offline, monkeypatch):
     folder.mkdir()
     requests = []
     handler = type("Handler", (_Mirror,), {"requests": requests})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *args: handler(*args, directory=str(folder))
-    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *args: handler(*args, directory=str(folder)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
@@ -133,8 +131,10 @@ def test_cifar10_downloads_once_into_keras_home_in_keras_layout(http_mirror, off
     assert (cache / "cifar-10-batches-py-target" / "cifar-10-batches-py" / "test_batch").is_file()
     # Keras' own get_file, as keras.datasets.cifar10 calls it, finds the same cache entry.
     keras.utils.get_file(
-        fname="cifar-10-batches-py-target", origin=f"http://127.0.0.1:1/{CIFAR10_ARCHIVE}",
-        extract=True, file_hash=DATASET_SPECS["cifar10"].download.files[0].file_hash,
+        fname="cifar-10-batches-py-target",
+        origin=f"http://127.0.0.1:1/{CIFAR10_ARCHIVE}",
+        extract=True,
+        file_hash=DATASET_SPECS["cifar10"].download.files[0].file_hash,
         cache_dir=str(home),
     )
     assert len(requests) == 1
@@ -144,8 +144,10 @@ def test_download_false_raises_not_found_and_says_download_true(http_mirror, mon
     folder, requests = http_mirror
     make_cifar10_archive(folder / CIFAR10_ARCHIVE)
     use_file_hash(monkeypatch, "cifar10", sha256(folder / CIFAR10_ARCHIVE))
-    for call in (lambda: load_arrays("cifar10", "test", download=False),
-                 lambda: data.load("cifar10", "test", download=False)):
+    for call in (
+        lambda: load_arrays("cifar10", "test", download=False),
+        lambda: data.load("cifar10", "test", download=False),
+    ):
         with pytest.raises(DatasetNotFoundError) as info:
             call()
         assert not isinstance(info.value, DatasetDownloadError)
@@ -221,8 +223,9 @@ def test_a_registered_dataset_downloads_from_its_own_source(offline, monkeypatch
     remote.mkdir()
     x = np.ones((5, 8, 8, 1), np.uint8)
     np.savez(remote / "tiny.npz", x_train=x, y_train=np.arange(5) % 3, x_test=x[:2], y_test=[2, 0])
-    source = DownloadSource((RemoteFile((remote / "tiny.npz").as_uri(), sha256(remote / "tiny.npz"),
-                                        "tiny_remote.npz"),), "npz")
+    source = DownloadSource(
+        (RemoteFile((remote / "tiny.npz").as_uri(), sha256(remote / "tiny.npz"), "tiny_remote.npz"),), "npz"
+    )
     register_dataset(DatasetSpec("tiny_remote", (8, 8, 1), 3, (1.0,), (2.0,), download=source))
     try:
         images, labels = load_arrays("tiny_remote", "test")

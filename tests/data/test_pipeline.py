@@ -24,7 +24,7 @@ def test_every_output_is_a_shifted_possibly_flipped_crop_of_the_padded_image():
             window
             for dy in range(9)
             for dx in range(9)
-            for window in (original[dy:dy + 8, dx:dx + 8], original[dy:dy + 8, dx:dx + 8][:, ::-1])
+            for window in (original[dy : dy + 8, dx : dx + 8], original[dy : dy + 8, dx : dx + 8][:, ::-1])
         ]
         assert any(np.array_equal(crop, c) for c in candidates)
 

@@ -12,8 +12,7 @@ REAL_FROM_TFDS = sources._from_tfds  # the `offline` fixture (conftest.py) repla
 
 def test_npz_in_keras_er_data(offline):
     x = (np.arange(4 * 32 * 32 * 3) % 256).astype(np.uint8).reshape(4, 32, 32, 3)
-    np.savez(offline / "data" / "cifar10.npz", x_train=x, y_train=np.arange(4),
-             x_test=x[:2], y_test=np.arange(2))
+    np.savez(offline / "data" / "cifar10.npz", x_train=x, y_train=np.arange(4), x_test=x[:2], y_test=np.arange(2))
     images, labels = load_arrays("cifar10", "test")
     np.testing.assert_array_equal(images, x[:2])
     assert labels.dtype == np.int64 and labels.tolist() == [0, 1]
@@ -65,12 +64,20 @@ def test_missing_dataset_names_every_place_looked(offline, monkeypatch):
     with pytest.raises(DatasetNotFoundError) as info:
         load_arrays("fashion_mnist", "train", download=False)
     message = str(info.value)
-    for place in ("tfds", "fashion_mnist.npz", str(offline / "keras" / "datasets" / "fashion-mnist"),
-                  "nowhere", "apt-get install dataset-fashion-mnist", "download=True"):
+    for place in (
+        "tfds",
+        "fashion_mnist.npz",
+        str(offline / "keras" / "datasets" / "fashion-mnist"),
+        "nowhere",
+        "apt-get install dataset-fashion-mnist",
+        "download=True",
+    ):
         assert place in message
 
 
-@pytest.mark.parametrize("name, split, match", [("svhn", "train", "cifar10, cifar100"), ("mnist", "val", "train, test")])
+@pytest.mark.parametrize(
+    "name, split, match", [("svhn", "train", "cifar10, cifar100"), ("mnist", "val", "train, test")]
+)
 def test_bad_names_and_splits(name, split, match):
     with pytest.raises(ValueError, match=match):
         load_arrays(name, split)
@@ -96,8 +103,11 @@ def _cifar_npz(folder, x=None, y=None):
 @pytest.mark.parametrize(
     "x, y, message",
     [
-        (np.full((4, 32, 32, 3), 0.5, np.float32), None,
-         r"uint8 pixels 0-255; got float32 in \[0.5, 0.5\] \(scale by 255"),
+        (
+            np.full((4, 32, 32, 3), 0.5, np.float32),
+            None,
+            r"uint8 pixels 0-255; got float32 in \[0.5, 0.5\] \(scale by 255",
+        ),
         (np.full((4, 32, 32, 3), 300, np.int32), None, "values outside 0-255"),
         (np.zeros((4, 28, 28, 3), np.uint8), None, r"shape \(N, 32, 32, 3\)"),
         (None, np.array([0, 1, 2, 10]), r"labels must be in \[0, 10\)"),
@@ -140,8 +150,9 @@ def test_a_registered_dataset_loads_from_keras_er_data(offline):
     register_dataset(DatasetSpec("tiny_test", (8, 8, 1), 3, (1.0,), (2.0,)))
     try:
         x = np.ones((5, 8, 8), np.uint8)
-        np.savez(offline / "data" / "tiny_test.npz", x_train=x, y_train=np.arange(5) % 3,
-                 x_test=x, y_test=np.arange(5) % 3)
+        np.savez(
+            offline / "data" / "tiny_test.npz", x_train=x, y_train=np.arange(5) % 3, x_test=x, y_test=np.arange(5) % 3
+        )
         images, labels = load_arrays("tiny_test", "test")
         assert images.shape == (5, 8, 8, 1) and labels.max() == 2
     finally:

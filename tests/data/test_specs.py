@@ -31,8 +31,7 @@ def test_datasets_and_normalization_see_a_dataset_registered_later():
             assert names == tuple(DATASET_SPECS) and len(names) == len(DATASET_SPECS)
         for normalization in (NORMALIZATION, data.NORMALIZATION, pipeline.NORMALIZATION):
             assert normalization["tiny_live"] == ((1.0, 2.0), (3.0, 4.0))
-            assert dict(normalization)["cifar10"] == (DATASET_SPECS["cifar10"].mean,
-                                                      DATASET_SPECS["cifar10"].std)
+            assert dict(normalization)["cifar10"] == (DATASET_SPECS["cifar10"].mean, DATASET_SPECS["cifar10"].std)
     finally:
         del DATASET_SPECS["tiny_live"]
     assert "tiny_live" not in DATASETS and "tiny_live" not in NORMALIZATION
@@ -51,12 +50,15 @@ def test_built_in_download_facts_match_the_installed_keras_datasets(name):
     assert (DATASET_SPECS[name].download.files[0].file_hash is None) == (name == "fashion_mnist")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"origin": "cifar.tar.gz"}, "`origin` must be a URL"),
-    ({"file_hash": "abc"}, "`file_hash` must be None or a sha256"),
-    ({"fname": "a.tar", "extract": True}, "`fname` must be a file name, without a dot"),
-    ({"cache_subdir": "../elsewhere"}, "`cache_subdir` must be a folder inside"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"origin": "cifar.tar.gz"}, "`origin` must be a URL"),
+        ({"file_hash": "abc"}, "`file_hash` must be None or a sha256"),
+        ({"fname": "a.tar", "extract": True}, "`fname` must be a file name, without a dot"),
+        ({"cache_subdir": "../elsewhere"}, "`cache_subdir` must be a folder inside"),
+    ],
+)
 def test_remote_file_refuses_bad_facts(kwargs, match):
     facts = {"origin": "https://host/a.npz", "file_hash": None, "fname": "a.npz", **kwargs}
     with pytest.raises(ValueError, match=match):

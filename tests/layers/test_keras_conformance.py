@@ -28,8 +28,12 @@ CASES = [
     (MaskedDepthwiseConv2D, dict(kernel_size=3, depth_multiplier=2, strides=2), (2, 6, 6, 3), (2, 2, 2, 6)),
     (MaskedSeparableConv2D, dict(filters=4, kernel_size=3, depth_multiplier=2), (2, 5, 5, 3), (2, 3, 3, 4)),
     (MaskedEinsumDense, dict(equation="ab,bc->ac", output_shape=4, bias_axes="c"), (2, 3), (2, 4)),
-    (MaskedEinsumDense, dict(equation="abc,cde->abde", output_shape=(None, 2, 4), bias_axes="de"),
-     (2, 5, 3), (2, 5, 2, 4)),
+    (
+        MaskedEinsumDense,
+        dict(equation="abc,cde->abde", output_shape=(None, 2, 4), bias_axes="de"),
+        (2, 5, 3),
+        (2, 5, 2, 4),
+    ),
 ]
 
 
@@ -88,8 +92,10 @@ def test_masked_dense_passes_an_incoming_keras_mask_on():
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_symbolic_output_dtype_follows_the_policy(policy):
-    for layer in (MaskedConv2D(4, 3, density=0.5, seed=0, dtype=policy),
-                  MaskedDepthwiseConv2D(3, density=0.5, seed=0, dtype=policy),
-                  MaskedSeparableConv2D(4, 3, density=0.5, seed=0, dtype=policy)):
+    for layer in (
+        MaskedConv2D(4, 3, density=0.5, seed=0, dtype=policy),
+        MaskedDepthwiseConv2D(3, density=0.5, seed=0, dtype=policy),
+        MaskedSeparableConv2D(4, 3, density=0.5, seed=0, dtype=policy),
+    ):
         spec = layer.compute_output_spec(keras.KerasTensor((1, 6, 6, 3)))
         assert spec.dtype == layer.compute_dtype

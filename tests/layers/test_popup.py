@@ -50,8 +50,7 @@ def test_gradient_reaches_scores_through_the_straight_through_estimator():
     # Finite difference is useless for a step function; check the STE value,
     # the identity in |scores| as in edge-popup: for a linear layer
     # d(sum(y)) / d(scores) = kernel * mask * sum_batch(x) * sign(scores).
-    expected = (to_numpy(layer.kernel) * to_numpy(layer.mask) * x.sum(0)[:, None]
-                * np.sign(to_numpy(layer.scores)))
+    expected = to_numpy(layer.kernel) * to_numpy(layer.mask) * x.sum(0)[:, None] * np.sign(to_numpy(layer.scores))
     grad = _grad_of_sum(layer, x)
     np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6)
 
@@ -61,13 +60,18 @@ def test_popup_learns_a_task_with_frozen_random_weights():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1024, 16)).astype("float32")
     y = (x[:, 0] + x[:, 1] > 0).astype("int32")
-    model = keras.Sequential([
-        keras.Input((16,)),
-        MaskedDense(512, activation="relu", density=0.5, seed=1, popup=True, popup_density=0.3),
-        MaskedDense(2, density=1.0, seed=2, popup=True, popup_density=0.3),
-    ])
-    model.compile(keras.optimizers.SGD(0.1, momentum=0.9),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((16,)),
+            MaskedDense(512, activation="relu", density=0.5, seed=1, popup=True, popup_density=0.3),
+            MaskedDense(2, density=1.0, seed=2, popup=True, popup_density=0.3),
+        ]
+    )
+    model.compile(
+        keras.optimizers.SGD(0.1, momentum=0.9),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     before = model.evaluate(x, y, verbose=0)[1]
     model.fit(x, y, epochs=15, batch_size=64, verbose=0)
     after = model.evaluate(x, y, verbose=0)[1]
@@ -130,9 +134,9 @@ def test_score_mask_is_exactly_the_top_k_of_a_sort(shape, fraction):
     assert result.sum() == popup.topk_count(mask, fraction)
 
 
-@pytest.mark.parametrize("fraction, expected", [(0.4, [1, 1, 0, 0, 0, 0]),
-                                                (0.6, [1, 1, 1, 0, 0, 0]),
-                                                (0.8, [1, 1, 1, 1, 0, 0])])
+@pytest.mark.parametrize(
+    "fraction, expected", [(0.4, [1, 1, 0, 0, 0, 0]), (0.6, [1, 1, 1, 0, 0, 0]), (0.8, [1, 1, 1, 1, 0, 0])]
+)
 def test_score_mask_keeps_exactly_k_and_breaks_ties_by_position(fraction, expected):
     scores = np.array([3.0, 2.0, 2.0, -2.0, 1.0, 9.0], np.float32)
     mask = np.array([1, 1, 1, 1, 1, 0], np.float32)  # the 9.0 is outside the ER mask
@@ -148,6 +152,4 @@ def test_torch_export_of_a_popup_model_keeps_its_outputs():
     model = masked_cnn(popup=True)
     x = torch.tensor(images()[0])
     exported = torch.export.export(model, (x,), strict=False)
-    np.testing.assert_array_equal(
-        exported.module()(x).detach().cpu().numpy(), to_numpy(model(x))
-    )
+    np.testing.assert_array_equal(exported.module()(x).detach().cpu().numpy(), to_numpy(model(x)))

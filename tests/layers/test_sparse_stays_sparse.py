@@ -29,12 +29,14 @@ def compile_and_train(model, optimizer, steps=3):
 
 @pytest.mark.parametrize("regularizer", [keras.regularizers.L1(0.01), keras.regularizers.L1L2(0.01, 0.01)])
 def test_an_l1_kernel_regularizer_leaves_masked_weights_at_zero(regularizer):
-    model = keras.Sequential([
-        keras.Input((8, 8, 3)),
-        MaskedConv2D(8, 3, density=0.3, seed=0, kernel_regularizer=regularizer),
-        keras.layers.GlobalAveragePooling2D(),
-        MaskedDense(4, density=0.3, seed=1, kernel_regularizer=regularizer),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            MaskedConv2D(8, 3, density=0.3, seed=0, kernel_regularizer=regularizer),
+            keras.layers.GlobalAveragePooling2D(),
+            MaskedDense(4, density=0.3, seed=1, kernel_regularizer=regularizer),
+        ]
+    )
     compile_and_train(model, keras.optimizers.SGD(0.1, momentum=0.9))
     assert_masked_entries_are_zero(model)
     assert sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses) > 0  # it regularizes
@@ -42,14 +44,17 @@ def test_an_l1_kernel_regularizer_leaves_masked_weights_at_zero(regularizer):
 
 def test_separable_and_einsum_layers_stay_sparse_under_adam_and_l1():
     l1 = keras.regularizers.L1(0.01)
-    model = keras.Sequential([
-        keras.Input((8, 8, 3)),
-        MaskedSeparableConv2D(8, 3, density=0.3, seed=0, pointwise_regularizer=l1),
-        keras.layers.Reshape((36, 8)),
-        MaskedEinsumDense("abc,cd->abd", output_shape=(36, 4), bias_axes="d", density=0.3, seed=1,
-                          kernel_regularizer=l1),
-        keras.layers.GlobalAveragePooling1D(),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            MaskedSeparableConv2D(8, 3, density=0.3, seed=0, pointwise_regularizer=l1),
+            keras.layers.Reshape((36, 8)),
+            MaskedEinsumDense(
+                "abc,cd->abd", output_shape=(36, 4), bias_axes="d", density=0.3, seed=1, kernel_regularizer=l1
+            ),
+            keras.layers.GlobalAveragePooling1D(),
+        ]
+    )
     before = [keras.ops.convert_to_numpy(layer.kernel) for layer in masks.masked_layers(model)]
     compile_and_train(model, keras.optimizers.Adam(0.01))
     assert_masked_entries_are_zero(model)
@@ -59,8 +64,7 @@ def test_separable_and_einsum_layers_stay_sparse_under_adam_and_l1():
 
 @pytest.mark.parametrize(
     "make_optimizer",
-    [*OPTIMIZERS.values(),
-     lambda: keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True, ema_overwrite_frequency=2)],
+    [*OPTIMIZERS.values(), lambda: keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True, ema_overwrite_frequency=2)],
     ids=[*OPTIMIZERS, "sgd_ema_overwrite"],
 )
 def test_masks_redrawn_mid_training_stay_sparse_under_every_optimizer(make_optimizer):

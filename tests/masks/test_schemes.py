@@ -105,9 +105,7 @@ def test_unknown_scheme_lists_the_valid_ones():
         layer_densities([(4, 4)], 0.1, "random")
 
 
-@pytest.mark.parametrize(
-    "dense_layers", [("middle",), (5,), (True,)], ids=["name", "range", "bool"]
-)
+@pytest.mark.parametrize("dense_layers", [("middle",), (5,), (True,)], ids=["name", "range", "bool"])
 def test_bad_dense_layers_are_rejected(dense_layers):
     with pytest.raises(ValueError, match="dense_layers"):
         layer_densities([(4, 4), (4, 4)], 0.5, "erk", dense_layers=dense_layers)

@@ -46,8 +46,11 @@ def test_parameter_counts_match_the_published_ones(arch):
 @pytest.mark.parametrize("arch", ["resnet34", "resnet50", "vgg11", "vgg13", "vgg19"])
 def test_large_architectures_build_with_expected_counts(arch):
     expected = {
-        "resnet34": 21.28e6, "resnet50": 23.52e6, "vgg11": 9.23e6,
-        "vgg13": 9.41e6, "vgg19": 20.04e6,
+        "resnet34": 21.28e6,
+        "resnet50": 23.52e6,
+        "vgg11": 9.23e6,
+        "vgg13": 9.41e6,
+        "vgg19": 20.04e6,
     }[arch]
     assert abs(trainable_count(models.ARCHITECTURES[arch]()) - expected) / expected < 0.01
 

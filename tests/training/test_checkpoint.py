@@ -42,8 +42,7 @@ def test_a_damaged_latest_backup_resumes_from_the_previous_epoch(tmp_path):
     latest = tmp_path / "backup" / state["latest"]["file"]
     latest.write_bytes(latest.read_bytes()[:1000])
     with pytest.warns(UserWarning, match=r"Resuming from epoch 1 .*epoch-0002.weights.h5 is damaged"):
-        history = training.fit(masked_cnn(seed=3), synthetic(), RECIPE, out_dir=tmp_path,
-                               resume=True, verbose=0)
+        history = training.fit(masked_cnn(seed=3), synthetic(), RECIPE, out_dir=tmp_path, resume=True, verbose=0)
     assert len(history.history["loss"]) == 2  # epochs 2 and 3 ran again
     rows = (tmp_path / "log.csv").read_text().strip().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]  # no duplicated epoch
@@ -68,14 +67,19 @@ def test_resume_refuses_another_recipe_and_keeps_the_record(tmp_path):
 
 def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import time
             from keras_er.files import folder_lock
             with folder_lock({str(tmp_path)!r}):
                 print("held", flush=True)
                 time.sleep(60)
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -100,8 +104,7 @@ def test_a_run_backed_up_by_keras_backup_and_restore_still_resumes(tmp_path):
     _prepare(old, data, RECIPE)  # compiled as keras_er compiles
     backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
     with pytest.raises(KeyboardInterrupt):
-        old.fit(data, epochs=3, shuffle=False, verbose=0,
-                callbacks=[_EpochSetter(data), backup, StopAt(2)])
+        old.fit(data, epochs=3, shuffle=False, verbose=0, callbacks=[_EpochSetter(data), backup, StopAt(2)])
     (tmp_path / "recipe.json").write_text(json.dumps(RECIPE.to_dict()))
     assert (tmp_path / "backup" / "training_metadata.json").is_file()
     resumed = masked_cnn(seed=5)
@@ -137,4 +140,7 @@ def test_after_a_fallback_resume_two_backups_are_kept_again(tmp_path):
     state = json.loads((tmp_path / "backup" / "state.json").read_text())
     assert state["latest"]["epoch"] == 3 and state["previous"]["epoch"] == 2
     assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == [
-        "epoch-0002.weights.h5", "epoch-0003.weights.h5", "state.json"]
+        "epoch-0002.weights.h5",
+        "epoch-0003.weights.h5",
+        "state.json",
+    ]

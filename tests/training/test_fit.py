@@ -18,8 +18,9 @@ from tests.helpers import to_numpy
 def synthetic(n=64, seed=0):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
-    return ImageBatches(images, rng.integers(0, 4, n), (128,) * 3, (64,) * 3,
-                        batch_size=16, shuffle=True, augment=True, seed=1)
+    return ImageBatches(
+        images, rng.integers(0, 4, n), (128,) * 3, (64,) * 3, batch_size=16, shuffle=True, augment=True, seed=1
+    )
 
 
 class StopAt(keras.callbacks.Callback):
@@ -42,8 +43,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     for w, value in zip(interrupted.weights, start):
         w.assign(value)
     with pytest.raises(KeyboardInterrupt):
-        training.fit(interrupted, synthetic(), recipe, out_dir=tmp_path / "b", verbose=0,
-                     callbacks=[StopAt(2)])
+        training.fit(interrupted, synthetic(), recipe, out_dir=tmp_path / "b", verbose=0, callbacks=[StopAt(2)])
     resumed = masked_cnn(seed=7)  # a fresh process would build new random weights
     history = training.fit(resumed, synthetic(), recipe, out_dir=tmp_path / "b", resume=True, verbose=0)
     assert len(history.history["loss"]) == 1  # only epoch 3 ran
@@ -79,13 +79,15 @@ def test_popup_training_decays_and_trains_only_scores(tmp_path):
 
 
 def test_popup_model_reloaded_from_keras_file_still_trains_only_scores(tmp_path):
-    popup_cnn = keras.Sequential([
-        keras.Input((8, 8, 3)),
-        keras.layers.Conv2D(8, 3),
-        keras.layers.BatchNormalization(),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(4),
-    ])
+    popup_cnn = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(8, 3),
+            keras.layers.BatchNormalization(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(4),
+        ]
+    )
     popup_cnn = keras_er.sparsify(popup_cnn, density=0.8, popup=True)
     popup_cnn.save(tmp_path / "popup.keras")
     reloaded = keras.saving.load_model(tmp_path / "popup.keras")
@@ -106,9 +108,13 @@ def test_schedule_warms_up_then_decays_to_zero():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"epochs": 0}, "`epochs`"), ({"warmup_epochs": 30}, "`warmup_epochs`"),
-     ({"learning_rate": -1}, "`learning_rate`"), ({"batch_size": 1.5}, "`batch_size`"),
-     ({"label_smoothing": 1.0}, "`label_smoothing`")],
+    [
+        ({"epochs": 0}, "`epochs`"),
+        ({"warmup_epochs": 30}, "`warmup_epochs`"),
+        ({"learning_rate": -1}, "`learning_rate`"),
+        ({"batch_size": 1.5}, "`batch_size`"),
+        ({"label_smoothing": 1.0}, "`label_smoothing`"),
+    ],
 )
 def test_bad_recipes(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -122,13 +128,15 @@ def test_bad_recipes(kwargs, match):
 def test_a_sparse_model_learns_real_fashion_mnist_and_stays_sparse():
     from keras_er.layers import MaskedConv2D, MaskedDense
 
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        MaskedConv2D(16, 3, strides=2, activation="relu", density=0.3, seed=0),
-        MaskedConv2D(32, 3, strides=2, activation="relu", density=0.3, seed=1),
-        keras.layers.GlobalAveragePooling2D(),
-        MaskedDense(10, density=0.5, seed=2),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            MaskedConv2D(16, 3, strides=2, activation="relu", density=0.3, seed=0),
+            MaskedConv2D(32, 3, strides=2, activation="relu", density=0.3, seed=1),
+            keras.layers.GlobalAveragePooling2D(),
+            MaskedDense(10, density=0.5, seed=2),
+        ]
+    )
     train = data.load("fashion_mnist", "train", batch_size=64, limit=2048)
     recipe = Recipe(epochs=1, warmup_epochs=0, learning_rate=0.05)
     training.fit(model, train, recipe, verbose=0)  # compiles with the recipe

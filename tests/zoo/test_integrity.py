@@ -38,7 +38,10 @@ EXPORTER = textwrap.dedent(
 def start_exporter(root, densities, rounds):
     return subprocess.Popen(
         [sys.executable, "-c", EXPORTER, str(root), ",".join(map(str, densities)), str(rounds)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
 
@@ -75,9 +78,7 @@ def test_two_concurrent_exporters_lose_no_entry(tmp_path):
     exporters = [start_exporter(tmp_path, [d], rounds=4) for d in (0.1, 0.2)]
     for exporter in exporters:
         assert exporter.wait(timeout=600) == 0, exporter.stderr.read()[-2000:]
-    assert_zoo_is_whole(
-        tmp_path, {"resnet20_erk_d0.1_cifar10", "resnet20_erk_d0.2_cifar10"}
-    )
+    assert_zoo_is_whole(tmp_path, {"resnet20_erk_d0.1_cifar10", "resnet20_erk_d0.2_cifar10"})
     leftovers = [p.name for p in tmp_path.rglob("*") if p.name.endswith(".tmp") or "staged" in p.name]
     assert leftovers == []
 

@@ -32,8 +32,9 @@ def test_entry_loads_offline_and_gives_the_reference_logits(entry):
     assert np.abs(logits - np.array(entry["reference_logits"])).max() < 1e-4
 
 
-@pytest.mark.parametrize("entry", [e for e in ENTRIES if e["scheme"] != "dense"],
-                         ids=[e["id"] for e in ENTRIES if e["scheme"] != "dense"])
+@pytest.mark.parametrize(
+    "entry", [e for e in ENTRIES if e["scheme"] != "dense"], ids=[e["id"] for e in ENTRIES if e["scheme"] != "dense"]
+)
 def test_entry_has_the_advertised_densities(entry):
     model = load(entry)
     layers = masked_layers(model)
@@ -74,13 +75,14 @@ def test_entry_files_are_not_git_ignored(entry):
     files = [registry.weight_path(entry, root), root / entry["id"] / "card.md"]
     ignored = subprocess.run(
         ["git", "-C", str(root.parent), "check-ignore", "--no-index", *map(str, files)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     assert not ignored, f"git ignores {ignored}: fix .gitignore"
 
 
 def test_readme_zoo_table_is_generated_from_the_index():
-    readme = (registry.zoo_root().parent / "README.md")
+    readme = registry.zoo_root().parent / "README.md"
     if not readme.is_file():
         pytest.skip("not a source checkout")
     text = readme.read_text()

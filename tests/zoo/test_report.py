@@ -9,8 +9,7 @@ def small_zoo(tmp_path_factory):
     root = tmp_path_factory.mktemp("zoo")
     for scheme, density in [("erk", 0.1), ("erk", 0.05), ("uniform", 0.1), ("dense", None)]:
         model = zoo.build("resnet20", scheme, density or 1.0, pretrained=None, seed=1)
-        zoo.export(model, "resnet20", scheme, density, top1={"jax": 0.5, "torch": 0.5},
-                   train_seconds=600.0, root=root)
+        zoo.export(model, "resnet20", scheme, density, top1={"jax": 0.5, "torch": 0.5}, train_seconds=600.0, root=root)
     popup = zoo.build("resnet20", "erk", 0.5, pretrained=None, popup=True, popup_density=0.2)
     zoo.export(popup, "resnet20", "erk", 0.5, popup=True, popup_density=0.2, root=root)
     return root

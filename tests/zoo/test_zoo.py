@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import keras
 
-import keras_er
 from keras_er import zoo
 from keras_er.masks import SCHEMES
 from keras_er.masks import summary
@@ -122,7 +121,9 @@ def test_an_entry_exported_on_another_backend_gives_the_same_logits(tmp_path):
     other = {"jax": "torch", "torch": "tensorflow", "tensorflow": "jax"}[here]
     env = {**os.environ, "KERAS_BACKEND": other, "PYTHONPATH": str(REPO)}
     subprocess.run(
-        [sys.executable, "-c", EXPORT_SCRIPT, str(tmp_path)], env=env, check=True,
+        [sys.executable, "-c", EXPORT_SCRIPT, str(tmp_path)],
+        env=env,
+        check=True,
         capture_output=True,
     )
     (entry,) = json.loads((tmp_path / "index.json").read_text())["entries"]
