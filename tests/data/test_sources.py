@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from keras_er.data import sources
+from keras_er.data import readers, sources
 from keras_er.data.sources import DatasetNotFoundError, load_arrays
 
 REAL_FROM_TFDS = sources._from_tfds  # the `offline` fixture (conftest.py) replaces it
@@ -56,7 +56,7 @@ def test_truncated_idx_is_refused(tmp_path):
     with gzip.open(path, "wb") as handle:
         handle.write(data)
     with pytest.raises(ValueError, match="truncated"):
-        sources.read_idx(path)
+        readers.read_idx(path)
 
 
 def test_missing_dataset_names_every_place_looked(offline, monkeypatch):
