@@ -63,7 +63,8 @@ def sparsify(
         density: global fraction of weights kept, in (0, 1].
         scheme: one of `"erk"`, `"uniform"`, `"balanced"`, `"pyramidal"`.
         seed: mask seed; the same seed gives the same masks on every backend.
-        method: `"exact"` (default; each layer keeps exactly round(density x size) weights, as the zoo does) or `"bernoulli"`.
+        method: `"exact"` (default; each layer keeps exactly round(density x size)
+            weights, as the zoo does) or `"bernoulli"`.
         dense_layers: layers kept dense: `"first"`, `"last"`, indices into
             the replaced layers, or layer names.
         repair_flow: reconnect units left without inputs or outputs.
