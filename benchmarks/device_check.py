@@ -42,7 +42,7 @@ def zoo_entries():
 def load_entry(entry):
     from keras_er import zoo
 
-    return zoo.load(entry["id"])
+    return zoo.load(entry["id"], include_preprocessing=False)  # fed normalised images
 
 
 def predictions(model, x, batch_size=500):

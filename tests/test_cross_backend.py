@@ -33,7 +33,7 @@ for entry in keras_er.zoo.registry.load_index():
     model = keras_er.zoo.build(
         entry["arch"], entry["scheme"], entry["density"], pretrained=entry["dataset"],
         popup=entry.get("popup", False), popup_density=entry.get("popup_density") or 0.5)
-    batch = keras_er.zoo.reference_batch(tuple(entry["input_shape"]))
+    batch = keras_er.zoo.reference_pixels(entry)  # zoo models take raw pixels
     logits[entry["id"]] = keras.ops.convert_to_numpy(model(batch, training=False))
 np.savez(sys.argv[1], **logits)
 print(json.dumps(hashes))

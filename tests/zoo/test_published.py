@@ -26,9 +26,11 @@ def load(entry):
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 def test_entry_loads_offline_and_gives_the_reference_logits(entry):
-    model = load(entry)
-    batch = zoo.reference_batch(tuple(entry["input_shape"]))
-    logits = to_numpy(model(batch, training=False))
+    model = load(entry)  # raw pixels in: the reference batch in pixel units
+    logits = to_numpy(model(zoo.reference_pixels(entry), training=False))
+    assert np.abs(logits - np.array(entry["reference_logits"])).max() < 1e-4
+    bare = zoo.load(entry["id"], include_preprocessing=False)  # normalised inputs in
+    logits = to_numpy(bare(zoo.reference_batch(tuple(entry["input_shape"])), training=False))
     assert np.abs(logits - np.array(entry["reference_logits"])).max() < 1e-4
 
 
@@ -53,11 +55,13 @@ def test_entry_has_the_advertised_densities(entry):
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
-def test_entry_accuracy_on_the_first_1000_test_images(entry):
+def test_entry_accuracy_on_the_first_1000_raw_uint8_test_images(entry):
     try:
-        x, y = data.load(entry["dataset"], "test", as_numpy=True, limit=1000)
+        x, y = data.load_arrays(entry["dataset"], "test", download=False)
     except data.DatasetNotFoundError as error:
         pytest.skip(f"{entry['dataset']} test split not available offline: {error}")
+    x, y = x[:1000], y[:1000]
+    assert x.dtype == np.uint8  # what a user has: the model normalises it
     predicted = np.argmax(to_numpy(load(entry).predict(x, batch_size=250, verbose=0)), axis=1)
     accuracy = float(np.mean(predicted == y))
     recorded = entry["top1_first1000"]
@@ -100,6 +104,5 @@ def test_the_flagship_is_the_same_network_under_channels_first():
         model = load(entry)
     finally:
         keras.config.set_image_data_format(previous)
-    batch = zoo.reference_batch(tuple(entry["input_shape"]))
-    logits = to_numpy(model(batch, training=False))
+    logits = to_numpy(model(zoo.reference_pixels(entry), training=False))
     assert np.abs(logits - np.array(entry["reference_logits"])).max() < 1e-4
