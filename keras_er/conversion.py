@@ -1,38 +1,18 @@
 """`sparsify`: any Functional or Sequential Keras model -> an ER-sparse copy."""
 
 import inspect
-import warnings
 
 import numpy as np
 import keras
 
-from keras_er.layers import MaskedConv1D
-from keras_er.layers import MaskedConv2D
-from keras_er.layers import MaskedConv2DTranspose
-from keras_er.layers import MaskedConv3D
-from keras_er.layers import MaskedDense
-from keras_er.layers import MaskedDepthwiseConv2D
-from keras_er.layers import MaskedEinsumDense
 from keras_er.layers import MaskedLayer
-from keras_er.layers import MaskedSeparableConv2D
 from keras_er.model_masks import assign
+from keras_er.replacements import REPLACEMENTS, select_layers
 from keras_er.model_masks import leaf_layers
-from keras_er.model_masks import unmasked_kernels
 from keras_er.training.popup import freeze_normalization_affine
 from keras_er.masks.schemes import validate_density
 from keras_er.masks.schemes import validate_scheme
 
-# Exact types only: a user's subclass of Dense may change `call`.
-REPLACEMENTS = {
-    keras.layers.Dense: MaskedDense,
-    keras.layers.Conv1D: MaskedConv1D,
-    keras.layers.Conv2D: MaskedConv2D,
-    keras.layers.Conv3D: MaskedConv3D,
-    keras.layers.Conv2DTranspose: MaskedConv2DTranspose,
-    keras.layers.DepthwiseConv2D: MaskedDepthwiseConv2D,
-    keras.layers.SeparableConv2D: MaskedSeparableConv2D,
-    keras.layers.EinsumDense: MaskedEinsumDense,
-}
 _BASE_LAYER_ARGS = {"name", "trainable", "dtype", "activity_regularizer", "autocast"}
 
 
@@ -97,7 +77,7 @@ def sparsify(
     validate_density(density)
     validate_scheme(scheme)
     validate_density(popup_density, "popup_density")
-    selected = _select_layers(model, include, exclude)
+    selected = select_layers(model, include, exclude)
     seeds = _layer_seeds(seed, selected)
 
     def clone(layer):
@@ -135,55 +115,6 @@ def _is_functional_or_sequential(model):
     # Functional is not public API; a model made by keras.Model(inputs,
     # outputs) is an instance of exactly that class.
     return type(model).__name__ == "Functional"
-
-
-def _select_layers(model, include, exclude):
-    maskable = [layer.name for layer in leaf_layers(model) if _maskable(layer)]
-    for arg, names in (("include", include), ("exclude", exclude)):
-        unknown = sorted(set(names or ()) - set(maskable))
-        if unknown:
-            raise ValueError(
-                f"`{arg}` names {unknown}, which are not layers sparsify can mask "
-                f"({_replaceable_names()}); the model's are: {maskable}."
-            )
-    selected = [name for name in maskable if (include is None or name in include) and name not in (exclude or ())]
-    _warn_about_dense_kernels(model, selected)
-    already_masked = any(isinstance(l, MaskedLayer) for l in leaf_layers(model))
-    if not selected and not already_masked:
-        raise ValueError(
-            f"Model '{model.name}' has no layers to sparsify: `sparsify` replaces "
-            f"the keras.layers {_replaceable_names()} (after `include`/`exclude`; "
-            "layers inside another layer, as in MultiHeadAttention, are not reached)."
-        )
-    return selected
-
-
-def _replaceable_names():
-    return ", ".join(layer_class.__name__ for layer_class in REPLACEMENTS)
-
-
-def _maskable(layer):
-    if type(layer) not in REPLACEMENTS:
-        return False
-    return getattr(layer, "padding", None) != "causal"  # no masked causal conv yet
-
-
-def _warn_about_dense_kernels(model, selected):
-    """Say which layers with kernels stay dense because keras_er cannot mask them yet."""
-    left = [
-        f"{layer.name} ({type(layer).__name__})"
-        for layer in leaf_layers(model)
-        if layer.name not in selected
-        and not isinstance(layer, MaskedLayer)
-        and not _maskable(layer)
-        and unmasked_kernels(layer)
-    ]
-    if left:
-        warnings.warn(
-            "sparsify leaves these layers dense (keras_er has no masked version of them "
-            f"yet): {', '.join(left)}. masks.summary counts their weights as kept.",
-            stacklevel=3,
-        )
 
 
 def _layer_seeds(seed, names):

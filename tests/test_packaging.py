@@ -18,7 +18,7 @@ root = registry.zoo_root()
 assert root.parent.name == "keras_er" and root.name == "zoo_files", root
 model = keras_er.zoo.resnet20_erk(0.1)  # pretrained=True: from the wheel
 (entry,) = registry.load_index()
-logits = keras.ops.convert_to_numpy(model(keras_er.zoo.reference_batch((32, 32, 3))))
+logits = keras.ops.convert_to_numpy(model(keras_er.zoo.reference_pixels(entry)))  # raw pixels in
 assert np.abs(logits - np.array(entry["reference_logits"])).max() < 1e-4
 print("loaded", entry["id"], "from", root)
 """
@@ -49,6 +49,8 @@ def test_wheel_ships_the_zoo_and_loads_weights_offline(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "keras_er/zoo_files/index.json" in names
     assert f"keras_er/zoo_files/{entry['file']}" in names
+    for per_entry in ("config.json", "metadata.json", "card.md"):  # each entry folder describes itself
+        assert f"keras_er/zoo_files/{entry['id']}/{per_entry}" in names
     assert not [name for name in names if name.endswith((".lock", ".tmp"))]
     site = tmp_path / "site"
     subprocess.run(

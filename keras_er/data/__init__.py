@@ -2,14 +2,12 @@
 
 `DATASETS` (names) and `NORMALIZATION` (name -> (mean, std)) are live views of
 `DATASET_SPECS`, so they include datasets added later with `register_dataset`.
+The registry loads without keras; the loaders load on first use.
 """
 
-from keras_er.data.pipeline import ImageBatches, load, pad_crop_flip
-from keras_er.data.sources import (
-    DatasetDownloadError,
-    DatasetNotFoundError,
-    load_arrays,
-)
+import importlib
+
+from keras_er.data.errors import DatasetDownloadError, DatasetNotFoundError
 from keras_er.data.specs import (
     DATASET_SPECS,
     DATASETS,
@@ -20,6 +18,13 @@ from keras_er.data.specs import (
     register_dataset,
 )
 
+_LOADERS = {
+    "ImageBatches": "keras_er.data.pipeline",
+    "load": "keras_er.data.pipeline",
+    "pad_crop_flip": "keras_er.data.pipeline",
+    "load_arrays": "keras_er.data.sources",
+}
+
 __all__ = [
     "DATASETS",
     "DATASET_SPECS",
@@ -28,10 +33,13 @@ __all__ = [
     "DatasetNotFoundError",
     "DatasetSpec",
     "DownloadSource",
-    "ImageBatches",
     "RemoteFile",
-    "load",
-    "load_arrays",
-    "pad_crop_flip",
     "register_dataset",
+    *_LOADERS,
 ]
+
+
+def __getattr__(name):
+    if name in _LOADERS:
+        return getattr(importlib.import_module(_LOADERS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,14 +21,12 @@ This is the one module that may import tensorflow_datasets (optional).
 """
 
 import os
-import shutil
-import tempfile
-import urllib.parse
 from pathlib import Path
 
-import keras
 import numpy as np
 
+from keras_er.data.download import download_url, fetch
+from keras_er.data.errors import DatasetDownloadError, DatasetNotFoundError  # noqa: F401 (re-exported)
 from keras_er.data.readers import (
     CACHE_READERS,
     keras_home,
@@ -42,18 +40,6 @@ from keras_er.data.specs import (
 
 SPLITS = ("train", "test")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """No source had the dataset; the message lists every place looked."""
-
-
-class DatasetDownloadError(DatasetNotFoundError):
-    """The download failed (network, hash, archive); the message names the URL and the cause.
-
-    A `DatasetNotFoundError`, so code that skips or falls back when a dataset
-    is unavailable offline keeps doing so when the download cannot happen.
-    """
 
 
 def load_arrays(name, split, data_dir=None, download=True):
@@ -115,18 +101,8 @@ def _not_found_message(spec, split, looked, download):
     )
 
 
-def download_url(origin):
-    """`origin`, or the same file name under `$KERAS_ER_DOWNLOAD_BASE` when that is set."""
-    base = os.environ.get("KERAS_ER_DOWNLOAD_BASE", "").strip()
-    if not base:
-        return origin
-    if "://" not in base:  # a local folder
-        base = Path(base).expanduser().resolve().as_uri()
-    return base.rstrip("/") + "/" + urllib.parse.urlsplit(origin).path.rsplit("/", 1)[-1]
-
-
 def _download_and_read(spec, split, looked):
-    _download(spec, split, looked)
+    fetch(spec, lambda: _not_found_message(spec, split, looked, download=True))
     found = _from_keras_cache(spec.name, split, None, looked)
     if found is None:
         raise DatasetNotFoundError(
@@ -134,51 +110,6 @@ def _download_and_read(spec, split, looked):
             f"the {spec.download.format!r} reader looks; looked in:\n  - " + "\n  - ".join(looked)
         )
     return found
-
-
-def _download(spec, split, looked):
-    """Fetch every file of `spec.download` with `keras.utils.get_file`, all or nothing.
-
-    `get_file` writes straight to the final name and keeps a file whose hash
-    does not match, so it works in a scratch folder inside `keras_home()`;
-    only when every file is fetched and verified are they renamed (same file
-    system, so atomically) into the layout `get_file` would have made there.
-    A failure or an interrupt leaves nothing behind.
-    """
-    home = keras_home()
-    home.mkdir(parents=True, exist_ok=True)  # get_file swaps a missing folder for /tmp/.keras
-    scratch = Path(tempfile.mkdtemp(prefix=".keras_er-download-", dir=home))
-    try:
-        for remote in spec.download.files:
-            url = download_url(remote.origin)
-            try:
-                keras.utils.get_file(
-                    fname=remote.fname,
-                    origin=url,
-                    file_hash=remote.file_hash,
-                    cache_subdir=remote.cache_subdir,
-                    extract=remote.extract,
-                    cache_dir=str(scratch),
-                )
-            except Exception as error:  # get_file raises bare Exception for network errors
-                raise DatasetDownloadError(
-                    f"Could not download dataset {spec.name!r} from {url}: "
-                    f"{type(error).__name__}: {error}\nNothing was left in {home}. "
-                    "Retry online, set $KERAS_ER_DOWNLOAD_BASE to a mirror, or provide it offline.\n"
-                    + _not_found_message(spec, split, looked, download=True)
-                ) from error
-        _move_into(scratch, home)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _move_into(scratch, home):
-    """Move every file under `scratch` to the same relative place under `home`."""
-    for path in sorted(scratch.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            target = home / path.relative_to(scratch)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
 
 
 def validate_arrays(images, labels, spec, where):

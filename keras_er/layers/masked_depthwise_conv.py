@@ -7,8 +7,8 @@ from keras import ops
 
 from keras_er.layers.masked_conv import MaskedConvBase
 from keras_er.layers import popup as popup_lib
-from keras_er.layers.masked_layer import array_initializer
-from keras_er.layers.masked_layer import optional_initializer
+from keras_er.layers.weight_setup import array_initializer
+from keras_er.layers.weight_setup import optional_initializer
 
 
 @keras.saving.register_keras_serializable(package="keras_er")

@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from keras_er.layers import popup as popup_lib
+from keras_er.layers.weight_setup import array_initializer, fresh_seed, optional_initializer, zero_optimizer_slots
 from keras_er.masks.sampling import sample_masks
 from keras_er.masks.schemes import validate_density
 
@@ -64,7 +65,7 @@ class MaskedLayer(keras.layers.Layer):
 
     def _add_kernel(self, shape, fan_in):
         initializer = self.kernel_initializer
-        seed = self.seed if self.seed is not None else _fresh_seed()
+        seed = self.seed if self.seed is not None else fresh_seed()
         if self.popup and initializer is None:
             kernel_init = array_initializer(popup_lib.frozen_kernel(shape, fan_in, seed))
         else:
@@ -163,20 +164,8 @@ class MaskedLayer(keras.layers.Layer):
         self._zero_optimizer_slots(optimizer, mask)
 
     def _zero_optimizer_slots(self, optimizer, mask):
-        if optimizer is None or not getattr(optimizer, "built", False):
-            return
         trained = self.scores if self.popup else self.kernel
-        # Keras names a slot `<variable path with / as _>_<slot name>`; a suffix that
-        # names a weight again belongs to another layer (one called `<name>_kernel`).
-        prefix = trained.path.replace("/", "_") + "_"
-        for slot in optimizer.variables:
-            suffix = slot.name[len(prefix) :]
-            if (
-                slot.name.startswith(prefix)
-                and tuple(slot.shape) == tuple(trained.shape)
-                and not any(word in suffix for word in ("kernel", "scores", "bias"))
-            ):
-                slot.assign(slot * ops.cast(mask, slot.dtype))
+        zero_optimizer_slots(optimizer, trained, mask)
 
     def dense_kernels(self):
         """Kernel-like weights of this layer that carry no mask (none by default)."""
@@ -219,19 +208,3 @@ class MaskedLayer(keras.layers.Layer):
             }
         )
         return config
-
-
-def _fresh_seed():
-    return int(np.random.SeedSequence().entropy % (2**31))
-
-
-def array_initializer(array):
-    def initializer(shape, dtype=None):
-        return ops.cast(ops.convert_to_tensor(array), dtype or "float32")
-
-    return initializer
-
-
-def optional_initializer(identifier):
-    """`keras.initializers.get`, keeping None (meaning: the layer's default)."""
-    return None if identifier is None else keras.initializers.get(identifier)

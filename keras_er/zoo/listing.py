@@ -9,13 +9,14 @@ from keras_er.zoo.builder import build
 def _constructor(arch, scheme):
     if scheme == "dense":
 
-        def constructor(*, pretrained=True, input_shape=None, classes=None, root=None):
+        def constructor(*, pretrained=True, input_shape=None, classes=None, include_preprocessing=True, root=None):
             return build(
                 arch,
                 "dense",
                 pretrained=pretrained,
                 input_shape=input_shape,
                 classes=classes,
+                include_preprocessing=include_preprocessing,
                 root=root,
             )
 
@@ -30,6 +31,7 @@ def _constructor(arch, scheme):
             popup_density=0.5,
             input_shape=None,
             classes=None,
+            include_preprocessing=True,
             root=None,
         ):
             return build(
@@ -42,6 +44,7 @@ def _constructor(arch, scheme):
                 popup_density=popup_density,
                 input_shape=input_shape,
                 classes=classes,
+                include_preprocessing=include_preprocessing,
                 root=root,
             )
 

@@ -12,6 +12,7 @@ from keras_er import zoo
 from keras_er.masks import SCHEMES
 from keras_er.masks import summary
 from keras_er.models import ARCHITECTURES
+from keras_er.zoo.cards import POPUP_CARD_LINE
 from tests.helpers import to_numpy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,9 +59,9 @@ def test_export_then_load_is_bit_exact_and_listed(tmp_path):
 def test_only_a_popup_card_says_its_kernels_were_never_trained(tmp_path):
     popup = zoo.resnet20_erk(0.5, pretrained=None, popup=True, popup_density=0.2)
     entry = zoo.export(popup, "resnet20", "erk", 0.5, popup=True, popup_density=0.2, root=tmp_path)
-    assert zoo.POPUP_CARD_LINE in (tmp_path / entry["id"] / "card.md").read_text()
+    assert POPUP_CARD_LINE in (tmp_path / entry["id"] / "card.md").read_text()
     entry = zoo.export(zoo.resnet20_erk(0.5, pretrained=None), "resnet20", "erk", 0.5, root=tmp_path)
-    assert zoo.POPUP_CARD_LINE not in (tmp_path / entry["id"] / "card.md").read_text()
+    assert POPUP_CARD_LINE not in (tmp_path / entry["id"] / "card.md").read_text()
 
 
 def test_kerass_er_zoo_dir_environment_variable_is_honoured(tmp_path, monkeypatch):
@@ -128,8 +129,8 @@ def test_an_entry_exported_on_another_backend_gives_the_same_logits(tmp_path):
     )
     (entry,) = json.loads((tmp_path / "index.json").read_text())["entries"]
     assert entry["exported_on"] == other
-    model = zoo.resnet20_erk(0.1, root=tmp_path)
-    logits = to_numpy(model(zoo.reference_batch((32, 32, 3)), training=False))
+    model = zoo.resnet20_erk(0.1, root=tmp_path)  # takes raw pixels
+    logits = to_numpy(model(zoo.reference_pixels(entry), training=False))
     difference = np.abs(logits - np.array(entry["reference_logits"])).max()
     print(f"max |logits({here}) - logits({other})| = {difference:.2e}")
     assert difference < 1e-4
