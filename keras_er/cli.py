@@ -43,6 +43,7 @@ def parser():
     train.add_argument("--limit", type=int, help="use only the first N training images")
     train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    _add_sparse_training_arguments(train)
 
     evaluate = commands.add_parser("evaluate", help="top-1/top-5 and per-class accuracy")
     source = evaluate.add_mutually_exclusive_group(required=True)
@@ -71,6 +72,26 @@ def parser():
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return root
+
+
+def _add_sparse_training_arguments(train):
+    from keras_er import dst
+    from keras_er import pruning
+
+    moving = train.add_argument_group("dynamic sparse training (Evci et al. 2020): masks move during training")
+    moving.add_argument("--dst", choices=dst.method_names(), help="drop and regrow weights every --update-every steps")
+    moving.add_argument("--update-every", type=int, default=100)
+    moving.add_argument("--drop-fraction", type=float, default=0.3)
+    moving.add_argument("--end-fraction", type=float, default=0.75)
+    pruned = train.add_argument_group("pruning at initialisation: masks from scores instead of an ER draw")
+    pruned.add_argument("--prune", choices=pruning.method_names(), help="prune the dense model to --density first")
+    pruned.add_argument(
+        "--prune-scope",
+        choices=("global", "scheme"),
+        default="global",
+        help="rank over all layers, or within --scheme's per-layer densities",
+    )
+    pruned.add_argument("--prune-iterations", type=int, default=100, help="SynFlow's pruning rounds")
 
 
 def main(argv=None):

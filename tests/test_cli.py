@@ -197,3 +197,59 @@ def test_the_same_command_trains_the_same_model(tiny_cifar, tmp_path):
     assert [k for k, _ in weights[0]] == [k for k, _ in weights[1]] and weights[0]
     for (key, first), (_, second) in zip(*weights):
         np.testing.assert_array_equal(first, second, err_msg=key)
+
+
+def _masks_and_kernels(run):
+    from keras_er import masks
+    from keras_er.training.runs import load_run
+
+    config, model = load_run(run)
+    return config, [(to_numpy(layer.mask), to_numpy(layer.kernel)) for layer in masks.masked_layers(model)]
+
+
+def to_numpy(x):
+    import keras
+
+    return keras.ops.convert_to_numpy(x)
+
+
+def test_train_with_dst_records_it_and_keeps_every_layer_count(tiny_cifar, tmp_path):
+    run = tmp_path / "run"
+    argv = TRAIN + ["--density", "0.2", "--dst", "set", "--update-every", "1", "--out", str(run)]
+    assert cli.main(argv) == 0
+    config, layers = _masks_and_kernels(run)
+    assert config["dst"] == {"method": "set", "update_every": 1, "drop_fraction": 0.3, "end_fraction": 0.75}
+    from keras_er import masks
+    from keras_er.training.runs import build_model
+
+    initial = [to_numpy(layer.mask) for layer in masks.masked_layers(build_model(config))]
+    assert any((mask != start).any() for (mask, _), start in zip(layers, initial))  # masks moved
+    for (mask, kernel), start in zip(layers, initial):
+        assert mask.sum() == start.sum()  # each layer keeps its count
+        assert (kernel[mask == 0] == 0).all()
+
+
+def test_resume_refuses_other_dst_settings(tiny_cifar, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main(TRAIN + ["--dst", "set", "--out", str(run)]) == 0
+    assert cli.main(TRAIN + ["--dst", "rigl", "--out", str(run), "--resume"]) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_train_with_pruning_at_init_reaches_the_density_exactly(tiny_cifar, tmp_path):
+    run = tmp_path / "run"
+    argv = TRAIN + ["--density", "0.1", "--prune", "snip", "--out", str(run)]
+    assert cli.main(argv) == 0
+    config, layers = _masks_and_kernels(run)
+    assert config["prune"] == {"method": "snip", "scope": "global", "iterations": 100}
+    kept = sum(int(mask.sum()) for mask, _ in layers)
+    total = sum(mask.size for mask, _ in layers)
+    assert kept == round(0.1 * total)
+    assert all((kernel[mask == 0] == 0).all() for mask, kernel in layers)
+
+
+@pytest.mark.parametrize("extra", [["--popup", "--dst", "set"], ["--scheme", "dense", "--prune", "magnitude"]])
+def test_impossible_sparse_training_combinations_are_refused_before_writing(tiny_cifar, tmp_path, capsys, extra):
+    run = tmp_path / "run"
+    assert cli.main(TRAIN + extra + ["--out", str(run)]) == 2
+    assert not run.exists()

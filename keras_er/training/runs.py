@@ -19,8 +19,24 @@ def json_text(value):
 
 
 def config_from_args(args):
-    """The run's `config.json` fields from parsed `keras-er train` arguments."""
-    return {key: getattr(args, key) for key in CONFIG_KEYS}
+    """The run's `config.json` fields from parsed `keras-er train` arguments.
+
+    `dst` and `prune` are None for a plain ER run (and absent from older run
+    folders, which reads the same).
+    """
+    config = {key: getattr(args, key) for key in CONFIG_KEYS}
+    config["dst"] = None
+    if getattr(args, "dst", None):
+        config["dst"] = {
+            "method": args.dst,
+            "update_every": args.update_every,
+            "drop_fraction": args.drop_fraction,
+            "end_fraction": args.end_fraction,
+        }
+    config["prune"] = None
+    if getattr(args, "prune", None):
+        config["prune"] = {"method": args.prune, "scope": args.prune_scope, "iterations": args.prune_iterations}
+    return config
 
 
 def recipe_from_args(args):
@@ -44,10 +60,11 @@ def build_model(config, pretrained=None):
     from keras_er.data.specs import get_spec
 
     spec = get_spec(config["dataset"])
+    pruned = bool(config.get("prune"))  # all-ones masks first; `prune` (or the weight file) sets them
     return zoo.build(
         config["model"],
-        config["scheme"],
-        config["density"],
+        "uniform" if pruned else config["scheme"],
+        1.0 if pruned else config["density"],
         pretrained=pretrained,
         seed=config["seed"],
         popup=config["popup"],
@@ -77,11 +94,7 @@ def train_run(config, recipe, out, resume=False, argv=()):
     out = Path(out)
     if config["scheme"] != "dense":
         validate_density(config["density"])  # before the run folder is created
-    if config["popup"] and config["scheme"] == "dense":
-        raise ValueError(
-            "--popup needs a sparse --scheme (erk, uniform, ...): popup selects "
-            "weights inside an ER mask, and a dense model has none."
-        )
+    check_sparse_training(config)
     check_config(out, config, resume)  # before the lock creates the folder
     with folder_lock(out, wait=False, purpose="training"):
         check_config(out, config, resume)  # again, now that no one else writes
@@ -94,11 +107,16 @@ def train_run(config, recipe, out, resume=False, argv=()):
             config["dataset"], "train", recipe.batch_size, seed=config["seed"], limit=config["limit"]
         )
         test_data = data.load(config["dataset"], "test", 256)
+        if config.get("prune") and not resume:  # a resumed run's masks come from its backup
+            prune_at_start(model, config, train_data)
         if not resume:
             record = {**config, "command": "keras-er " + shlex.join(argv), "backend": keras.backend.backend()}
             write_text_atomic(out / "config.json", json_text(record))
         start = time.perf_counter()
-        history = training.fit(model, train_data, recipe, validation=test_data, out_dir=out, resume=resume)
+        callbacks = dst_callbacks(config, train_data)
+        history = training.fit(
+            model, train_data, recipe, validation=test_data, out_dir=out, resume=resume, callbacks=callbacks
+        )
         save_weights_atomic(model, out / "model.weights.h5")
         final = {key: values[-1] for key, values in history.history.items()}
         summary = {
@@ -109,6 +127,47 @@ def train_run(config, recipe, out, resume=False, argv=()):
         write_text_atomic(out / "summary.json", json_text(summary))
         plotting.learning_curves(out / "log.csv", out / "curves.png")
     return final
+
+
+def check_sparse_training(config):
+    """Refuse impossible combinations before anything is written."""
+    if config["popup"] and config["scheme"] == "dense":
+        raise ValueError(
+            "--popup needs a sparse --scheme (erk, uniform, ...): popup selects "
+            "weights inside an ER mask, and a dense model has none."
+        )
+    moves_masks = bool(config.get("dst") or config.get("prune"))
+    if moves_masks and config["popup"]:
+        raise ValueError("--dst and --prune set the masks of trained weights; --popup trains scores instead.")
+    if moves_masks and config["scheme"] == "dense":
+        raise ValueError("--dst and --prune need a sparse --scheme and --density, not dense.")
+
+
+def prune_at_start(model, config, train_data):
+    """Prune the all-ones masked model to the run's density with the run's method."""
+    from keras_er import pruning
+
+    settings = config["prune"]
+    pruning.prune(
+        model,
+        settings["method"],
+        config["density"],
+        scheme=config["scheme"] if settings["scope"] == "scheme" else None,
+        data=train_data,
+        seed=config["seed"],
+        iterations=settings["iterations"],
+    )
+
+
+def dst_callbacks(config, train_data):
+    """The run's dynamic-sparse-training callback, if any (RigL reads its gradient batches from `train_data`)."""
+    settings = config.get("dst")
+    if not settings:
+        return []
+    from keras_er import dst
+
+    options = {key: value for key, value in settings.items() if key != "method"}
+    return [dst.get(settings["method"], seed=config["seed"], data=train_data, **options)]
 
 
 def check_config(out, config, resume):

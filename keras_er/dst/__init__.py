@@ -1,0 +1,104 @@
+"""Dynamic sparse training: SET and RigL callbacks that move weights of ER-masked models during `fit`.
+
+Evci, Gale, Menick, Castro & Elsen, "Rigging the Lottery: Making All Tickets
+Winners" (ICML 2020). Start from any keras_er masked model (an ER mask from
+`keras_er.zoo.build`, `keras_er.sparsify` or masked layers by hand) and pass
+a callback to `fit` (Keras' or `keras_er.training.fit`)::
+
+    keras_er.training.fit(model, train, recipe, callbacks=[keras_er.dst.RigL(update_every=100, data=train)])
+
+Methods are registered by name (`METHODS`, `register_method`, `get`), so the
+CLI can offer them; `method_names()` and the schedule and update modules load
+no keras. The callbacks (`SET`, `RigL`, `DynamicSparseTraining`) load keras
+on first use.
+"""
+
+import importlib
+from collections.abc import Mapping
+
+# Built-in methods: name -> class name in keras_er.dst.callbacks (imported when used).
+_BUILTIN = {"set": "SET", "rigl": "RigL"}
+_REGISTERED = {}
+_CALLBACKS = ("DynamicSparseTraining", "SET", "RigL")
+
+
+class _Methods(Mapping):
+    """Read-only view of every DST method, built-in and registered: name -> callback class."""
+
+    def __getitem__(self, name):
+        if name in _REGISTERED:
+            return _REGISTERED[name]
+        if name in _BUILTIN:
+            return getattr(importlib.import_module("keras_er.dst.callbacks"), _BUILTIN[name])
+        raise KeyError(name)
+
+    def __iter__(self):
+        return iter([*_BUILTIN, *_REGISTERED])
+
+    def __len__(self):
+        return len(_BUILTIN) + len(_REGISTERED)
+
+    def __repr__(self):
+        return f"METHODS({', '.join(self)})"
+
+
+METHODS = _Methods()
+
+
+def method_names():
+    """The names `get` accepts, built-in first (loads no keras)."""
+    return list(METHODS)
+
+
+def register_method(name, cls):
+    """Add a DST method under `name`: `cls(**kwargs)` must give a Keras callback (`get` calls it).
+
+    A subclass of `DynamicSparseTraining` that defines `growth_scores` is the usual choice.
+    """
+    if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
+        raise ValueError(f"A DST method name must be a lower-case identifier; got {name!r}.")
+    if name in _BUILTIN or name in _REGISTERED:
+        raise ValueError(f"DST method {name!r} exists already; choose another name.")
+    if not callable(cls):
+        raise TypeError(f"`cls` must be a callback class (callable); got {cls!r}.")
+    _REGISTERED[name] = cls
+
+
+def unregister_method(name):
+    """Remove a method added with `register_method`."""
+    _REGISTERED.pop(name, None)
+
+
+def get(name, **kwargs):
+    """The callback of DST method `name` (`"set"`, `"rigl"`, or a registered one), built with `kwargs`.
+
+    Example:
+
+    >>> keras_er.dst.get("set", update_every=50).update_every
+    50
+    """
+    if name not in METHODS:
+        raise ValueError(f"Unknown DST method {name!r}; choose one of: {', '.join(METHODS)}.")
+    return METHODS[name](**kwargs)
+
+
+def __getattr__(name):
+    if name in _CALLBACKS:
+        return getattr(importlib.import_module("keras_er.dst.callbacks"), name)
+    raise AttributeError(f"module 'keras_er.dst' has no attribute {name!r}")
+
+
+__all__ = [
+    "METHODS",
+    "DynamicSparseTraining",
+    "RigL",
+    "SET",
+    "get",
+    "method_names",
+    "register_method",
+    "unregister_method",
+]
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,334 @@
+"""SET and RigL: Keras callbacks that move the weights of keras_er masked layers during training.
+
+Evci, Gale, Menick, Castro & Elsen, "Rigging the Lottery: Making All Tickets
+Winners" (ICML 2020); SET: Mocanu et al., "Scalable training of artificial
+neural networks with adaptive sparse connectivity" (Nature Communications 2018).
+
+Every `update_every` optimizer steps, each masked layer drops the fraction
+`drop_fraction_at(step)` (a cosine decay, see `keras_er.dst.schedule`) of its
+active weights with the smallest magnitude and grows as many where it had
+none: at random (SET) or where the dense loss gradient is largest (RigL).
+Per-layer counts (the scheme's ERK/uniform/... profile) stay exactly as they
+are; grown weights start at zero with zero optimizer slots.
+"""
+
+import numbers
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_er.backend_helpers import loss_gradients
+from keras_er.backend_helpers import sync_training_state
+from keras_er.dst import schedule
+from keras_er.dst import updates
+from keras_er.layers.weight_setup import zero_optimizer_slots
+from keras_er.model_masks import masked_layers
+
+
+class DynamicSparseTraining(keras.callbacks.Callback):
+    """Drop-and-grow mask updates during `fit`; subclasses say where to grow (`growth_scores`).
+
+    Args:
+        update_every: optimizer steps between two mask updates. Steps are
+            counted by `model.optimizer.iterations`, so a resumed run keeps
+            its schedule.
+        drop_fraction: the fraction of each layer's active weights moved at
+            step 0; it decays on a cosine to 0 at `end_fraction * total_steps`.
+        end_fraction: the part of training after which the masks stay fixed.
+        seed: seed of the random choices (SET's growth).
+        total_steps: the run's length in optimizer steps; by default
+            `epochs * steps` from `fit`. Needed outside `fit`.
+        data: the batches growth scores are computed on, where a method needs
+            them (RigL): an `(x, y)` pair of arrays (always that batch) or an
+            indexable batch source such as `keras_er.data.ImageBatches` or any
+            `keras.utils.PyDataset`; an update after batch `b` of an epoch uses
+            `data[b % len(data)]`. Pass the training data itself, and the
+            update sees the batch the optimizer has just stepped on (as in
+            `keras_er.training.fit`; with Keras' own `fit` on a PyDataset,
+            pass `shuffle=False` or Keras reorders the batches). This keeps
+            the update a function of the run's seeds, so a resumed run
+            repeats it exactly.
+        verbose: 1 prints one line per update.
+
+    Attributes:
+        history: one dict per update: `step`, `fraction` and `layers`
+            (`{layer name: {"active": n, "dropped": k, "grown": k}}`).
+    """
+
+    def __init__(
+        self,
+        update_every=100,
+        drop_fraction=0.3,
+        end_fraction=0.75,
+        seed=0,
+        total_steps=None,
+        data=None,
+        verbose=0,
+    ):
+        super().__init__()
+        schedule.check_arguments(update_every, drop_fraction, end_fraction)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"`seed` must be a non-negative int; got {seed!r}.")
+        if total_steps is not None:
+            total_steps = schedule.check_total_steps(total_steps)
+        if verbose not in (0, 1):
+            raise ValueError(f"`verbose` must be 0 or 1; got {verbose!r}.")
+        self.update_every = int(update_every)
+        self.drop_fraction = float(drop_fraction)
+        self.end_fraction = float(end_fraction)
+        self.seed = int(seed)
+        self.total_steps = total_steps
+        self.data = _check_data(data)
+        self.verbose = verbose
+        self.history = []
+        self._step = None  # optimizer steps taken, counted between updates
+        self._batches_done = 0
+
+    # -- what a method decides -------------------------------------------------------------------
+
+    def growth_scores(self, layers, step, batch):
+        """One array per layer (the kernel's shape): the inactive positions of largest score grow."""
+        raise NotImplementedError(f"{type(self).__name__} must define `growth_scores(layers, step, batch)`.")
+
+    # -- Keras hooks -------------------------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._layers()
+        self._resolved_total_steps()
+        sync_training_state(self.model)
+        self._step = self._iterations()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._batches_done = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the last batch of the epoch done so far (several per call
+        # with `steps_per_execution`), so the count needs no sync on JAX.
+        before = self._step
+        self._step += batch + 1 - self._batches_done
+        self._batches_done = batch + 1
+        crossed = self._step // self.update_every > before // self.update_every
+        if crossed and self._step < self.end_fraction * self._resolved_total_steps():
+            self.update(batch=batch)
+
+    # -- the update --------------------------------------------------------------------------------
+
+    def update(self, step=None, batch=None):
+        """Drop and grow in every masked layer now; returns the update's `history` record.
+
+        Inside `fit` the callback calls this itself. Outside, `set_model(model)`
+        first (and give `total_steps`); `step` defaults to the optimizer's
+        `iterations`, `batch` picks the batch of `data` (default 0).
+        """
+        layers = self._layers()
+        model = self.model
+        sync_training_state(model)  # on JAX the trainer holds the values mid-epoch
+        if step is None:
+            step = self._iterations()
+        step = self._step = int(step)
+        total = self._resolved_total_steps()
+        fraction = schedule.drop_fraction_at(step, total, self.drop_fraction, self.end_fraction)
+        kernels = [_numpy(layer.kernel) for layer in layers]
+        masks = [_numpy(layer.mask).astype(bool) for layer in layers]
+        moves = [updates.moves_for(fraction, int(m.sum()), int(m.size - m.sum())) for m in masks]
+        scores = self.growth_scores(layers, step, batch) if any(moves) else [None] * len(layers)
+        optimizer = getattr(model, "optimizer", None)
+        names = _layer_names(layers)
+        record = {"step": step, "fraction": fraction, "layers": {}}
+        for layer, name, kernel, mask, score, k in zip(layers, names, kernels, masks, scores, moves):
+            if k:
+                change = updates.drop_and_grow(kernel, mask, score, k)
+                kept = change.mask & ~change.grown
+                # Grown weights start at exactly zero (masked entries already are), dropped ones become zero.
+                layer.kernel.assign((kernel * kept).astype(kernel.dtype))
+                layer.assign_mask(change.mask, optimizer=optimizer)  # slots of dropped weights zeroed
+                zero_optimizer_slots(optimizer, layer.kernel, ~change.grown)  # and of grown ones
+            record["layers"][name] = {"active": int(mask.sum()), "dropped": k, "grown": k}
+        self.history.append(record)
+        if self.verbose:
+            moved = sum(item["dropped"] for item in record["layers"].values())
+            active = sum(item["active"] for item in record["layers"].values())
+            print(
+                f"{type(self).__name__} step {record['step']}: drop fraction {fraction:.4f}, "
+                f"moved {moved} of {active} active weights in {len(layers)} layers"
+            )
+        return record
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _layers(self):
+        model = self.model
+        if model is None:
+            raise ValueError(f"{type(self).__name__} has no model; pass it to `fit` or call `set_model(model)`.")
+        layers = masked_layers(model)
+        if not layers:
+            raise ValueError(
+                f"Model '{model.name}' has no keras_er masked layers for {type(self).__name__} to update; "
+                "build it with keras_er.layers, keras_er.zoo.build or keras_er.sparsify."
+            )
+        popup = [layer.name for layer in layers if layer.popup]
+        if popup:
+            raise ValueError(
+                f"{type(self).__name__} does not support popup layers ({popup}): popup trains scores on a frozen "
+                "kernel, dynamic sparse training moves trained weights. Build the model with popup=False."
+            )
+        unbuilt = [layer.name for layer in layers if not layer.built]
+        if unbuilt:
+            raise ValueError(f"Model '{model.name}' is not built (layers {unbuilt}); build it before training.")
+        return layers
+
+    def _resolved_total_steps(self):
+        if self.total_steps is not None:
+            return self.total_steps
+        params = self.params or {}
+        epochs, steps = params.get("epochs"), params.get("steps")
+        if not epochs or not steps:
+            raise ValueError(
+                f"{type(self).__name__} cannot tell the run's length (fit gave epochs={epochs!r}, "
+                f"steps={steps!r}); pass `total_steps=`."
+            )
+        return int(epochs) * int(steps)
+
+    def _iterations(self):
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError(
+                f"Model '{self.model.name}' has no optimizer to count steps with; compile it or pass `step=`."
+            )
+        return int(ops.convert_to_numpy(optimizer.iterations))
+
+    def get_config(self):
+        return {
+            "update_every": self.update_every,
+            "drop_fraction": self.drop_fraction,
+            "end_fraction": self.end_fraction,
+            "seed": self.seed,
+            "total_steps": self.total_steps,
+        }
+
+
+class SET(DynamicSparseTraining):
+    """Sparse Evolutionary Training: drop the smallest weights, grow as many at random.
+
+    Growth is uniform among each layer's inactive positions, drawn from
+    `(seed, step, layer index)`: bit-identical on every backend and in a
+    resumed run. Mocanu et al. 2018, with RigL's cosine schedule (Evci et al. 2020).
+
+    Example:
+
+    >>> from keras_er.layers import MaskedDense
+    >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, density=0.5, seed=0, name="hidden"),
+    ...                           MaskedDense(4, density=0.5, seed=1, name="logits")])
+    >>> model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> x, y = np.random.default_rng(0).normal(size=(32, 8)), np.arange(32) % 4
+    >>> dst = keras_er.dst.SET(update_every=2, seed=0)
+    >>> _ = model.fit(x, y, batch_size=8, epochs=2, callbacks=[dst], verbose=0)
+    >>> [record["step"] for record in dst.history]  # 8 steps, updates stop at 0.75 * 8
+    [2, 4]
+    >>> dst.history[0]["layers"]["hidden"]  # round(0.3 / 2 * (1 + cos(pi * 2 / 6)) * 64)
+    {'active': 64, 'dropped': 14, 'grown': 14}
+    """
+
+    def growth_scores(self, layers, step, batch):
+        return [updates.random_scores(tuple(layer.kernel.shape), self.seed, step, i) for i, layer in enumerate(layers)]
+
+
+class RigL(DynamicSparseTraining):
+    """Rigging the Lottery: drop the smallest weights, grow where the dense gradient is largest.
+
+    The dense gradient (with respect to the effective weight at every
+    position, masked ones included) comes from `keras_er.backend_helpers.loss_gradients`
+    on one batch of `data`, with the model's compiled loss, while every mask
+    is set to all ones: the kernel is exactly zero at masked positions, so the
+    forward pass is unchanged and the kernel gradient is the dense one. The
+    masks are restored before anything else happens. Evci et al. 2020.
+
+    Args:
+        data: required; see `DynamicSparseTraining` (pass the training data).
+        loss: the loss whose gradient ranks growth; default the model's compiled loss.
+        (the rest as in `DynamicSparseTraining`)
+
+    Example:
+
+    >>> from keras_er.layers import MaskedDense
+    >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, density=0.5, seed=0),
+    ...                           MaskedDense(4, density=0.5, seed=1)])
+    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> x, y = np.random.default_rng(0).normal(size=(32, 8)).astype("float32"), np.arange(32) % 4
+    >>> dst = keras_er.dst.RigL(update_every=2, data=(x[:8], y[:8]))
+    >>> _ = model.fit(x, y, batch_size=8, epochs=2, callbacks=[dst], verbose=0)
+    >>> [record["step"] for record in dst.history]
+    [2, 4]
+    """
+
+    def __init__(self, update_every=100, drop_fraction=0.3, end_fraction=0.75, seed=0, data=None, loss=None, **kwargs):
+        super().__init__(update_every, drop_fraction, end_fraction, seed, data=data, **kwargs)
+        if self.data is None:
+            raise ValueError(
+                "RigL needs `data` to compute dense gradients on: the training batches (an ImageBatches or "
+                "PyDataset; the update uses the batch just trained on) or one `(x, y)` batch."
+            )
+        if loss is not None and not callable(loss):
+            raise ValueError(f"`loss` must be a Keras loss (callable); got {loss!r}.")
+        self.loss = loss
+
+    def growth_scores(self, layers, step, batch):
+        x, y = _batch(self.data, batch)
+        saved = [_numpy(layer.mask) for layer in layers]
+        try:
+            for layer in layers:
+                layer.mask.assign(ops.ones(tuple(layer.mask.shape), layer.mask.dtype))
+            gradients = loss_gradients(self.model, x, y, [layer.kernel for layer in layers], loss=self._loss())
+        finally:
+            for layer, mask in zip(layers, saved):
+                layer.mask.assign(mask)
+        return [np.abs(gradient) for gradient in gradients]
+
+    def _loss(self):
+        loss = self.loss if self.loss is not None else getattr(self.model, "loss", None)
+        if loss is None:
+            return None  # loss_gradients' default: sparse categorical cross-entropy on logits
+        if isinstance(loss, str):
+            return keras.losses.get(loss)
+        if not callable(loss):
+            raise ValueError(
+                f"RigL needs one loss for its gradients; the model was compiled with {loss!r}. Pass `loss=`."
+            )
+        return loss
+
+
+def _check_data(data):
+    if data is None:
+        return None
+    if isinstance(data, (tuple, list)):
+        if len(data) != 2:
+            raise ValueError(f"`data` as a tuple must be one `(x, y)` batch; got {len(data)} items.")
+        return tuple(data)
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        if len(data) < 1:
+            raise ValueError("`data` has no batches.")
+        return data
+    raise ValueError(
+        "`data` must be an `(x, y)` batch or an indexable batch source (keras_er.data.ImageBatches, "
+        f"keras.utils.PyDataset); got {type(data).__name__}."
+    )
+
+
+def _batch(data, batch):
+    if isinstance(data, tuple):
+        return data
+    item = data[(batch or 0) % len(data)]
+    return item[0], item[1]
+
+
+def _numpy(variable):
+    # A copy: on JAX a converted buffer may be donated to the next train step.
+    return np.array(ops.convert_to_numpy(variable), copy=True)
+
+
+def _layer_names(layers):
+    names = [layer.name for layer in layers]
+    if len(set(names)) < len(names):  # nested models may repeat names
+        return [layer.path for layer in layers]
+    return names

@@ -1,0 +1,57 @@
+"""The drop-fraction schedule of dynamic sparse training (numpy-free, keras-free).
+
+Evci, Gale, Menick, Castro & Elsen, "Rigging the Lottery: Making All Tickets
+Winners" (ICML 2020), eq. 1: the fraction of active weights moved at step t
+decays on a cosine from `drop_fraction` to 0 at `end_fraction * total_steps`;
+after that the masks stay as they are.
+"""
+
+import math
+import numbers
+
+
+def drop_fraction_at(step, total_steps, drop_fraction=0.3, end_fraction=0.75):
+    """`drop_fraction / 2 * (1 + cos(pi * step / (end_fraction * total_steps)))`, or 0 from the end on.
+
+    Example:
+
+    >>> drop_fraction_at(0, 1000)
+    0.3
+    >>> round(drop_fraction_at(375, 1000), 6)  # half-way to the end: half the fraction
+    0.15
+    >>> drop_fraction_at(750, 1000), drop_fraction_at(900, 1000)
+    (0.0, 0.0)
+    """
+    check_arguments(1, drop_fraction, end_fraction)
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+        raise ValueError(f"`step` must be a non-negative int; got {step!r}.")
+    total_steps = check_total_steps(total_steps)
+    end = end_fraction * total_steps
+    if step >= end:
+        return 0.0
+    return drop_fraction / 2 * (1 + math.cos(math.pi * step / end))
+
+
+def is_update_step(step, update_every, total_steps, end_fraction=0.75):
+    """True where the masks change: a positive multiple of `update_every` before `end_fraction * total_steps`."""
+    return step > 0 and step % update_every == 0 and step < end_fraction * total_steps
+
+
+def check_arguments(update_every, drop_fraction, end_fraction):
+    """Refuse schedule arguments out of range, naming the argument."""
+    if isinstance(update_every, bool) or not isinstance(update_every, numbers.Integral) or update_every < 1:
+        raise ValueError(f"`update_every` must be a positive int (optimizer steps); got {update_every!r}.")
+    if not _is_real(drop_fraction) or not 0 < drop_fraction < 1:
+        raise ValueError(f"`drop_fraction` must be a number with 0 < drop_fraction < 1; got {drop_fraction!r}.")
+    if not _is_real(end_fraction) or not 0 < end_fraction <= 1:
+        raise ValueError(f"`end_fraction` must be a number with 0 < end_fraction <= 1; got {end_fraction!r}.")
+
+
+def check_total_steps(total_steps):
+    if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral) or total_steps < 1:
+        raise ValueError(f"`total_steps` must be a positive int; got {total_steps!r}.")
+    return int(total_steps)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,100 @@
+"""One drop-and-grow step on one layer's mask, in numpy only (no keras).
+
+The k active weights of smallest magnitude are dropped and k positions that
+were inactive before the update are grown, those of largest growth score:
+`|dense gradient|` for RigL, uniform random numbers for SET (Evci et al. 2020,
+"Rigging the Lottery", section 3). A weight dropped in this update is never
+grown back in it, so the number of active weights is kept exactly. Ties go to
+the lower flat index (a stable sort), so the result is a function of the
+arrays alone.
+"""
+
+from collections import namedtuple
+
+import numpy as np
+
+Update = namedtuple("Update", ["mask", "dropped", "grown"])
+Update.__doc__ = """The result of `drop_and_grow`: boolean arrays of the kernel's shape.
+
+`mask`: the new mask; `dropped`: active before, inactive now; `grown`: inactive before, active now.
+"""
+
+
+def drop_and_grow(kernel, mask, scores, k):
+    """Drop the `k` active weights of smallest `|kernel|`, grow the `k` inactive positions of largest `scores`.
+
+    Args:
+        kernel: the layer's kernel (numpy); only its values at active positions are read.
+        mask: 0/1 (or bool) array of the kernel's shape: the active weights.
+        scores: growth scores of the kernel's shape; only the inactive positions are read.
+        k: how many weights to move; at most the number of active and of inactive weights.
+
+    Returns:
+        An `Update(mask, dropped, grown)` of boolean arrays; `mask` has as many ones as the old mask.
+
+    Example:
+
+    >>> kernel = np.array([[0.5, 0.0], [-0.1, 0.9]])
+    >>> mask = np.array([[1, 0], [1, 1]])
+    >>> drop_and_grow(kernel, mask, scores=np.array([[0.0, 3.0], [0.0, 0.0]]), k=1).mask.astype(int)
+    array([[1, 1],
+           [0, 1]])
+    """
+    kernel, mask, scores = _check(kernel, mask, scores)
+    active = np.flatnonzero(mask)
+    inactive = np.flatnonzero(~mask)
+    k = move_count(k, active.size, inactive.size)
+    magnitudes = np.abs(kernel.reshape(-1)[active])
+    dropped_flat = active[np.argsort(magnitudes, kind="stable")[:k]]
+    grown_flat = inactive[largest(scores.reshape(-1)[inactive], k)]
+    dropped = np.zeros(mask.size, bool)
+    dropped[dropped_flat] = True
+    grown = np.zeros(mask.size, bool)
+    grown[grown_flat] = True
+    new_mask = (mask.reshape(-1) & ~dropped) | grown
+    shape = mask.shape
+    return Update(new_mask.reshape(shape), dropped.reshape(shape), grown.reshape(shape))
+
+
+def largest(values, k):
+    """Indices of the `k` largest `values`, ties to the lower index (NaN counts as smallest)."""
+    values = np.where(np.isnan(values), -np.inf, values.astype(np.float64))
+    return np.argsort(-values, kind="stable")[:k]
+
+
+def move_count(k, active, inactive):
+    """`k` checked against the `active` and `inactive` counts of a layer."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"`k` must be a non-negative int; got {k!r}.")
+    if k > min(active, inactive):
+        raise ValueError(
+            f"`k`={k} weights cannot move: the mask has {active} active and {inactive} inactive positions."
+        )
+    return int(k)
+
+
+def moves_for(fraction, active, inactive):
+    """`round(fraction * active)`, capped by the `inactive` positions there are to grow into."""
+    return min(int(round(fraction * active)), active, inactive)
+
+
+def random_scores(shape, seed, step, layer_index):
+    """SET's growth scores: uniform numbers from `(seed, step, layer_index)`, the same on every backend.
+
+    Growing the `k` largest of them among the inactive positions picks `k`
+    of those positions uniformly at random.
+    """
+    return np.random.default_rng([seed, step, layer_index]).random(tuple(shape))
+
+
+def _check(kernel, mask, scores):
+    kernel = np.asarray(kernel)
+    mask = np.asarray(mask)
+    scores = np.asarray(scores)
+    if not np.isin(mask, (0, 1)).all():
+        raise ValueError(f"`mask` must be binary (0/1 or bool); got values {np.unique(mask)[:5].tolist()}.")
+    if kernel.shape != mask.shape or scores.shape != mask.shape:
+        raise ValueError(
+            f"`kernel`, `mask` and `scores` must have one shape; got {kernel.shape}, {mask.shape}, {scores.shape}."
+        )
+    return kernel, mask.astype(bool), scores

@@ -1,0 +1,257 @@
+"""Pruning methods: an open registry of score functions, and the built-in ones.
+
+A method is a function `score_fn(context) -> scores`: it gets a
+`PruningContext` (the model, its masked layers, the currently active
+positions, the target density, data, seed, ...) and returns one numpy array
+of scores per masked layer, the kernel's shape; `prune` keeps the best active
+weights. Scores are numpy; gradients come only from
+`keras_er.backend_helpers.loss_gradients`, so every method runs on
+TensorFlow, PyTorch and JAX.
+
+Built-in methods:
+
+- `magnitude`: `|w|` (Han et al. 2015; the criterion of IMP and of
+  Zhu & Gupta 2017's gradual pruning).
+- `random`: seeded uniform scores; keeping the top ones is drawing a uniform
+  random subset, i.e. an Erdos-Renyi mask (per-layer budgets with a scheme).
+- `snip`: connection sensitivity `|dL/dw * w|` on one batch (Lee, Ajanthan &
+  Torr, "SNIP: Single-shot Network Pruning based on Connection Sensitivity",
+  ICLR 2019).
+- `synflow`: iterative synaptic flow `|dR/dw * w|`, data-free (Tanaka, Kunin,
+  Yamins & Ganguli, "Pruning neural networks without any data by iteratively
+  conserving synaptic flow", NeurIPS 2020).
+
+Example (a method that prefers the weights closest to zero):
+
+>>> register_method("smallest", lambda context: [-np.abs(k) for k in context.kernels()])
+>>> "smallest" in method_names()
+True
+>>> unregister_method("smallest")
+"""
+
+import dataclasses
+import numbers
+
+import numpy as np
+
+from keras_er.pruning import select
+
+# keras (and the framework) load on first use, so the registry can be listed
+# without them (`keras-er --help`).
+
+_METHODS = {}  # name -> score_fn(context)
+
+
+def register_method(name, score_fn):
+    """Add a pruning method under `name` (`prune`, `GradualPruning` and `imp` pick it up).
+
+    `score_fn(context)` gets a `PruningContext` and returns one score array
+    per masked layer (the kernel's shape); the best active weights are kept.
+    An iterative method may narrow `context.active` (with `context.select`)
+    before returning its last scores, as `synflow` does.
+    """
+    if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
+        raise ValueError(f"A method name must be a lowercase identifier; got {name!r}.")
+    if name in _METHODS:
+        raise ValueError(f"Pruning method {name!r} exists already; choose another name.")
+    if not callable(score_fn):
+        raise TypeError(f"`score_fn` must be callable; got {score_fn!r}.")
+    _METHODS[name] = score_fn
+
+
+def unregister_method(name):
+    """Remove a method added with `register_method`."""
+    _METHODS.pop(name, None)
+
+
+def method_names():
+    """The names of every registered method, built-in ones first."""
+    return tuple(_METHODS)
+
+
+def get_method(name):
+    """The score function registered as `name`, or a ValueError naming the known methods."""
+    if not isinstance(name, str) or name.lower() not in _METHODS:
+        raise ValueError(f"Unknown pruning `method` {name!r}; expected one of {', '.join(_METHODS)}.")
+    return _METHODS[name.lower()]
+
+
+def __getattr__(name):
+    if name == "METHODS":  # read at access time, so registered methods are included
+        return method_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclasses.dataclass
+class PruningContext:
+    """What a score function gets.
+
+    Attributes:
+        model: the Keras model being pruned.
+        layers: its masked layers, in network order.
+        active: one bool array per layer: the positions that may be kept
+            (the current masks). An iterative method may narrow it.
+        density: the target density (fraction of all masked-layer weights).
+        scheme: None (one global ranking) or a density scheme name (per-layer budgets).
+        data: `(x, y)` arrays or a `keras.utils.PyDataset`, or None.
+        seed: seed of random choices.
+        iterations: iterations of an iterative method (SynFlow).
+        loss: a Keras loss `loss(y, y_pred)` for data-driven methods, or None (cross-entropy on logits).
+        method: the method's name, for messages.
+    """
+
+    model: object
+    layers: list
+    active: list
+    density: float
+    scheme: object = None
+    data: object = None
+    seed: int = 0
+    iterations: int = 100
+    loss: object = None
+    method: str = ""
+
+    def kernels(self):
+        """The masked layers' kernels, as numpy arrays (copies)."""
+        return [_numpy(layer.kernel) for layer in self.layers]
+
+    def select(self, scores, density):
+        """Masks keeping the best of `self.active` at `density` (global, or per layer with the scheme)."""
+        if self.scheme is None:
+            sizes = [a.size for a in self.active]
+            return select.select_global(scores, self.active, select.global_count(sizes, density))
+        shapes = [a.shape for a in self.active]
+        counts = select.layer_counts(shapes, density, self.scheme, [a.sum() for a in self.active])
+        return select.select_per_layer(scores, self.active, counts)
+
+    def batch(self):
+        """The first batch `(x, y)` of `data`; a ValueError if the method got none."""
+        if self.data is None:
+            raise ValueError(
+                f"Pruning method {self.method!r} needs data: pass `data=(x, y)` (numpy arrays) or a "
+                "keras.utils.PyDataset such as keras_er.data.ImageBatches."
+            )
+        return first_batch(self.data)
+
+
+def first_batch(data):
+    """`(x, y)` from an `(x, y)` tuple of arrays or from the first batch of a `keras.utils.PyDataset`."""
+    import keras
+
+    if isinstance(data, keras.utils.PyDataset):
+        if len(data) == 0:
+            raise ValueError("`data` is an empty PyDataset.")
+        data = data[0]
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        raise TypeError(
+            "`data` must be an (x, y) tuple of arrays or a keras.utils.PyDataset (keras_er.data.ImageBatches); "
+            f"got {type(data).__name__}."
+        )
+    return data[0], data[1]
+
+
+def magnitude_scores(context):
+    """`|w|`: keep the largest weights."""
+    return [np.abs(kernel) for kernel in context.kernels()]
+
+
+def random_scores(context):
+    """Seeded uniform scores (layer `i` from the `i`-th child of `SeedSequence(seed)`): an ER mask."""
+    children = np.random.SeedSequence(int(context.seed)).spawn(len(context.layers))
+    return [np.random.Generator(np.random.PCG64(child)).random(a.shape) for child, a in zip(children, context.active)]
+
+
+def snip_scores(context):
+    """SNIP's connection sensitivity `|dL/dw * w|` on the first batch of `data` (Lee et al. 2019).
+
+    The forward pass runs in training mode (batch statistics, as the paper's
+    networks at initialization); BatchNorm moving statistics are left as they were.
+    """
+    from keras_er.backend_helpers import loss_gradients
+
+    x, y = context.batch()
+    kernels = [layer.kernel for layer in context.layers]
+    gradients = loss_gradients(context.model, x, y, kernels, loss=context.loss, training=True)
+    return [np.abs(g * w) for g, w in zip(gradients, context.kernels())]
+
+
+def synflow_scores(context):
+    """SynFlow (Tanaka et al. 2020): iterative, data-free, exponential schedule.
+
+    Every floating-point weight of the model is replaced by its absolute value
+    (BatchNorm runs in inference mode), the input is all ones, and
+    `R = sum(model(ones))`; the scores are `|dR/dw * w|`. Iteration
+    `k = 1..iterations` prunes to `d0 * (density / d0) ** (k / iterations)`,
+    `d0` the starting density (`density ** (k / iterations)` from a dense
+    model); the last iteration's scores are returned and `prune` applies the
+    target. Every weight is restored afterwards (signs included); the masks of
+    the intermediate iterations only live in `context.active`.
+    """
+    import keras
+
+    from keras_er.backend_helpers import loss_gradients
+
+    model = context.model
+    ones = np.ones((1, *_input_shape(model, context.data)), dtype="float32")
+    zero_labels = np.zeros((1,), dtype="float32")
+    kernels = [layer.kernel for layer in context.layers]
+    start = sum(int(a.sum()) for a in context.active) / sum(a.size for a in context.active)
+    floating = [w for w in model.weights if keras.backend.is_float_dtype(w.dtype)]
+    saved = [_numpy(w) for w in floating]
+    try:
+        for weight, value in zip(floating, saved):
+            weight.assign(np.abs(value))
+        for step in range(1, context.iterations + 1):
+            for layer, active in zip(context.layers, context.active):
+                layer.mask.assign(active.astype(_numpy(layer.mask).dtype))
+            gradients = loss_gradients(model, ones, zero_labels, kernels, loss=_synaptic_flow, training=False)
+            scores = [np.abs(g * _numpy(k)) for g, k in zip(gradients, kernels)]
+            if not all(np.isfinite(s).all() for s in scores):
+                raise FloatingPointError(
+                    "SynFlow scores overflowed float32 (the network's synaptic flow is too large); "
+                    "prune with fewer layers at a time or another method."
+                )
+            if step == context.iterations:
+                return scores
+            density = start * (context.density / start) ** (step / context.iterations)
+            context.active = context.select(scores, density)
+    finally:
+        for weight, value in zip(floating, saved):
+            weight.assign(value)
+
+
+def _synaptic_flow(y_true, y_pred):
+    """SynFlow's `R`: the sum of the outputs (the labels are ignored)."""
+    import keras
+
+    return sum(keras.ops.sum(output) for output in keras.tree.flatten(y_pred))
+
+
+def _input_shape(model, data):
+    inputs = getattr(model, "inputs", None) if model.built else None
+    if inputs and len(inputs) == 1 and all(d is not None for d in tuple(inputs[0].shape)[1:]):
+        return tuple(inputs[0].shape)[1:]
+    if data is not None:
+        return tuple(np.shape(first_batch(data)[0]))[1:]
+    raise ValueError(
+        "SynFlow needs the model's input shape (one input, no unknown dimension besides the batch); "
+        "give the model a keras.Input, or pass `data` to take the shape from its first batch."
+    )
+
+
+def _numpy(variable):
+    import keras
+
+    return np.array(keras.ops.convert_to_numpy(variable), copy=True)
+
+
+def validate_iterations(iterations):
+    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
+        raise ValueError(f"`iterations` must be a positive integer; got {iterations!r}.")
+    return int(iterations)
+
+
+register_method("magnitude", magnitude_scores)
+register_method("random", random_scores)
+register_method("snip", snip_scores)
+register_method("synflow", synflow_scores)
