@@ -26,6 +26,8 @@ def build(
     input_shape=None,
     classes=None,
     include_preprocessing=True,
+    dst=None,
+    prune=None,
     root=None,
 ):
     """Build `arch` with `scheme` masks; the zoo constructors call this.
@@ -48,6 +50,9 @@ def build(
         popup, popup_density: strong-ticket mode (see `keras_er.sparsify`).
         input_shape, classes: default to the entry's (pretrained) or
             (32, 32, 3) and 10.
+        dst, prune: the DST or pruning settings of a published entry whose
+            masks were moved or pruned (see `keras_er.zoo.load`); its masks
+            then come from the weight file.
         include_preprocessing: put the dataset's input normalisation in the
             model (the entry's, or CIFAR-10's for a random model).
         root: zoo folder (default: `keras_er.zoo.registry.zoo_root()`).
@@ -64,17 +69,22 @@ def build(
             "`popup=True` needs a sparse `scheme`: popup selects weights inside an ER mask, and a dense model has none."
         )
     density = 1.0 if scheme == "dense" else validate_density(density)
+    if (dst or prune) and pretrained is None:
+        raise ValueError(
+            "`dst`/`prune` name how a published entry's masks were made; for a new model use "
+            "keras_er.dst callbacks or keras_er.pruning.prune on a random one."
+        )
     entry = None
     if pretrained is not None:
         dataset = pretrained if isinstance(pretrained, str) else None
-        entry = registry.find_entry(arch, scheme, density, popup, popup_density, dataset, root)
+        entry = registry.find_entry(arch, scheme, density, popup, popup_density, dataset, root, dst, prune)
         input_shape = _agree(input_shape, tuple(entry["input_shape"]), "input_shape", entry)
         classes = _agree(classes, entry["classes"], "classes", entry)
     model = ARCHITECTURES[arch](tuple(input_shape or DEFAULT_INPUT_SHAPE), classes or DEFAULT_CLASSES)
     if scheme != "dense":
         model = sparsify(
             model,
-            density,
+            1.0 if prune else density,  # pruned masks are not an ER draw: the file holds them
             scheme,
             seed=seed,
             method="exact",
@@ -156,13 +166,15 @@ def load(entry_id, include_preprocessing=True, root=None):
         popup=bool(entry.get("popup")),
         popup_density=entry.get("popup_density") or 0.5,
         include_preprocessing=include_preprocessing,
+        dst=entry.get("dst"),
+        prune=entry.get("prune"),
         root=root,
     )
 
 
 def identity(entry):
     """What a weight file records about itself, to be checked against its index entry."""
-    keys = ("arch", "scheme", "density", "popup", "popup_density", "dataset")
+    keys = ("arch", "scheme", "density", "popup", "popup_density", "dataset", "dst", "prune")
     return {key: entry.get(key) for key in keys}
 
 

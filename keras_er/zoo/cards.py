@@ -17,6 +17,7 @@ def render_card(entry):
         + (f"; popup density: {entry['popup_density']:g}" if entry.get("popup") else ""),
         f"- dataset: {entry['dataset']}; input {tuple(entry['input_shape'])}, "
         f"{entry['classes']} classes; mask seed {entry['seed']}",
+        f"- masks: {_mask_origin(entry)}",
         f"- input: raw pixels 0-255 (the model normalises them with mean "
         f"{_normalization(entry, 'mean')} and std {_normalization(entry, 'std')})",
         f"- weights: `{entry['file'].split('/')[-1]}`, sha256 `{entry['sha256']}`",
@@ -37,6 +38,25 @@ def render_card(entry):
     if entry.get("notes"):
         lines += ["", entry["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _mask_origin(entry):
+    if entry.get("prune"):
+        prune = entry["prune"]
+        scope = "ranked over all layers"
+        if prune["scope"] != "global":
+            scope = f"within {entry['scheme']}'s layer densities"
+        return f"pruned at initialisation by {prune['method']} ({scope}), then trained; stored in the weight file"
+    if entry.get("dst"):
+        dst = entry["dst"]
+        return (
+            f"an Erdos-Renyi draw ({entry['scheme']}, seed {entry['seed']}) moved during training by "
+            f"{dst['method']} (every {dst['update_every']} steps, drop fraction {dst['drop_fraction']:g}, "
+            f"until {dst['end_fraction']:g} of training); stored in the weight file"
+        )
+    if entry["scheme"] == "dense":
+        return "none (dense reference)"
+    return f"an Erdos-Renyi draw ({entry['scheme']}, seed {entry['seed']}), fixed during training"
 
 
 def _normalization(entry, key):

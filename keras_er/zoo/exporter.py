@@ -54,6 +54,8 @@ def export(
     recipe=None,
     train_seconds=None,
     notes="",
+    dst=None,
+    prune=None,
     root=None,
 ):
     """Write `model` as a zoo entry: weights file, sha256, card.md, index line.
@@ -61,10 +63,12 @@ def export(
     Returns the index entry (a dict). An entry with the same id is replaced.
     The whole export holds the zoo folder's lock and every file is written
     atomically, so a killed or concurrent export leaves a loadable zoo.
+    `dst`/`prune` record how the masks were moved or pruned (the run's
+    settings); they become part of the id, and the masks come from the file.
     """
     model = without_preprocessing(model)  # the entry records the bare network's logits
     density = 1.0 if scheme == "dense" else validate_density(density)
-    entry_id = registry.entry_id(arch, scheme, density, popup, popup_density, dataset)
+    entry_id = registry.entry_id(arch, scheme, density, popup, popup_density, dataset, dst, prune)
     folder = registry.zoo_root(root) / entry_id
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     logits = keras.ops.convert_to_numpy(model(reference_batch(input_shape), training=False))
@@ -79,6 +83,8 @@ def export(
         "input_shape": list(input_shape),
         "classes": int(model.outputs[0].shape[-1]),
         "seed": seed,
+        "dst": dst,
+        "prune": prune,
         "top1": top1 or {},
         "top1_first1000": top1_first1000 or {},
         "recipe": recipe or {},

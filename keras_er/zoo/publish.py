@@ -47,6 +47,8 @@ def export_run(run, root=None, limit=None):
         notes=_notes(run, config, report, epochs, epoch_seconds, full),
         train_seconds=round(epochs * epoch_seconds, 1),
         top1_first1000=({backend: report["top1_first1000"]} if report["images"] >= min(1000, test_size) else {}),
+        dst=config.get("dst"),
+        prune=config.get("prune"),
         root=root,
     )
     curves = run / "curves.png"

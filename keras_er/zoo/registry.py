@@ -30,6 +30,8 @@ CONFIG_FIELDS = (
     "input_shape",
     "classes",
     "seed",
+    "dst",
+    "prune",
 )
 REQUIRED_FIELDS = (
     "id",
@@ -146,18 +148,27 @@ def update_entry(entry_id, change, root=None):
         return matches[0]
 
 
-def entry_id(arch, scheme, density=None, popup=False, popup_density=None, dataset="cifar10"):
+def entry_id(arch, scheme, density=None, popup=False, popup_density=None, dataset="cifar10", dst=None, prune=None):
+    """`<arch>_<scheme>_d<density>[_popup<p>][_<dst method>][_<prune method>-<scope>]_<dataset>`."""
     parts = [arch, scheme]
     if scheme != "dense":
         parts.append(f"d{density:g}")
     if popup:
         parts.append(f"popup{popup_density:g}")
+    if dst:
+        parts.append(dst["method"])
+    if prune:
+        parts.append(f"{prune['method']}-{prune['scope']}")
     parts.append(dataset)
     return "_".join(parts)
 
 
-def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=None):
-    """The entry for these settings, or a ValueError naming what does exist."""
+def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=None, dst=None, prune=None):
+    """The entry for these settings, or a ValueError naming what does exist.
+
+    Masks moved by DST or set by pruning are other entries than the ER ones:
+    `dst`/`prune` (the run's settings, None for ER) must match too.
+    """
     entries = load_index(root)
     matches = [
         e
@@ -168,11 +179,13 @@ def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=N
         and bool(e.get("popup", False)) == popup
         and (not popup or abs(e.get("popup_density", 0) - popup_density) < 1e-9)
         and (dataset is None or e["dataset"] == dataset)
+        and (e.get("dst") or None) == (dst or None)
+        and (e.get("prune") or None) == (prune or None)
     ]
     if matches:
         return sorted(matches, key=lambda e: e["dataset"] != "cifar10")[0]
     siblings = [e["id"] for e in entries if e["arch"] == arch]
-    wanted = entry_id(arch, scheme, density, popup, popup_density, dataset or "<any dataset>")
+    wanted = entry_id(arch, scheme, density, popup, popup_density, dataset or "<any dataset>", dst, prune)
     raise ValueError(
         f"No published weights for {wanted}. "
         + (f"Published for {arch}: {', '.join(siblings)}. " if siblings else f"Nothing is published for {arch} yet. ")

@@ -106,3 +106,13 @@ def test_the_flagship_is_the_same_network_under_channels_first():
         keras.config.set_image_data_format(previous)
     logits = to_numpy(model(zoo.reference_pixels(entry), training=False))
     assert np.abs(logits - np.array(entry["reference_logits"])).max() < 1e-4
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_card_and_entry_files_are_rendered_from_the_index(entry):
+    from keras_er.zoo import registry
+    from keras_er.zoo.cards import render_card
+
+    folder = registry.zoo_root() / entry["id"]
+    assert (folder / "card.md").read_text() == render_card(entry)
+    assert registry.read_entry_files(folder) == entry

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import keras
 
+from keras_er import masks
 from keras_er import zoo
 from keras_er.masks import SCHEMES
 from keras_er.masks import summary
@@ -144,3 +145,23 @@ def test_load_by_id_gives_the_published_model_and_names_what_exists(tmp_path):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
     with pytest.raises(ValueError, match="No zoo entry 'nope'; published: resnet20_erk_d0.2_cifar10"):
         zoo.load("nope", root=tmp_path)
+
+
+def test_pruned_and_dst_entries_are_their_own_entries_with_masks_from_the_file(tmp_path):
+    from keras_er import pruning
+
+    model = zoo.build("resnet20", "uniform", 1.0, pretrained=None, include_preprocessing=False)
+    pruning.prune(model, "magnitude", 0.1)
+    prune = {"method": "magnitude", "scope": "global", "iterations": 100}
+    entry = zoo.export(model, "resnet20", "erk", 0.1, prune=prune, root=tmp_path)
+    assert entry["id"] == "resnet20_erk_d0.1_magnitude-global_cifar10"
+    assert "pruned at initialisation by magnitude" in (tmp_path / entry["id"] / "card.md").read_text()
+    loaded = zoo.load(entry["id"], root=tmp_path)
+    expected = [to_numpy(layer.mask) for layer in masks.masked_layers(model)]
+    assert all((to_numpy(layer.mask) == mask).all() for layer, mask in zip(masks.masked_layers(loaded), expected))
+    with pytest.raises(ValueError, match="No published weights"):
+        zoo.resnet20_erk(0.1, root=tmp_path)  # an ER request does not get the pruned masks
+    dst = {"method": "set", "update_every": 100, "drop_fraction": 0.3, "end_fraction": 0.75}
+    ticket = zoo.build("resnet20", "erk", 0.1, pretrained=None, include_preprocessing=False)
+    assert zoo.export(ticket, "resnet20", "erk", 0.1, dst=dst, root=tmp_path)["id"] == "resnet20_erk_d0.1_set_cifar10"
+    assert zoo.load("resnet20_erk_d0.1_set_cifar10", root=tmp_path) is not None
