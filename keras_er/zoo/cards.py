@@ -35,6 +35,8 @@ def render_card(entry):
         ]
         kept, total = entry["weights_kept"], entry["weights_total"]
         lines.append(f"| total | | {total} | {kept} | {kept / total:.4f} |")
+    if entry.get("paper"):
+        lines += ["", f"Weights under {entry.get('license', 'Apache-2.0')}. Method: {entry['paper']}."]
     if entry.get("notes"):
         lines += ["", entry["notes"]]
     return "\n".join(lines) + "\n"

@@ -19,6 +19,11 @@ from keras_er.zoo.cards import render_card
 from keras_er.zoo.weights_io import save_weights
 
 REFERENCE_SEED = 20230101
+LICENSE = "Apache-2.0"
+PAPER = (
+    "Gadhikar, Mukherjee & Burkholz, Why Random Pruning Is All We Need to Start Sparse, "
+    "ICML 2023, arXiv:2210.02412"
+)
 
 
 def reference_batch(input_shape, size=8):
@@ -93,6 +98,8 @@ def export(
         "layers": _layer_rows(model),
         "exported_on": keras.backend.backend(),
         "versions": {"keras": keras.__version__, "keras_er": __version__},
+        "license": LICENSE,
+        "paper": PAPER,
         "reference_logits": [[float(v) for v in row] for row in logits],
         "notes": notes,
     }
