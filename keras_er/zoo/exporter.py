@@ -20,10 +20,7 @@ from keras_er.zoo.weights_io import save_weights
 
 REFERENCE_SEED = 20230101
 LICENSE = "Apache-2.0"
-PAPER = (
-    "Gadhikar, Mukherjee & Burkholz, Why Random Pruning Is All We Need to Start Sparse, "
-    "ICML 2023, arXiv:2210.02412"
-)
+PAPER = "Gadhikar, Mukherjee & Burkholz, Why Random Pruning Is All We Need to Start Sparse, ICML 2023, arXiv:2210.02412"
 
 
 def reference_batch(input_shape, size=8):
