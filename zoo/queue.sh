@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The zoo's training queue: the runs still to publish, as resumable jobs.
 #
-#   bash zoo/queue.sh a &        # lane a: ResNet20 runs (TensorFlow), then dense VGG16
+#   bash zoo/queue.sh a &        # lane a: ResNet20 runs (TensorFlow: ER, RigL, SNIP, SynFlow), then dense VGG16
 #   bash zoo/queue.sh b &        # lane b: ERK VGG16 (torch)
 #   bash zoo/queue.sh status     # how far every run got
 #
@@ -22,6 +22,9 @@ export KERAS_ER_DATA="${KERAS_ER_DATA:-$(cd .. && pwd)/shared/data}"
 JOBS=(
   "a resnet20_uniform_d0.02_cifar10 tensorflow --model resnet20 --scheme uniform --density 0.02"
   "a resnet20_balanced_d0.02_cifar10 tensorflow --model resnet20 --scheme balanced --density 0.02"
+  "a resnet20_erk_d0.1_rigl_cifar10 tensorflow --model resnet20 --scheme erk --density 0.1 --dst rigl"
+  "a resnet20_erk_d0.1_snip-global_cifar10 tensorflow --model resnet20 --scheme erk --density 0.1 --prune snip"
+  "a resnet20_erk_d0.1_synflow-global_cifar10 tensorflow --model resnet20 --scheme erk --density 0.1 --prune synflow"
   "a vgg16_dense_cifar10 torch --model vgg16 --scheme dense"
   "b vgg16_erk_d0.05_cifar10 torch --model vgg16 --scheme erk --density 0.05"
 )
