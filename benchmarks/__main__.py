@@ -2,6 +2,7 @@
 
     python -m benchmarks                       # all three backends, ~15 min on 2 cores
     python -m benchmarks --backends jax --models resnet20 --repeats 5 --no-memory
+    python -m benchmarks dst --backends tensorflow   # DST update overhead: dst_overhead.json, .md
 
 Each backend runs in its own process. Speed is reported as ratios to the same
 dense Keras model timed in the same process (interleaved steps, median).
@@ -162,7 +163,37 @@ def plot(results, path):
     fig.savefig(path, dpi=120)
 
 
+def dst_main(argv):
+    """`python -m benchmarks dst`: epoch time of static, SET and RigL training (benchmarks.dst_overhead)."""
+    from benchmarks import dst_overhead
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks dst", description=dst_overhead.__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--models", nargs="+", default=["resnet20"])
+    parser.add_argument("--steps", type=int, default=300, help="steps per timed epoch")
+    parser.add_argument("--update-every", type=int, default=100, help="steps between mask updates")
+    parser.add_argument("--rounds", type=int, default=2, help="timed epochs per method (median)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--out", default=str(ROOT / "results"))
+    args = parser.parse_args(argv)
+    settings = ["--steps", str(args.steps), "--update-every", str(args.update_every), "--rounds", str(args.rounds)]
+    settings += ["--batch-size", str(args.batch_size), "--models", *args.models]
+    runs = []
+    for backend in args.backends:
+        runs += run_worker(backend, "--dst", *settings)["dst_overhead"]
+    results = {"machine": machine(), "target_rigl_time_ratio": dst_overhead.TARGET, "runs": runs}
+    text = dst_overhead.markdown(runs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dst_overhead.json").write_text(json.dumps(results, indent=1))
+    (out / "dst_overhead.md").write_text(text)
+    print(text)
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["dst"]:
+        return dst_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--models", nargs="+", default=["resnet20", "vgg16"])

@@ -1,6 +1,7 @@
 """Measurements inside one backend process (`KERAS_BACKEND` is fixed at import).
 
     KERAS_BACKEND=jax python -m benchmarks.worker --out jax.json
+    KERAS_BACKEND=jax python -m benchmarks.worker --out jax.json --dst   # DST update overhead only
 
 Every speed number is a ratio of two models timed in the same process, steps
 interleaved, so machine load shifts both sides alike.
@@ -128,7 +129,7 @@ def mask_sampling_seconds(archs=("resnet50", "vgg19"), repeats=3):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
-    parser.add_argument("--models", nargs="+", default=["resnet20", "vgg16"])
+    parser.add_argument("--models", nargs="+", help="default: resnet20 vgg16 (with --dst: resnet20)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument(
         "--memory", nargs=2, metavar=("ARCH", "VARIANT"), help="only measure peak memory of one variant, then exit"
@@ -136,8 +137,24 @@ def main(argv=None):
     parser.add_argument(
         "--static", action="store_true", help="also measure file ratios and mask sampling (backend-free)"
     )
+    parser.add_argument("--dst", action="store_true", help="only measure DST update overhead (benchmarks.dst_overhead)")
+    parser.add_argument("--steps", type=int, default=300, help="--dst: steps per timed epoch")
+    parser.add_argument("--update-every", type=int, default=100, help="--dst: steps between mask updates")
+    parser.add_argument("--rounds", type=int, default=2, help="--dst: timed epochs per method (median)")
+    parser.add_argument("--batch-size", type=int, default=BATCH, help="--dst: images per step")
     args = parser.parse_args(argv)
-    if args.memory:
+    if args.models is None:
+        args.models = ["resnet20"] if args.dst else ["resnet20", "vgg16"]
+    if args.dst:
+        from benchmarks import dst_overhead
+
+        result = {
+            "dst_overhead": [
+                dst_overhead.measure(arch, DENSITY, args.steps, args.update_every, args.batch_size, args.rounds)
+                for arch in args.models
+            ]
+        }
+    elif args.memory:
         result = {"peak_rss_mib": peak_memory(*args.memory)}
     else:
         result = {"backend": keras.backend.backend(), "keras": keras.__version__}

@@ -8,9 +8,12 @@ from pathlib import Path
 import keras
 import pytest
 
+from benchmarks import dst_overhead
 from benchmarks import sparse_inference
 from benchmarks import worker
 from benchmarks.__main__ import markdown
+from keras_er.architectures import register_architecture
+from keras_er.architectures import unregister_architecture
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,6 +23,31 @@ def test_worker_measures_ratios_for_every_variant():
     assert set(result["train_ratio"]) == {"masked", "popup"}
     assert all(ratio > 0 for ratio in result["train_ratio"].values())
     assert result["infer_ratio"]["masked"] > 0
+
+
+def _tiny_cnn(input_shape, classes):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes)(x))
+
+
+def test_dst_overhead_reports_every_method_on_a_tiny_setting():
+    register_architecture("dst_bench_tiny_cnn", _tiny_cnn)  # resnet20 takes ~50 s to compile thrice on JAX
+    try:
+        result = dst_overhead.measure("dst_bench_tiny_cnn", steps=4, update_every=2, batch_size=4, rounds=1)
+    finally:
+        unregister_architecture("dst_bench_tiny_cnn")
+    assert result["backend"] == keras.backend.backend()
+    assert set(result["images_per_s"]) == {"static", "set", "rigl"}
+    assert set(result["time_ratio"]) == {"set", "rigl"}
+    assert all(value > 0 for value in [*result["images_per_s"].values(), *result["time_ratio"].values()])
+    assert result["updates_per_epoch"] == {"set": 2, "rigl": 2}  # steps 2 and 4 of each timed epoch
+    assert set(result["seconds_per_update"]) == {"set", "rigl"}
+    json.dumps(result)  # what the worker writes
+    row = dst_overhead.markdown([result]).splitlines()[2]
+    assert row.startswith(f"| {keras.backend.backend()} | dst_bench_tiny_cnn ERK 0.1 | 4 × 4 | 2 |")
 
 
 def test_file_ratios_track_density():

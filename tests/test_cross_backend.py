@@ -28,6 +28,17 @@ for scheme in ("erk", "uniform", "balanced", "pyramidal"):
     for layer in masked_layers(model):
         digest.update(keras.ops.convert_to_numpy(layer.mask).astype(np.uint8).tobytes())
     hashes[scheme] = digest.hexdigest()
+# SET's criterion is data-free: one update on the same published weights moves the same weights everywhere.
+from keras_er import dst
+model = keras_er.zoo.load("resnet20_erk_d0.1_cifar10", include_preprocessing=False)
+for key in ("flagship", "after_set_update"):
+    digest = hashlib.sha256()
+    for layer in masked_layers(model):
+        digest.update(keras.ops.convert_to_numpy(layer.mask).astype(np.uint8).tobytes())
+    hashes[key] = digest.hexdigest()
+    update = dst.SET(update_every=1, total_steps=1000, seed=3)
+    update.set_model(model)
+    update.update(step=10)
 logits = {}
 for entry in keras_er.zoo.registry.load_index():
     model = keras_er.zoo.build(
@@ -55,10 +66,12 @@ def per_backend(tmp_path_factory):
 
 
 @pytest.mark.cross_backend
-def test_same_seed_gives_bit_identical_masks_in_every_backend(per_backend):
+def test_same_seed_gives_bit_identical_masks_and_set_updates_in_every_backend(per_backend):
     hashes = [per_backend[backend][0] for backend in BACKENDS]
     assert hashes[0] == hashes[1] == hashes[2]
-    assert len(set(hashes[0].values())) == 4, "each scheme draws different masks"
+    schemes = ("erk", "uniform", "balanced", "pyramidal")
+    assert len({hashes[0][scheme] for scheme in schemes}) == 4, "each scheme draws different masks"
+    assert hashes[0]["after_set_update"] != hashes[0]["flagship"], "the SET update moved weights"
 
 
 @pytest.mark.cross_backend
