@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from keras_er import BACKENDS
 from keras_er.zoo import registry
 
 REPO = Path(__file__).resolve().parents[1]
-BACKENDS = ("tensorflow", "torch", "jax")
 
 SCRIPT = """
 import hashlib, json, sys

@@ -1,4 +1,4 @@
-"""SET and RigL: Keras callbacks that move the weights of keras_er masked layers during training.
+"""DynamicSparseTraining: the Keras callback base that moves the weights of keras_er masked layers.
 
 Evci, Gale, Menick, Castro & Elsen, "Rigging the Lottery: Making All Tickets
 Winners" (ICML 2020); SET: Mocanu et al., "Scalable training of artificial
@@ -9,7 +9,9 @@ Every `update_every` optimizer steps, each masked layer drops the fraction
 active weights with the smallest magnitude and grows as many where it had
 none: at random (SET) or where the dense loss gradient is largest (RigL).
 Per-layer counts (the scheme's ERK/uniform/... profile) stay exactly as they
-are; grown weights start at zero with zero optimizer slots.
+are; grown weights start at zero with zero optimizer slots. Where to grow is
+each method's `growth_scores`: SET and RigL live in `keras_er.dst.growth`
+(and are importable from here too).
 """
 
 import numbers
@@ -18,7 +20,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_er.backend_helpers import loss_gradients
 from keras_er.backend_helpers import sync_training_state
 from keras_er.dst import schedule
 from keras_er.dst import updates
@@ -208,96 +209,6 @@ class DynamicSparseTraining(keras.callbacks.Callback):
         }
 
 
-class SET(DynamicSparseTraining):
-    """Sparse Evolutionary Training: drop the smallest weights, grow as many at random.
-
-    Growth is uniform among each layer's inactive positions, drawn from
-    `(seed, step, layer index)`: bit-identical on every backend and in a
-    resumed run. Mocanu et al. 2018, with RigL's cosine schedule (Evci et al. 2020).
-
-    Example:
-
-    >>> from keras_er.layers import MaskedDense
-    >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, density=0.5, seed=0, name="hidden"),
-    ...                           MaskedDense(4, density=0.5, seed=1, name="logits")])
-    >>> model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> x, y = np.random.default_rng(0).normal(size=(32, 8)), np.arange(32) % 4
-    >>> dst = keras_er.dst.SET(update_every=2, seed=0)
-    >>> _ = model.fit(x, y, batch_size=8, epochs=2, callbacks=[dst], verbose=0)
-    >>> [record["step"] for record in dst.history]  # 8 steps, updates stop at 0.75 * 8
-    [2, 4]
-    >>> dst.history[0]["layers"]["hidden"]  # round(0.3 / 2 * (1 + cos(pi * 2 / 6)) * 64)
-    {'active': 64, 'dropped': 14, 'grown': 14}
-    """
-
-    def growth_scores(self, layers, step, batch):
-        return [updates.random_scores(tuple(layer.kernel.shape), self.seed, step, i) for i, layer in enumerate(layers)]
-
-
-class RigL(DynamicSparseTraining):
-    """Rigging the Lottery: drop the smallest weights, grow where the dense gradient is largest.
-
-    The dense gradient (with respect to the effective weight at every
-    position, masked ones included) comes from `keras_er.backend_helpers.loss_gradients`
-    on one batch of `data`, with the model's compiled loss, while every mask
-    is set to all ones: the kernel is exactly zero at masked positions, so the
-    forward pass is unchanged and the kernel gradient is the dense one. The
-    masks are restored before anything else happens. Evci et al. 2020.
-
-    Args:
-        data: required; see `DynamicSparseTraining` (pass the training data).
-        loss: the loss whose gradient ranks growth; default the model's compiled loss.
-        (the rest as in `DynamicSparseTraining`)
-
-    Example:
-
-    >>> from keras_er.layers import MaskedDense
-    >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, density=0.5, seed=0),
-    ...                           MaskedDense(4, density=0.5, seed=1)])
-    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> x, y = np.random.default_rng(0).normal(size=(32, 8)).astype("float32"), np.arange(32) % 4
-    >>> dst = keras_er.dst.RigL(update_every=2, data=(x[:8], y[:8]))
-    >>> _ = model.fit(x, y, batch_size=8, epochs=2, callbacks=[dst], verbose=0)
-    >>> [record["step"] for record in dst.history]
-    [2, 4]
-    """
-
-    def __init__(self, update_every=100, drop_fraction=0.3, end_fraction=0.75, seed=0, data=None, loss=None, **kwargs):
-        super().__init__(update_every, drop_fraction, end_fraction, seed, data=data, **kwargs)
-        if self.data is None:
-            raise ValueError(
-                "RigL needs `data` to compute dense gradients on: the training batches (an ImageBatches or "
-                "PyDataset; the update uses the batch just trained on) or one `(x, y)` batch."
-            )
-        if loss is not None and not callable(loss):
-            raise ValueError(f"`loss` must be a Keras loss (callable); got {loss!r}.")
-        self.loss = loss
-
-    def growth_scores(self, layers, step, batch):
-        x, y = _batch(self.data, batch)
-        saved = [_numpy(layer.mask) for layer in layers]
-        try:
-            for layer in layers:
-                layer.mask.assign(ops.ones(tuple(layer.mask.shape), layer.mask.dtype))
-            gradients = loss_gradients(self.model, x, y, [layer.kernel for layer in layers], loss=self._loss())
-        finally:
-            for layer, mask in zip(layers, saved):
-                layer.mask.assign(mask)
-        return [np.abs(gradient) for gradient in gradients]
-
-    def _loss(self):
-        loss = self.loss if self.loss is not None else getattr(self.model, "loss", None)
-        if loss is None:
-            return None  # loss_gradients' default: sparse categorical cross-entropy on logits
-        if isinstance(loss, str):
-            return keras.losses.get(loss)
-        if not callable(loss):
-            raise ValueError(
-                f"RigL needs one loss for its gradients; the model was compiled with {loss!r}. Pass `loss=`."
-            )
-        return loss
-
-
 def _check_data(data):
     if data is None:
         return None
@@ -315,13 +226,6 @@ def _check_data(data):
     )
 
 
-def _batch(data, batch):
-    if isinstance(data, tuple):
-        return data
-    item = data[(batch or 0) % len(data)]
-    return item[0], item[1]
-
-
 def _numpy(variable):
     # A copy: on JAX a converted buffer may be donated to the next train step.
     return np.array(ops.convert_to_numpy(variable), copy=True)
@@ -332,3 +236,12 @@ def _layer_names(layers):
     if len(set(names)) < len(names):  # nested models may repeat names
         return [layer.path for layer in layers]
     return names
+
+
+def __getattr__(name):
+    # SET and RigL subclass the base, so they live in growth.py; importing them here lazily avoids a cycle.
+    if name in ("SET", "RigL"):
+        from keras_er.dst import growth
+
+        return getattr(growth, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
