@@ -16,10 +16,14 @@ on first use.
 import importlib
 from collections.abc import Mapping
 
-# Built-in methods: name -> class name in keras_er.dst.callbacks (imported when used).
+# Built-in methods: name -> class name in keras_er.dst.growth (imported when used).
 _BUILTIN = {"set": "SET", "rigl": "RigL"}
 _REGISTERED = {}
-_CALLBACKS = ("DynamicSparseTraining", "SET", "RigL")
+_CALLBACKS = {
+    "DynamicSparseTraining": "keras_er.dst.callbacks",
+    "SET": "keras_er.dst.growth",
+    "RigL": "keras_er.dst.growth",
+}
 
 
 class _Methods(Mapping):
@@ -29,7 +33,7 @@ class _Methods(Mapping):
         if name in _REGISTERED:
             return _REGISTERED[name]
         if name in _BUILTIN:
-            return getattr(importlib.import_module("keras_er.dst.callbacks"), _BUILTIN[name])
+            return getattr(importlib.import_module("keras_er.dst.growth"), _BUILTIN[name])
         raise KeyError(name)
 
     def __iter__(self):
@@ -84,7 +88,7 @@ def get(name, **kwargs):
 
 def __getattr__(name):
     if name in _CALLBACKS:
-        return getattr(importlib.import_module("keras_er.dst.callbacks"), name)
+        return getattr(importlib.import_module(_CALLBACKS[name]), name)
     raise AttributeError(f"module 'keras_er.dst' has no attribute {name!r}")
 
 

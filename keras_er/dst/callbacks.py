@@ -1,9 +1,5 @@
 """DynamicSparseTraining: the Keras callback base that moves the weights of keras_er masked layers.
 
-Evci, Gale, Menick, Castro & Elsen, "Rigging the Lottery: Making All Tickets
-Winners" (ICML 2020); SET: Mocanu et al., "Scalable training of artificial
-neural networks with adaptive sparse connectivity" (Nature Communications 2018).
-
 Every `update_every` optimizer steps, each masked layer drops the fraction
 `drop_fraction_at(step)` (a cosine decay, see `keras_er.dst.schedule`) of its
 active weights with the smallest magnitude and grows as many where it had
@@ -21,10 +17,10 @@ import numpy as np
 from keras import ops
 
 from keras_er.backend_helpers import sync_training_state
+from keras_er.dst import checks
 from keras_er.dst import schedule
 from keras_er.dst import updates
 from keras_er.layers.weight_setup import zero_optimizer_slots
-from keras_er.model_masks import masked_layers
 
 
 class DynamicSparseTraining(keras.callbacks.Callback):
@@ -80,7 +76,7 @@ class DynamicSparseTraining(keras.callbacks.Callback):
         self.end_fraction = float(end_fraction)
         self.seed = int(seed)
         self.total_steps = total_steps
-        self.data = _check_data(data)
+        self.data = checks.check_data(data)
         self.verbose = verbose
         self.history = []
         self._step = None  # optimizer steps taken, counted between updates
@@ -159,25 +155,7 @@ class DynamicSparseTraining(keras.callbacks.Callback):
     # -- helpers -----------------------------------------------------------------------------------
 
     def _layers(self):
-        model = self.model
-        if model is None:
-            raise ValueError(f"{type(self).__name__} has no model; pass it to `fit` or call `set_model(model)`.")
-        layers = masked_layers(model)
-        if not layers:
-            raise ValueError(
-                f"Model '{model.name}' has no keras_er masked layers for {type(self).__name__} to update; "
-                "build it with keras_er.layers, keras_er.zoo.build or keras_er.sparsify."
-            )
-        popup = [layer.name for layer in layers if layer.popup]
-        if popup:
-            raise ValueError(
-                f"{type(self).__name__} does not support popup layers ({popup}): popup trains scores on a frozen "
-                "kernel, dynamic sparse training moves trained weights. Build the model with popup=False."
-            )
-        unbuilt = [layer.name for layer in layers if not layer.built]
-        if unbuilt:
-            raise ValueError(f"Model '{model.name}' is not built (layers {unbuilt}); build it before training.")
-        return layers
+        return checks.checked_layers(self.model, type(self).__name__)
 
     def _resolved_total_steps(self):
         if self.total_steps is not None:
@@ -207,23 +185,6 @@ class DynamicSparseTraining(keras.callbacks.Callback):
             "seed": self.seed,
             "total_steps": self.total_steps,
         }
-
-
-def _check_data(data):
-    if data is None:
-        return None
-    if isinstance(data, (tuple, list)):
-        if len(data) != 2:
-            raise ValueError(f"`data` as a tuple must be one `(x, y)` batch; got {len(data)} items.")
-        return tuple(data)
-    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
-        if len(data) < 1:
-            raise ValueError("`data` has no batches.")
-        return data
-    raise ValueError(
-        "`data` must be an `(x, y)` batch or an indexable batch source (keras_er.data.ImageBatches, "
-        f"keras.utils.PyDataset); got {type(data).__name__}."
-    )
 
 
 def _numpy(variable):

@@ -19,7 +19,7 @@ Built-in methods:
   ICLR 2019).
 - `synflow`: iterative synaptic flow `|dR/dw * w|`, data-free (Tanaka, Kunin,
   Yamins & Ganguli, "Pruning neural networks without any data by iteratively
-  conserving synaptic flow", NeurIPS 2020).
+  conserving synaptic flow", NeurIPS 2020); in `keras_er.pruning.synflow`.
 
 Example (a method that prefers the weights closest to zero):
 
@@ -35,6 +35,7 @@ import numbers
 import numpy as np
 
 from keras_er.pruning import select
+from keras_er.pruning.synflow import synflow_scores
 
 # keras (and the framework) load on first use, so the registry can be listed
 # without them (`keras-er --help`).
@@ -173,70 +174,6 @@ def snip_scores(context):
     kernels = [layer.kernel for layer in context.layers]
     gradients = loss_gradients(context.model, x, y, kernels, loss=context.loss, training=True)
     return [np.abs(g * w) for g, w in zip(gradients, context.kernels())]
-
-
-def synflow_scores(context):
-    """SynFlow (Tanaka et al. 2020): iterative, data-free, exponential schedule.
-
-    Every floating-point weight of the model is replaced by its absolute value
-    (BatchNorm runs in inference mode), the input is all ones, and
-    `R = sum(model(ones))`; the scores are `|dR/dw * w|`. Iteration
-    `k = 1..iterations` prunes to `d0 * (density / d0) ** (k / iterations)`,
-    `d0` the starting density (`density ** (k / iterations)` from a dense
-    model); the last iteration's scores are returned and `prune` applies the
-    target. Every weight is restored afterwards (signs included); the masks of
-    the intermediate iterations only live in `context.active`.
-    """
-    import keras
-
-    from keras_er.backend_helpers import loss_gradients
-
-    model = context.model
-    ones = np.ones((1, *_input_shape(model, context.data)), dtype="float32")
-    zero_labels = np.zeros((1,), dtype="float32")
-    kernels = [layer.kernel for layer in context.layers]
-    start = sum(int(a.sum()) for a in context.active) / sum(a.size for a in context.active)
-    floating = [w for w in model.weights if keras.backend.is_float_dtype(w.dtype)]
-    saved = [_numpy(w) for w in floating]
-    try:
-        for weight, value in zip(floating, saved):
-            weight.assign(np.abs(value))
-        for step in range(1, context.iterations + 1):
-            for layer, active in zip(context.layers, context.active):
-                layer.mask.assign(active.astype(_numpy(layer.mask).dtype))
-            gradients = loss_gradients(model, ones, zero_labels, kernels, loss=_synaptic_flow, training=False)
-            scores = [np.abs(g * _numpy(k)) for g, k in zip(gradients, kernels)]
-            if not all(np.isfinite(s).all() for s in scores):
-                raise FloatingPointError(
-                    "SynFlow scores overflowed float32 (the network's synaptic flow is too large); "
-                    "prune with fewer layers at a time or another method."
-                )
-            if step == context.iterations:
-                return scores
-            density = start * (context.density / start) ** (step / context.iterations)
-            context.active = context.select(scores, density)
-    finally:
-        for weight, value in zip(floating, saved):
-            weight.assign(value)
-
-
-def _synaptic_flow(y_true, y_pred):
-    """SynFlow's `R`: the sum of the outputs (the labels are ignored)."""
-    import keras
-
-    return sum(keras.ops.sum(output) for output in keras.tree.flatten(y_pred))
-
-
-def _input_shape(model, data):
-    inputs = getattr(model, "inputs", None) if model.built else None
-    if inputs and len(inputs) == 1 and all(d is not None for d in tuple(inputs[0].shape)[1:]):
-        return tuple(inputs[0].shape)[1:]
-    if data is not None:
-        return tuple(np.shape(first_batch(data)[0]))[1:]
-    raise ValueError(
-        "SynFlow needs the model's input shape (one input, no unknown dimension besides the batch); "
-        "give the model a keras.Input, or pass `data` to take the shape from its first batch."
-    )
 
 
 def _numpy(variable):
