@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 LOGIT_TOLERANCE = 1e-4
 DATASET = "cifar10"
-DATASET_FREE_TESTS = ("tests/layers", "tests/masks", "tests/test_sparsify.py")
+DATASET_FREE_TESTS = ("tests/layers", "tests/masks", "tests/test_conversion.py", "tests/test_model_masks.py")
 
 
 def zoo_entries():

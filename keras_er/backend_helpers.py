@@ -49,7 +49,7 @@ def loss_gradients(model, x, y, variables, loss=None, training=True):
         loss: a Keras loss; default sparse categorical cross-entropy on logits.
         training: run the forward pass in training mode (batch statistics).
     """
-    loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    loss = _scalar(loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x, y = keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)
     backend = keras.backend.backend()
     if backend == "jax":
@@ -66,6 +66,11 @@ def loss_gradients(model, x, y, variables, loss=None, training=True):
         np.zeros(tuple(v.shape), "float32") if g is None else np.asarray(keras.ops.convert_to_numpy(g))
         for v, g in zip(variables, gradients)
     ]
+
+
+def _scalar(loss):
+    """`loss` averaged over the batch when it returns one value per sample (a plain function)."""
+    return lambda y_true, y_pred: keras.ops.mean(loss(y_true, y_pred))
 
 
 def _tensorflow_gradients(model, x, y, variables, loss, training):

@@ -116,7 +116,7 @@ def main(argv=None):
 
 
 def _switch_backend(backend, argv):
-    if os.environ.get("KERAS_BACKEND") == backend or "keras" not in sys.modules:
+    if "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = backend  # keras is not imported yet: it will read this
         return
     import keras

@@ -55,13 +55,18 @@ def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
     axis = figure.subplots()
     for scheme in scheme_names():
         points = sorted(
-            (final_density(e), mean_top1(e)) for e in entries if e["scheme"] == scheme and not e.get("popup")
+            (final_density(e), mean_top1(e))
+            for e in entries
+            if e["scheme"] == scheme and not (e.get("popup") or e.get("dst") or e.get("prune"))
         )
         if points:
             axis.plot(*zip(*points), marker="o", label=scheme)
     for entry in entries:
         if entry["scheme"] == "dense":
             axis.axhline(mean_top1(entry), color="black", linestyle="--", label="dense")
+        moved = entry.get("dst") or entry.get("prune")
+        if moved:  # a mask moved by DST or set by pruning: its own marker, not on the ER line
+            axis.scatter([final_density(entry)], [mean_top1(entry)], marker="D", s=50, label=moved["method"], zorder=3)
         if entry.get("popup"):
             axis.scatter(
                 [final_density(entry)],

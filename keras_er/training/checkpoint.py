@@ -97,6 +97,11 @@ def _load(model, path, sha256):
     return None
 
 
+def has_backup(folder):
+    """Whether `folder` holds an epoch backup that `restore` would use."""
+    return bool(_candidates(Path(folder))) if Path(folder).is_dir() else False
+
+
 def _candidates(folder):
     state = _read_state(folder)
     if state:

@@ -87,6 +87,7 @@ def train_run(config, recipe, out, resume=False, argv=()):
     from keras_er.files import folder_lock
     from keras_er.files import write_text_atomic
     from keras_er.masks.schemes import validate_density
+    from keras_er.training.checkpoint import has_backup
     from keras_er.training.checkpoint import save_weights_atomic
     from keras_er.training.fit import check_run_folder
     from keras_er import training
@@ -107,7 +108,9 @@ def train_run(config, recipe, out, resume=False, argv=()):
             config["dataset"], "train", recipe.batch_size, seed=config["seed"], limit=config["limit"]
         )
         test_data = data.load(config["dataset"], "test", 256)
-        if config.get("prune") and not resume:  # a resumed run's masks come from its backup
+        # A resumed run's masks come from its backup; a run killed before its first
+        # backup prunes again (deterministic: same seed, same first batch, same masks).
+        if config.get("prune") and not (resume and has_backup(out / "backup")):
             prune_at_start(model, config, train_data)
         if not resume:
             record = {**config, "command": "keras-er " + shlex.join(argv), "backend": keras.backend.backend()}
@@ -117,6 +120,7 @@ def train_run(config, recipe, out, resume=False, argv=()):
         history = training.fit(
             model, train_data, recipe, validation=test_data, out_dir=out, resume=resume, callbacks=callbacks
         )
+        check_final_density(model, config)
         save_weights_atomic(model, out / "model.weights.h5")
         final = {key: values[-1] for key, values in history.history.items()}
         summary = {
@@ -141,6 +145,27 @@ def check_sparse_training(config):
         raise ValueError("--dst and --prune set the masks of trained weights; --popup trains scores instead.")
     if moves_masks and config["scheme"] == "dense":
         raise ValueError("--dst and --prune need a sparse --scheme and --density, not dense.")
+    if config.get("dst"):
+        from keras_er.dst import schedule
+
+        settings = config["dst"]
+        schedule.check_arguments(settings["update_every"], settings["drop_fraction"], settings["end_fraction"])
+    if config.get("prune") and config["prune"]["iterations"] < 1:
+        raise ValueError(f"--prune-iterations must be a positive int; got {config['prune']['iterations']}.")
+
+
+def check_final_density(model, config):
+    """A trained sparse run must still have the density it was asked for (exact sampling and pruning)."""
+    if config["scheme"] == "dense" or config["popup"]:
+        return
+    from keras_er.model_masks import summary
+
+    report = summary(model, print_fn=None)
+    if abs(report["global_density"] - config["density"]) > 1e-3:
+        raise ValueError(
+            f"The trained model has density {report['global_density']:.4f}, not the run's "
+            f"{config['density']:g}; its masks were not restored. Not saved."
+        )
 
 
 def prune_at_start(model, config, train_data):

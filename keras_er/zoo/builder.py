@@ -54,7 +54,8 @@ def build(
             masks were moved or pruned (see `keras_er.zoo.load`); its masks
             then come from the weight file.
         include_preprocessing: put the dataset's input normalisation in the
-            model (the entry's, or CIFAR-10's for a random model).
+            model (the entry's, or CIFAR-10's for a random model with 3 input
+            channels; a random model for other inputs stays bare).
         root: zoo folder (default: `keras_er.zoo.registry.zoo_root()`).
     """
     if arch not in ARCHITECTURES:
@@ -100,7 +101,9 @@ def build(
         )
     if include_preprocessing:
         mean, std = input_normalization(entry)
-        model = with_preprocessing(model, mean, std)
+        if entry is not None or len(mean) == model.inputs[0].shape[-1]:
+            model = with_preprocessing(model, mean, std)
+        # else: a random model for other inputs than CIFAR-10's: no statistics to use, it stays bare
     return model
 
 
@@ -144,7 +147,7 @@ def without_preprocessing(model):
     return model
 
 
-def load(entry_id, include_preprocessing=True, root=None):
+def load(entry_id, root=None, *, include_preprocessing=True):
     """The published model `entry_id` (an id from `available_weights()`), weights loaded.
 
     Example:

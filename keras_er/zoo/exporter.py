@@ -68,6 +68,9 @@ def export(
     `dst`/`prune` record how the masks were moved or pruned (the run's
     settings); they become part of the id, and the masks come from the file.
     """
+    recipe = dict(recipe or {})
+    if "input_normalization" not in recipe and model is not without_preprocessing(model):
+        recipe["input_normalization"] = _normalization_of(model)  # what the wrapper applied, kept
     model = without_preprocessing(model)  # the entry records the bare network's logits
     density = 1.0 if scheme == "dense" else validate_density(density)
     entry_id = registry.entry_id(arch, scheme, density, popup, popup_density, dataset, dst, prune)
@@ -136,3 +139,10 @@ def _layer_rows(model):
     if not masked_layers(model):
         return []
     return [{**row, "shape": list(row["shape"])} for row in summary(model, print_fn=None)["layers"]]
+
+
+def _normalization_of(wrapped):
+    """The mean/std (pixel units) of a `with_preprocessing` model's Normalization layer."""
+    config = wrapped.get_layer("normalize_pixels").get_config()
+    std = [float(v) ** 0.5 for v in np.ravel(config["variance"])]
+    return {"mean": [float(v) for v in np.ravel(config["mean"])], "std": std, "units": "pixels 0-255"}

@@ -30,6 +30,10 @@ def markdown_table(root=None):
     ]
     for entry in registry.load_index(root):
         scheme = entry["scheme"] + (f" + popup {entry['popup_density']:g}" if entry.get("popup") else "")
+        if entry.get("dst"):
+            scheme += f" + {entry['dst']['method']}"
+        if entry.get("prune"):
+            scheme = f"{entry['prune']['method']} ({entry['prune']['scope']})"
         kept = entry.get("weights_kept")
         total = entry.get("weights_total")
         seconds = entry.get("train_seconds")
