@@ -143,4 +143,16 @@ def markdown(runs):
             f"| {ratio['set']:.3f} | {ratio['rigl']:.3f} | {cost.get('set', float('nan')):.2f} / "
             f"{cost.get('rigl', float('nan')):.2f} |"
         )
+    lines.append("")
+    lines.append(
+        "Epoch = `steps` steps; each method's epoch time is the median of its rounds, methods taking turns. "
+        "s per update = (method - static epoch time) / updates per epoch, so it carries the timing noise "
+        "(negative: noise). Epoch seconds per round:"
+    )
+    for r in runs:
+        rounds = "; ".join(
+            f"{name} " + ", ".join(f"{t:.1f}" for t in r["epoch_seconds_all"][key])
+            for key, name in (("static", "static"), ("set", "SET"), ("rigl", "RigL"))
+        )
+        lines.append(f"- {r['backend']} {r['arch']}: {rounds}.")
     return "\n".join(lines) + "\n"
