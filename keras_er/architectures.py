@@ -4,8 +4,7 @@ Built-in builders are named here with their module, so listing them (the
 CLI's choices) imports no keras. `register_architecture` adds one more.
 """
 
-import importlib
-from collections.abc import Mapping
+from keras_er.lazy_registry import LazyRegistry
 
 _BUILTIN = {
     **{name: "keras_er.models.resnet_cifar" for name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")},
@@ -35,24 +34,4 @@ def unregister_architecture(name):
     _REGISTERED.pop(name, None)
 
 
-class _Architectures(Mapping):
-    """Read-only view of every architecture, built-in and registered."""
-
-    def __getitem__(self, name):
-        if name in _REGISTERED:
-            return _REGISTERED[name]
-        if name in _BUILTIN:
-            return getattr(importlib.import_module(_BUILTIN[name]), name)
-        raise KeyError(name)
-
-    def __iter__(self):
-        return iter([*_BUILTIN, *_REGISTERED])
-
-    def __len__(self):
-        return len(_BUILTIN) + len(_REGISTERED)
-
-    def __repr__(self):
-        return f"ARCHITECTURES({', '.join(self)})"
-
-
-ARCHITECTURES = _Architectures()
+ARCHITECTURES = LazyRegistry("ARCHITECTURES", {name: (module, name) for name, module in _BUILTIN.items()}, _REGISTERED)

@@ -60,7 +60,7 @@ def assign(
     >>> assign(model, density=0.5, scheme="erk", seed=0)
     [0.4..., 0.6...]
     """
-    layers = _require_masked_layers(model)
+    layers = require_masked_layers(model)
     shapes = [tuple(layer.kernel.shape) for layer in layers]
     dense = _dense_layer_indices(dense_layers, layers)
     densities = layer_densities(shapes, density, scheme, dense_layers=dense)
@@ -84,7 +84,7 @@ def summary(model, print_fn=print):
         density, masked), `size`, `nonzeros` and `global_density`.
     """
     rows = []
-    masked = set(id(layer) for layer in _require_masked_layers(model))
+    masked = set(id(layer) for layer in require_masked_layers(model))
     for layer in leaf_layers(model):
         name = layer.path if hasattr(layer, "path") else layer.name
         kept = [(layer.active_mask(), True)] if id(layer) in masked else []
@@ -123,7 +123,8 @@ def unmasked_kernels(layer):
     return [w for w in layer.trainable_weights if w.name in KERNEL_NAMES]
 
 
-def _require_masked_layers(model):
+def require_masked_layers(model):
+    """The masked layers of a built `model`, or a clear error (not a model, none masked, not built)."""
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model; got {type(model).__name__}.")
     layers = masked_layers(model)

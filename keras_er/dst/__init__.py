@@ -14,7 +14,8 @@ on first use.
 """
 
 import importlib
-from collections.abc import Mapping
+
+from keras_er.lazy_registry import LazyRegistry
 
 # Built-in methods: name -> class name in keras_er.dst.growth (imported when used).
 _BUILTIN = {"set": "SET", "rigl": "RigL"}
@@ -26,27 +27,7 @@ _CALLBACKS = {
 }
 
 
-class _Methods(Mapping):
-    """Read-only view of every DST method, built-in and registered: name -> callback class."""
-
-    def __getitem__(self, name):
-        if name in _REGISTERED:
-            return _REGISTERED[name]
-        if name in _BUILTIN:
-            return getattr(importlib.import_module("keras_er.dst.growth"), _BUILTIN[name])
-        raise KeyError(name)
-
-    def __iter__(self):
-        return iter([*_BUILTIN, *_REGISTERED])
-
-    def __len__(self):
-        return len(_BUILTIN) + len(_REGISTERED)
-
-    def __repr__(self):
-        return f"METHODS({', '.join(self)})"
-
-
-METHODS = _Methods()
+METHODS = LazyRegistry("METHODS", {name: ("keras_er.dst.growth", cls) for name, cls in _BUILTIN.items()}, _REGISTERED)
 
 
 def method_names():

@@ -8,7 +8,7 @@ import numpy as np
 from keras_er.backend_helpers import sync_training_state
 from keras_er.masks.schemes import validate_density
 from keras_er.masks.schemes import validate_scheme
-from keras_er.model_masks import masked_layers
+from keras_er.model_masks import masked_layers, require_masked_layers
 from keras_er.pruning import select
 from keras_er.pruning import scores as scores_lib
 
@@ -102,17 +102,7 @@ def prune(model, method, density, scheme=None, data=None, seed=0, iterations=100
 
 def prunable_layers(model):
     """The masked layers of a built `model`, or a clear error (no masked layers, not built, popup)."""
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"`model` must be a keras.Model; got {type(model).__name__}.")
-    layers = masked_layers(model)
-    if not layers:
-        raise ValueError(
-            f"Model '{model.name}' has no keras_er masked layers; build it with keras_er.layers, "
-            "or convert it with keras_er.sparsify(model, density=1.0) to prune a dense model."
-        )
-    unbuilt = [layer.name for layer in layers if not layer.built]
-    if unbuilt:
-        raise ValueError(f"Model '{model.name}' is not built (layers {unbuilt}); give it an Input or call it first.")
+    layers = require_masked_layers(model)
     popup = [layer.name for layer in layers if layer.popup]
     if popup:
         raise ValueError(
