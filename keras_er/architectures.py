@@ -5,6 +5,7 @@ CLI's choices) imports no keras. `register_architecture` adds one more.
 """
 
 from keras_er.lazy_registry import LazyRegistry
+from keras_er.lazy_registry import check_new_entry
 
 _BUILTIN = {
     **{name: "keras_er.models.resnet_cifar" for name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")},
@@ -20,12 +21,7 @@ def register_architecture(name, builder):
     The zoo then has `<name>_<scheme>` constructors and `keras-er train
     --model <name>` trains it.
     """
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"An architecture name must be an identifier; got {name!r}.")
-    if name in _BUILTIN or name in _REGISTERED:
-        raise ValueError(f"Architecture {name!r} exists already; choose another name.")
-    if not callable(builder):
-        raise TypeError(f"`builder` must be callable; got {builder!r}.")
+    check_new_entry("architecture", name, builder, {**_BUILTIN, **_REGISTERED}, "builder", lowercase=False)
     _REGISTERED[name] = builder
 
 

@@ -39,3 +39,17 @@ class LazyRegistry(Mapping):
 
     def __repr__(self):
         return f"{self._label}({', '.join(self)})"
+
+
+def check_new_entry(kind, name, value, taken, argument, lowercase=True):
+    """Refuse a registration: a name that is not a (lower-case) identifier or is taken, or a non-callable value.
+
+    `kind` names the registry in messages ("scheme", "DST method", ...);
+    `argument` names the registered value's parameter.
+    """
+    if not isinstance(name, str) or not name.isidentifier() or (lowercase and name != name.lower()):
+        raise ValueError(f"A {kind} name must be a {'lower-case ' if lowercase else ''}identifier; got {name!r}.")
+    if name in taken:
+        raise ValueError(f"{kind[0].upper()}{kind[1:]} {name!r} exists already; choose another name.")
+    if not callable(value):
+        raise TypeError(f"`{argument}` must be callable; got {value!r}.")

@@ -58,3 +58,26 @@ OPTIMIZERS = {
     "sgd_clipnorm": lambda: keras.optimizers.SGD(0.1, momentum=0.9, clipnorm=0.5),
     "adam_global_clipnorm": lambda: keras.optimizers.Adam(0.01, global_clipnorm=0.5),
 }
+
+
+def synthetic_batches(n=64, batch_size=16, seed=0):
+    """Seeded uint8 images and labels as shuffled, augmented `ImageBatches` (a tiny training set)."""
+    from keras_er.data import ImageBatches
+
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+    return ImageBatches(
+        images, rng.integers(0, 4, n), (128,) * 3, (64,) * 3, batch_size=batch_size, shuffle=True, augment=True, seed=1
+    )
+
+
+class StopAt(keras.callbacks.Callback):
+    """Interrupt `fit` (as Ctrl-C would) when epoch `epoch` begins."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt

@@ -16,6 +16,7 @@ on first use.
 import importlib
 
 from keras_er.lazy_registry import LazyRegistry
+from keras_er.lazy_registry import check_new_entry
 
 # Built-in methods: name -> class name in keras_er.dst.growth (imported when used).
 _BUILTIN = {"set": "SET", "rigl": "RigL"}
@@ -40,12 +41,7 @@ def register_method(name, cls):
 
     A subclass of `DynamicSparseTraining` that defines `growth_scores` is the usual choice.
     """
-    if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
-        raise ValueError(f"A DST method name must be a lower-case identifier; got {name!r}.")
-    if name in _BUILTIN or name in _REGISTERED:
-        raise ValueError(f"DST method {name!r} exists already; choose another name.")
-    if not callable(cls):
-        raise TypeError(f"`cls` must be a callback class (callable); got {cls!r}.")
+    check_new_entry("DST method", name, cls, {**_BUILTIN, **_REGISTERED}, "cls")
     _REGISTERED[name] = cls
 
 

@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from keras_er.lazy_registry import check_new_entry
+
 _SCHEMES = {}  # name -> function(free_shapes, free_sizes, budget) -> densities
 
 
@@ -30,12 +32,7 @@ def register_scheme(name, densities_fn):
     True
     >>> unregister_scheme("fan_in")
     """
-    if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
-        raise ValueError(f"A scheme name must be a lowercase identifier; got {name!r}.")
-    if name == "dense" or name in _SCHEMES:
-        raise ValueError(f"Scheme {name!r} exists already; choose another name.")
-    if not callable(densities_fn):
-        raise TypeError(f"`densities_fn` must be callable; got {densities_fn!r}.")
+    check_new_entry("scheme", name, densities_fn, {"dense", *_SCHEMES}, "densities_fn")
     _SCHEMES[name] = densities_fn
 
 

@@ -34,6 +34,7 @@ import numbers
 
 import numpy as np
 
+from keras_er.lazy_registry import check_new_entry
 from keras_er.pruning import select
 from keras_er.pruning.synflow import synflow_scores
 
@@ -51,12 +52,7 @@ def register_method(name, score_fn):
     An iterative method may narrow `context.active` (with `context.select`)
     before returning its last scores, as `synflow` does.
     """
-    if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
-        raise ValueError(f"A method name must be a lowercase identifier; got {name!r}.")
-    if name in _METHODS:
-        raise ValueError(f"Pruning method {name!r} exists already; choose another name.")
-    if not callable(score_fn):
-        raise TypeError(f"`score_fn` must be callable; got {score_fn!r}.")
+    check_new_entry("pruning method", name, score_fn, _METHODS, "score_fn")
     _METHODS[name] = score_fn
 
 

@@ -2,33 +2,19 @@
 
 import numpy as np
 import pytest
-import keras
 
 from keras_er import dst
 from keras_er import training
-from keras_er.data import ImageBatches
 from keras_er.masks import masked_layers
 from keras_er.training.recipe import Recipe
 from tests.helpers import masked_cnn
+from tests.helpers import StopAt
+from tests.helpers import synthetic_batches
 from tests.helpers import to_numpy
 
 
-def synthetic(n=32, seed=0):
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
-    return ImageBatches(
-        images, rng.integers(0, 4, n), (128,) * 3, (64,) * 3, batch_size=8, shuffle=True, augment=True, seed=1
-    )
-
-
-class StopAt(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
+def synthetic():
+    return synthetic_batches(n=32, batch_size=8)
 
 
 def method(name, train):

@@ -17,7 +17,7 @@ from keras_er.training.fit import _prepare
 from keras_er.training.recipe import Recipe
 from tests.helpers import masked_cnn
 from tests.helpers import to_numpy
-from tests.training.test_fit import StopAt
+from tests.helpers import StopAt
 from tests.training.test_fit import synthetic
 
 RECIPE = Recipe(epochs=3, warmup_epochs=1, learning_rate=0.05)

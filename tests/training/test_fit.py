@@ -6,31 +6,18 @@ import keras_er
 
 from keras_er import data
 from keras_er import training
-from keras_er.data import ImageBatches
 from keras_er.data import sources
 from keras_er.masks import masked_layers
 from keras_er.training.recipe import Recipe
 from tests.helpers import masked_cnn
 from tests.helpers import masked_weights
+from tests.helpers import StopAt
+from tests.helpers import synthetic_batches
 from tests.helpers import to_numpy
 
 
-def synthetic(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
-    return ImageBatches(
-        images, rng.integers(0, 4, n), (128,) * 3, (64,) * 3, batch_size=16, shuffle=True, augment=True, seed=1
-    )
-
-
-class StopAt(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
+def synthetic():
+    return synthetic_batches(n=64, batch_size=16)
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
