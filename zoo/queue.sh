@@ -13,6 +13,7 @@
 # the work tree); each job logs to <run>.log there. Export a finished run with
 # `keras-er export $KERAS_ER_RUNS/<id>`, then evaluate it on each backend with
 # `keras-er --backend B evaluate --zoo <id> --record`.
+# Jobs run this checkout's code (PYTHONPATH), whatever `pip install -e` last pointed at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${KERAS_ER_RUNS:-$(cd .. && pwd)/runs}"
@@ -59,7 +60,7 @@ for job in "${JOBS[@]}"; do
   echo "$(date -Is) lane $lane: $id (${resume[*]:-fresh}, $(progress "$id") epochs done)"
   # shellcheck disable=SC2086  # $args is a list of words
   OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
-    taskset -c "$core" keras-er --backend "$backend" train $args --epochs 30 --seed 0 \
+    PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" taskset -c "$core" python -m keras_er --backend "$backend" train $args --epochs 30 --seed 0 \
     --out "$RUNS/$id" "${resume[@]}" >>"$RUNS/$id.log" 2>&1 || status=$?
   if (( ${status:-0} )); then  # captured first: $(date) would reset $?
     echo "$(date -Is) lane $lane: $id stopped with exit $status (see $RUNS/$id.log)"
