@@ -76,6 +76,17 @@ def _scalar(loss):
 def _tensorflow_gradients(model, x, y, variables, loss, training):
     import tensorflow as tf
 
+    if tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context():
+        # Mirrored variables are read inside a replica: every replica takes the whole batch; keep the first's.
+        strategy = tf.distribute.get_strategy()
+        gradients = strategy.run(_tape_gradients, args=(model, x, y, variables, loss, training))
+        return [None if g is None else strategy.experimental_local_results(g)[0] for g in gradients]
+    return _tape_gradients(model, x, y, variables, loss, training)
+
+
+def _tape_gradients(model, x, y, variables, loss, training):
+    import tensorflow as tf
+
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         for variable in variables:
             tape.watch(variable.value)

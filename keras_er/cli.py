@@ -43,6 +43,12 @@ def parser():
     train.add_argument("--limit", type=int, help="use only the first N training images")
     train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument(
+        "--devices",
+        type=_positive_int,
+        help="data-parallel over N local devices with the backend's engine (JAX keras.distribution, "
+        "TF MirroredStrategy, torch DDP under torchrun); the global batch stays --batch-size",
+    )
     _add_sparse_training_arguments(train)
 
     evaluate = commands.add_parser("evaluate", help="top-1/top-5 and per-class accuracy")
@@ -98,6 +104,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     args.argv = argv  # recorded as the command that reproduces a run
+    _devices_before_frameworks_load(args)
     if args.backend:
         _switch_backend(args.backend, argv)
     from keras_er.files import FolderLockedError
@@ -126,14 +133,46 @@ def _switch_backend(backend, argv):
         os.execvpe(sys.executable, [sys.executable, "-m", "keras_er", *argv], env)
 
 
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
+    return value
+
+
 def _train(args):
+    devices = args.devices if args.devices and args.devices > 1 else None
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if devices and backend == "torch" and "WORLD_SIZE" not in os.environ:
+        return _relaunch_under_torchrun(devices, args.argv)
     from keras_er.training import runs
 
     final = runs.train_run(
-        runs.config_from_args(args), runs.recipe_from_args(args), Path(args.out), resume=args.resume, argv=args.argv
+        runs.config_from_args(args),
+        runs.recipe_from_args(args),
+        Path(args.out),
+        resume=args.resume,
+        argv=args.argv,
+        devices=devices,
     )
-    print(runs.json_text(final))
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(runs.json_text(final))
     return 0
+
+
+def _relaunch_under_torchrun(devices, argv):
+    """torch trains one process per device: start `devices` of them on this host."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}"]
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    return subprocess.run([*launcher, "-m", "keras_er", *argv], env=env).returncode
+
+
+def _devices_before_frameworks_load(args):
+    """JAX on a CPU shows one device unless asked for more before it starts."""
+    if getattr(args, "devices", None) and args.devices > 1 and "jax" not in sys.modules:
+        flag = f"--xla_force_host_platform_device_count={args.devices}"
+        if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 
 
 def _evaluate(args):

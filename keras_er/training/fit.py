@@ -11,6 +11,7 @@ from keras_er.files import write_text_atomic
 from keras_er.masks import masked_layers
 from keras_er.training.popup import freeze_normalization_affine
 from keras_er.training import checkpoint
+from keras_er.training.distribute import Engine
 from keras_er.training.recipe import Recipe
 
 
@@ -44,7 +45,17 @@ def compile_for_training(model, recipe, steps_per_epoch):
     )
 
 
-def fit(model, train, recipe=None, validation=None, out_dir=None, resume=False, verbose="auto", callbacks=()):
+def fit(
+    model,
+    train,
+    recipe=None,
+    validation=None,
+    out_dir=None,
+    resume=False,
+    verbose="auto",
+    callbacks=(),
+    distribution=None,
+):
     """Train `model` on `train` (a `keras_er.data.ImageBatches`) with `recipe`.
 
     With `out_dir`, the run keeps a checked backup each epoch (the previous one
@@ -56,6 +67,11 @@ def fit(model, train, recipe=None, validation=None, out_dir=None, resume=False, 
     scores: normalization scale/offset are frozen here too (a reloaded
     `.keras` file forgets that).
 
+    `distribution`: an engine from `keras_er.training.distribute.data_parallel`
+    (build the model inside its `scope()`); `train` holds the global batches and
+    each device computes its part. Only the chief process writes `out_dir`; every
+    process restores from it on `resume`.
+
     Returns:
         The Keras `History`.
 
@@ -65,23 +81,29 @@ def fit(model, train, recipe=None, validation=None, out_dir=None, resume=False, 
         keras_er.files.FolderLockedError: another process trains in `out_dir`.
     """
     recipe = recipe or Recipe()
-    if out_dir is None:
-        _prepare(model, train, recipe)
-        return _fit(model, train, recipe, validation, verbose, list(callbacks), 0)
-    out = Path(out_dir)
-    with folder_lock(out, wait=False, purpose="training"):
-        check_run_folder(out, recipe, resume)
-        _prepare(model, train, recipe)
-        extra = list(callbacks)
-        initial_epoch = checkpoint.restore(model, out / "backup") if resume else 0
-        if resume:
-            _keep_log_rows(out / "log.csv", initial_epoch)
-        write_text_atomic(out / "recipe.json", json.dumps(recipe.to_dict(), indent=1))
-        extra += [  # log first: a kill between the two leaves a row that resume drops
-            keras.callbacks.CSVLogger(str(out / "log.csv"), append=initial_epoch > 0),
-            checkpoint.EpochBackup(out / "backup"),
-        ]
-        return _fit(model, train, recipe, validation, verbose, extra, initial_epoch)
+    engine = distribution or Engine()
+    train = engine.shard(train)
+    extra = [*callbacks, *engine.callbacks()]
+    with engine.scope():
+        if out_dir is None or not engine.is_chief:
+            _prepare(model, train, recipe, engine)
+            resumed = out_dir is not None and resume
+            initial_epoch = checkpoint.restore(model, Path(out_dir) / "backup") if resumed else 0
+            shown = verbose if engine.is_chief else 0
+            return _fit(model, train, recipe, validation, shown, extra, initial_epoch)
+        out = Path(out_dir)
+        with folder_lock(out, wait=False, purpose="training"):
+            check_run_folder(out, recipe, resume)
+            _prepare(model, train, recipe, engine)
+            initial_epoch = checkpoint.restore(model, out / "backup") if resume else 0
+            if resume:
+                _keep_log_rows(out / "log.csv", initial_epoch)
+            write_text_atomic(out / "recipe.json", json.dumps(recipe.to_dict(), indent=1))
+            extra += [  # log first: a kill between the two leaves a row that resume drops
+                keras.callbacks.CSVLogger(str(out / "log.csv"), append=initial_epoch > 0),
+                checkpoint.EpochBackup(out / "backup"),
+            ]
+            return _fit(model, train, recipe, validation, verbose, extra, initial_epoch)
 
 
 def check_run_folder(out, recipe, resume):
@@ -114,13 +136,14 @@ def describe_changes(saved, wanted):
 RUN_FILES = ("recipe.json", "log.csv", "backup", "model.weights.h5")
 
 
-def _prepare(model, train, recipe):
-    """Freeze popup models' normalization affine, compile with the recipe, build."""
+def _prepare(model, train, recipe, engine):
+    """Freeze popup models' normalization affine, compile with the recipe, build, align the replicas."""
     if any(layer.popup for layer in masked_layers(model)):
         freeze_normalization_affine(model)
     compile_for_training(model, recipe, len(train))
     if not model.built:
         model(train[0][0][:1])
+    engine.prepare(model)
 
 
 def _fit(model, train, recipe, validation, verbose, extra, initial_epoch):

@@ -6,6 +6,7 @@ A run folder holds `config.json` (what model, on what data), `recipe.json`
 `train` writes to it and checked before anything is written.
 """
 
+import contextlib
 import json
 import shlex
 import time
@@ -75,11 +76,13 @@ def build_model(config, pretrained=None):
     )
 
 
-def train_run(config, recipe, out, resume=False, argv=()):
+def train_run(config, recipe, out, resume=False, argv=(), devices=None):
     """Train the model `config` describes with `recipe` into the run folder `out`.
 
     Everything is checked before the first write; the folder is locked while
-    training. Returns the final epoch's metrics.
+    training. `devices`: train data-parallel on that many devices with the
+    backend's engine (`keras_er.training.distribute`); only the chief process
+    writes the folder. Returns the final epoch's metrics.
     """
     import keras
     from keras_er import data
@@ -91,19 +94,25 @@ def train_run(config, recipe, out, resume=False, argv=()):
     from keras_er.training.checkpoint import save_weights_atomic
     from keras_er.training.fit import check_run_folder
     from keras_er import training
+    from keras_er.training import distribute
 
     out = Path(out)
     if config["scheme"] != "dense":
         validate_density(config["density"])  # before the run folder is created
     check_sparse_training(config)
-    check_config(out, config, resume)  # before the lock creates the folder
-    with folder_lock(out, wait=False, purpose="training"):
-        check_config(out, config, resume)  # again, now that no one else writes
-        check_run_folder(out, recipe, resume)  # before anything is written
+    engine = distribute.data_parallel(devices) if devices else distribute.Engine()
+    chief = engine.is_chief
+    if chief:
+        check_config(out, config, resume)  # before the lock creates the folder
+    with folder_lock(out, wait=False, purpose="training") if chief else contextlib.nullcontext():
+        if chief:
+            check_config(out, config, resume)  # again, now that no one else writes
+            check_run_folder(out, recipe, resume)  # before anything is written
         # Masks are seeded on their own; this seeds the kernel initialisers, so the
         # command in the card rebuilds the same initial model (on the same backend).
         keras.utils.set_random_seed(config["seed"])
-        model = build_model(config)
+        with engine.scope():
+            model = build_model(config)
         train_data = data.load(
             config["dataset"], "train", recipe.batch_size, seed=config["seed"], limit=config["limit"]
         )
@@ -112,15 +121,24 @@ def train_run(config, recipe, out, resume=False, argv=()):
         # backup prunes again (deterministic: same seed, same first batch, same masks).
         if config.get("prune") and not (resume and has_backup(out / "backup")):
             prune_at_start(model, config, train_data)
-        if not resume:
+        if not resume and chief:
             record = {**config, "command": "keras-er " + shlex.join(argv), "backend": keras.backend.backend()}
-            write_text_atomic(out / "config.json", json_text(record))
+            write_text_atomic(out / "config.json", json_text({**record, **engine.describe()}))
         start = time.perf_counter()
         callbacks = dst_callbacks(config, train_data)
         history = training.fit(
-            model, train_data, recipe, validation=test_data, out_dir=out, resume=resume, callbacks=callbacks
+            model,
+            train_data,
+            recipe,
+            validation=test_data,
+            out_dir=out,
+            resume=resume,
+            callbacks=callbacks,
+            distribution=engine,
         )
         check_final_density(model, config)
+        if not chief:
+            return {key: values[-1] for key, values in history.history.items()}
         save_weights_atomic(model, out / "model.weights.h5")
         final = {key: values[-1] for key, values in history.history.items()}
         summary = {

@@ -1,0 +1,435 @@
+"""Data-parallel training on each backend's own engine (the one module of `training` that imports frameworks).
+
+| backend | engine | one host | several hosts |
+| --- | --- | --- | --- |
+| jax | `keras.distribution.DataParallel` | the local devices | `keras.distribution.initialize(...)` first |
+| tensorflow | `tf.distribute.MirroredStrategy` | GPUs or N logical CPUs | `MultiWorkerMirroredStrategy`, `TF_CONFIG` |
+| torch | DDP: `torch.distributed` all-reduce | `torchrun --nproc_per_node N` | `torchrun --nnodes M ...` |
+
+`data_parallel(devices)` returns an `Engine`. Build the model inside `engine.scope()`
+and pass the engine to `keras_er.training.fit(..., distribution=engine)`; `fit` compiles
+inside the scope, shards the batches where the engine needs it and checks the replicas.
+
+The recipe is per *global* batch: with N devices each device computes `batch_size / N`
+images of the same global batch, so the learning rate and schedule are those of one
+device and the losses equal a one-device run's (BatchNorm statistics are synchronised
+over the global batch on every engine). To grow the global batch with the devices,
+pass `batch_size=N*128` and scale the learning rate linearly (Goyal et al. 2017).
+
+Masks and popup scores/kernels are drawn in numpy from the seed on every replica;
+`fit` checks that every replica holds the same masks before training and at each
+epoch end (torch), instead of assuming it.
+"""
+
+import contextlib
+import os
+import types
+import zlib
+
+import keras
+import numpy as np
+
+from keras_er.model_masks import masked_layers
+
+
+def data_parallel(devices=None):
+    """The data-parallel `Engine` of the current Keras backend over `devices` local devices.
+
+    Args:
+        devices: number of devices (None: all; on a CPU-only TensorFlow, N
+            logical CPU devices are made, which must happen before TensorFlow
+            runs anything). On torch it must equal the processes `torchrun`
+            started (`WORLD_SIZE`).
+
+    Example (one device here, so nothing is split):
+
+    >>> engine = keras_er.training.distribute.data_parallel(1)
+    >>> engine.describe()["devices"]
+    1
+    """
+    if devices is not None and (isinstance(devices, bool) or not isinstance(devices, int) or devices < 1):
+        raise ValueError(f"`devices` must be a positive integer or None; got {devices!r}.")
+    backend = keras.backend.backend()
+    if backend not in ENGINES:
+        raise ValueError(f"Data-parallel training is not supported on the {backend!r} backend.")
+    return ENGINES[backend](devices)
+
+
+class Engine:
+    """What `fit` needs from a distribution engine; one device, one process by default."""
+
+    name = "none"
+    devices = 1
+    processes = 1
+    rank = 0
+
+    @property
+    def is_chief(self):
+        """Whether this process writes the run folder (logs, backups)."""
+        return self.rank == 0
+
+    def scope(self):
+        """Context in which models and optimizers are created."""
+        return contextlib.nullcontext()
+
+    def shard(self, batches):
+        """This process's part of the global batches (all of them in a one-process engine)."""
+        return batches
+
+    def prepare(self, model):
+        """After compile, before the first step: make every replica start equal."""
+        check_identical_masks(model, self)
+
+    def copies(self, variable):
+        """Groups of this process's copies of `variable` that must be equal (one copy here)."""
+        return [[keras.ops.convert_to_numpy(variable)]]
+
+    def callbacks(self):
+        """Callbacks `fit` adds: a replica check at every epoch end when there are replicas."""
+        return [ReplicaCheck(self)] if self.devices > 1 else []
+
+    def allgather(self, value):
+        """`value` (a small int) of every process, in rank order."""
+        return [value]
+
+    def average(self, value):
+        """The mean of `value` (a float) over the processes."""
+        return float(value)
+
+    def describe(self):
+        return {"engine": self.name, "devices": self.devices, "processes": self.processes}
+
+
+class JaxDataParallel(Engine):
+    """`keras.distribution.DataParallel`: one jit over a device mesh; batches split on the batch axis.
+
+    Several hosts: call `keras.distribution.initialize(coordinator, num_processes, process_id)`
+    on every host first; `devices` then counts the global devices.
+    """
+
+    name = "keras.distribution.DataParallel"
+
+    def __init__(self, devices=None):
+        available = keras.distribution.list_devices()
+        self.devices = _device_count(devices, len(available), "JAX devices")
+        self.distribution = keras.distribution.DataParallel(devices=available[: self.devices])
+        import jax
+
+        self.processes, self.rank = jax.process_count(), jax.process_index()
+
+    def scope(self):
+        return self.distribution.scope()
+
+    def copies(self, variable):
+        """Per position in the variable: the copies the devices hold of it."""
+        groups = {}
+        for shard in variable.value.addressable_shards:
+            groups.setdefault(str(shard.index), []).append(np.asarray(shard.data))
+        return list(groups.values())
+
+    def shard(self, batches):
+        if self.processes == 1:
+            return batches
+        return ShardedBatches(batches, self.rank, self.processes)
+
+
+def model_parallel(devices, model, model_axis=None):
+    """JAX `keras.distribution.ModelParallel`: masked kernels (and their masks, scores) split on the output axis.
+
+    Args:
+        devices: local (or, after `keras.distribution.initialize`, global) JAX devices to use.
+        model: a model like the one to train (built outside any scope); its
+            variable paths decide the `LayoutMap` (`layout_map`).
+        model_axis: devices per model replica (default: all of them, so the
+            batch is not split); `devices / model_axis` replicas split the batch.
+
+    Build the model to train inside `engine.scope()`, with the same layer names.
+    """
+    if keras.backend.backend() != "jax":
+        raise ValueError(f"model_parallel needs the JAX backend (keras.distribution); got {keras.backend.backend()!r}.")
+    return JaxModelParallel(devices, model, model_axis)
+
+
+def layout_map(model, mesh, axis="model"):
+    """A `LayoutMap` splitting every masked layer's kernel, mask and popup scores on their last (output) axis.
+
+    Variables whose last axis the mesh's `axis` does not divide, and every other
+    variable, are replicated. A mask lives on the same devices as its kernel,
+    so `kernel * mask` and popup's top-k need no data movement beyond XLA's.
+    """
+    layouts = keras.distribution.LayoutMap(mesh)
+    parts = mesh.shape[mesh.axis_names.index(axis)]
+    for layer in masked_layers(model):
+        for variable in (layer.kernel, layer.mask, getattr(layer, "scores", None)):
+            if variable is not None and variable.shape[-1] % parts == 0:
+                layouts[variable.path] = (None,) * (len(variable.shape) - 1) + (axis,)
+    return layouts
+
+
+class JaxModelParallel(JaxDataParallel):
+    name = "keras.distribution.ModelParallel"
+
+    def __init__(self, devices, model, model_axis=None):
+        available = keras.distribution.list_devices()
+        self.devices = _device_count(devices, len(available), "JAX devices")
+        model_axis = model_axis or self.devices
+        if self.devices % model_axis:
+            raise ValueError(f"`model_axis`={model_axis} must divide `devices`={self.devices}.")
+        mesh = keras.distribution.DeviceMesh(
+            (self.devices // model_axis, model_axis), ("batch", "model"), available[: self.devices]
+        )
+        self.distribution = keras.distribution.ModelParallel(layout_map=layout_map(model, mesh), batch_dim_name="batch")
+        import jax
+
+        self.processes, self.rank = jax.process_count(), jax.process_index()
+
+
+class TensorFlowMirrored(Engine):
+    """`tf.distribute.MirroredStrategy` (one host), `MultiWorkerMirroredStrategy` when `TF_CONFIG` is set."""
+
+    def __init__(self, devices=None):
+        import tensorflow as tf
+
+        if "TF_CONFIG" in os.environ:
+            self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            self.name = "tf.distribute.MultiWorkerMirroredStrategy"
+            resolver = self.strategy.cluster_resolver
+            self.processes = len(resolver.cluster_spec().as_dict().get("worker", [None]))
+            self.rank = resolver.task_id or 0
+        else:
+            names = _tensorflow_devices(devices)
+            self.strategy = tf.distribute.MirroredStrategy(names)
+            self.name = "tf.distribute.MirroredStrategy"
+        self.devices = self.strategy.num_replicas_in_sync
+
+    def scope(self):
+        return self.strategy.scope()
+
+    def copies(self, variable):
+        value = variable.value
+        replicas = getattr(value, "values", (value,))  # a MirroredVariable holds one component per device
+        return [[np.asarray(replica.numpy()) for replica in replicas]]
+
+    def prepare(self, model):
+        for layer in _batch_norms(model):
+            layer.synchronized = True  # statistics over the global batch, as one device computes them
+        check_identical_masks(model, self)
+
+
+class TorchDDP(Engine):
+    """DDP's contract on a Keras model: same start on every rank, gradients averaged before each update.
+
+    Started by `torchrun` (which sets `RANK`, `WORLD_SIZE`, `MASTER_ADDR`); the process
+    group uses NCCL on GPUs and gloo on CPUs. Each rank trains on its slice of every
+    global batch; `prepare` broadcasts rank 0's weights, synchronises BatchNorm and
+    makes the optimizer average gradients over the ranks (what `DistributedDataParallel`
+    does for a torch module; Keras' trainer calls the model directly, so it is done here).
+    """
+
+    name = "torch.distributed (DDP)"
+
+    def __init__(self, devices=None):
+        import torch.distributed as dist
+
+        if "WORLD_SIZE" not in os.environ and not dist.is_initialized():
+            raise ValueError(
+                "torch data-parallel training runs one process per device under torchrun: "
+                "`torchrun --nproc_per_node N -m keras_er train ...` (`keras-er train --devices N` does this)."
+            )
+        if not dist.is_initialized():
+            import torch
+
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        self.processes = self.devices = dist.get_world_size()
+        self.rank = dist.get_rank()
+        if devices is not None and devices != self.devices:
+            raise ValueError(f"`devices`={devices} but torchrun started {self.devices} processes (WORLD_SIZE).")
+
+    def shard(self, batches):
+        return ShardedBatches(batches, self.rank, self.processes)
+
+    def prepare(self, model):
+        import torch.distributed as dist
+
+        for variable in model.variables:
+            dist.broadcast(variable.value.data, src=0)
+        for layer in _batch_norms(model):
+            object.__setattr__(layer, "_moments", types.MethodType(_synchronized_moments, layer))
+        _average_gradients_before_update(model.optimizer, self.processes)
+        check_identical_masks(model, self)
+
+    def allgather(self, value):
+        import torch
+        import torch.distributed as dist
+
+        gathered = [torch.zeros(1, dtype=torch.int64) for _ in range(self.processes)]
+        dist.all_gather(gathered, torch.tensor([value], dtype=torch.int64))
+        return [int(item.item()) for item in gathered]
+
+    def average(self, value):
+        import torch
+        import torch.distributed as dist
+
+        total = torch.tensor([float(value)], dtype=torch.float64)
+        dist.all_reduce(total)
+        return float(total.item()) / self.processes
+
+
+def _average_gradients_before_update(optimizer, processes):
+    import torch.distributed as dist
+
+    apply = optimizer.apply
+
+    def apply_averaged(gradients, variables=None):
+        for gradient in gradients:
+            if gradient is not None:
+                dist.all_reduce(gradient)
+                gradient.div_(processes)
+        return apply(gradients, variables)
+
+    optimizer.apply = apply_averaged
+
+
+def _synchronized_moments(layer, inputs, mask):
+    """BatchNorm mean/variance over the global batch (sums all-reduced, differentiably)."""
+    import torch
+
+    if mask is not None:
+        raise ValueError("Synchronised BatchNorm does not support masked inputs.")
+    axes = list(layer._reduction_axes)
+    count = torch.tensor([float(np.prod([inputs.shape[a] for a in axes]))], device=inputs.device)
+    total = _summed_over_ranks(torch.cat([inputs.sum(dim=axes), torch.square(inputs).sum(dim=axes), count]))
+    channels = (total.shape[0] - 1) // 2
+    mean = total[:channels] / total[-1]
+    variance = total[channels : 2 * channels] / total[-1] - torch.square(mean)
+    return mean, variance
+
+
+def _summed_over_ranks(tensor):
+    """All-reduce (sum) with its gradient: the backward pass sums the ranks' gradients too."""
+    import torch
+    import torch.distributed as dist
+
+    class SumOverRanks(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, value):
+            total = value.clone()
+            dist.all_reduce(total)
+            return total
+
+        @staticmethod
+        def backward(ctx, gradient):
+            total = gradient.clone()
+            dist.all_reduce(total)
+            return total
+
+    return SumOverRanks.apply(tensor)
+
+
+class ShardedBatches(keras.utils.PyDataset):
+    """Rank `rank`'s contiguous slice of every batch of `batches` (the global batches)."""
+
+    def __init__(self, batches, rank, processes):
+        super().__init__()
+        self.batches, self.rank, self.processes = batches, rank, processes
+
+    def set_epoch(self, epoch):
+        self.batches.set_epoch(epoch)
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        x, y = self.batches[index]
+        if len(y) % self.processes:
+            raise ValueError(
+                f"Batch {index} has {len(y)} images, which {self.processes} processes cannot split evenly: "
+                "choose a batch size and dataset size divisible by the number of devices."
+            )
+        part = len(y) // self.processes
+        chosen = slice(self.rank * part, (self.rank + 1) * part)
+        return x[chosen], y[chosen]
+
+
+class ReplicaCheck(keras.callbacks.Callback):
+    """Refuses to go on once the replicas' masks differ (checked at every epoch end)."""
+
+    def __init__(self, engine):
+        super().__init__()
+        self.engine = engine
+
+    def on_epoch_end(self, epoch, logs=None):
+        check_identical_masks(self.model, self.engine)
+
+
+def replicated_variables(model):
+    """What must be equal on every replica: masks, popup scores and popup's frozen kernels."""
+    for layer in masked_layers(model):
+        yield layer.mask
+        if layer.popup:
+            yield layer.scores
+            yield layer.kernel
+
+
+def mask_checksum(model):
+    """A crc32 over `replicated_variables(model)` as this process holds them."""
+    checksum = 0
+    for variable in replicated_variables(model):
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
+        checksum = zlib.crc32(value.tobytes(), checksum)
+    return checksum
+
+
+def check_identical_masks(model, engine):
+    """Raise if any device or process holds other masks, scores or popup kernels than the others."""
+    for variable in replicated_variables(model):
+        for group in engine.copies(variable):
+            if any(not np.array_equal(group[0], copy) for copy in group[1:]):
+                raise RuntimeError(f"The replicas of {variable.path} differ; training stopped.")
+    checksums = engine.allgather(mask_checksum(model)) if engine.processes > 1 else []
+    if len(set(checksums)) > 1:
+        raise RuntimeError(f"The replicas' masks differ (crc32 per rank: {checksums}); training stopped.")
+
+
+def _batch_norms(model):
+    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def _device_count(devices, available, what):
+    if devices is None:
+        return available
+    if devices > available:
+        raise ValueError(f"`devices`={devices} but only {available} {what} are available.")
+    return devices
+
+
+def _tensorflow_devices(devices):
+    """Names of `devices` GPUs, or of `devices` logical CPUs made for the purpose."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        return [gpu.name for gpu in gpus[: _device_count(devices, len(gpus), "GPUs")]]
+    cpus = tf.config.list_logical_devices("CPU")
+    wanted = devices or len(cpus)
+    if len(cpus) < wanted:
+        configure_tensorflow_cpus(wanted)
+        cpus = tf.config.list_logical_devices("CPU")
+    return [cpu.name for cpu in cpus[:wanted]]
+
+
+def configure_tensorflow_cpus(count):
+    """Split the CPU into `count` logical devices (before TensorFlow has run anything)."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"TensorFlow has already started, so it cannot make {count} logical CPU devices; "
+            "create the engine (or call configure_tensorflow_cpus) before building any model."
+        ) from error
+
+
+ENGINES = {"jax": JaxDataParallel, "tensorflow": TensorFlowMirrored, "torch": TorchDDP}
