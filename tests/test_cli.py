@@ -253,3 +253,24 @@ def test_impossible_sparse_training_combinations_are_refused_before_writing(tiny
     run = tmp_path / "run"
     assert cli.main(TRAIN + extra + ["--out", str(run)]) == 2
     assert not run.exists()
+
+
+@pytest.mark.distributed
+def test_train_on_two_devices_records_the_engine_and_writes_one_run(tiny_cifar, tmp_path):
+    import keras
+
+    backend = keras.backend.backend()
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": ""}
+    argv = [*TRAIN, "--density", "0.2", "--devices", "2", "--out", str(run)]
+    command = [sys.executable, "-m", "keras_er", "--backend", backend, *argv]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    config = json.loads((run / "config.json").read_text())
+    engine = {"jax": "keras.distribution.DataParallel", "tensorflow": "tf.distribute.MirroredStrategy"}
+    assert config["devices"] == 2 and config["engine"] == engine.get(backend, "torch.distributed (DDP)")
+    assert config["processes"] == (2 if backend == "torch" else 1)
+    assert (run / "log.csv").read_text().count("\n") == 2  # header + 1 epoch: one process wrote it
+    assert result.stdout.count('"accuracy"') == 1  # one final report, from the chief
+    _, layers = _masks_and_kernels(run)
+    assert all((kernel[mask == 0] == 0).all() for mask, kernel in layers)

@@ -103,19 +103,24 @@ class Engine:
 class JaxDataParallel(Engine):
     """`keras.distribution.DataParallel`: one jit over a device mesh; batches split on the batch axis.
 
-    Several hosts: call `keras.distribution.initialize(coordinator, num_processes, process_id)`
-    on every host first; `devices` then counts the global devices.
+    Several hosts (or processes): call `keras.distribution.initialize(coordinator, num_processes,
+    process_id)` on every one first (on CPUs, after
+    `jax.config.update("jax_cpu_collectives_implementation", "gloo")`); `devices` then counts
+    the global devices, and each process feeds its slice of every global batch.
     """
 
     name = "keras.distribution.DataParallel"
 
     def __init__(self, devices=None):
-        available = keras.distribution.list_devices()
-        self.devices = _device_count(devices, len(available), "JAX devices")
-        self.distribution = keras.distribution.DataParallel(devices=available[: self.devices])
         import jax
 
         self.processes, self.rank = jax.process_count(), jax.process_index()
+        available = keras.distribution.list_devices()
+        self.devices = _device_count(devices, len(available), "JAX devices")
+        self.distribution = keras.distribution.DataParallel(
+            devices=available[: self.devices],
+            auto_shard_dataset=False,  # each process reads its own slice of the global batches (`shard`)
+        )
 
     def scope(self):
         return self.distribution.scope()
@@ -131,6 +136,11 @@ class JaxDataParallel(Engine):
         if self.processes == 1:
             return batches
         return ShardedBatches(batches, self.rank, self.processes)
+
+    def allgather(self, value):
+        from jax.experimental import multihost_utils
+
+        return [int(item) for item in np.ravel(multihost_utils.process_allgather(np.array([value], np.int64)))]
 
 
 def model_parallel(devices, model, model_axis=None):
@@ -407,15 +417,13 @@ def _tensorflow_devices(devices):
     """Names of `devices` GPUs, or of `devices` logical CPUs made for the purpose."""
     import tensorflow as tf
 
-    gpus = tf.config.list_logical_devices("GPU")
-    if gpus:
+    if tf.config.list_physical_devices("GPU"):  # physical: listing logical devices would start TensorFlow
+        gpus = tf.config.list_logical_devices("GPU")
         return [gpu.name for gpu in gpus[: _device_count(devices, len(gpus), "GPUs")]]
-    cpus = tf.config.list_logical_devices("CPU")
-    wanted = devices or len(cpus)
-    if len(cpus) < wanted:
+    wanted = devices or 1
+    if wanted > 1:
         configure_tensorflow_cpus(wanted)
-        cpus = tf.config.list_logical_devices("CPU")
-    return [cpu.name for cpu in cpus[:wanted]]
+    return [cpu.name for cpu in tf.config.list_logical_devices("CPU")[:wanted]]
 
 
 def configure_tensorflow_cpus(count):
@@ -423,6 +431,8 @@ def configure_tensorflow_cpus(count):
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or ()) >= count:
+        return  # already split (by an earlier engine, or the user)
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
     except RuntimeError as error:

@@ -104,6 +104,35 @@ def test_jax_model_parallel_shards_kernels_and_masks_and_keeps_top_k_exact(tmp_p
     check_replicas_and_sparsity(result, popup=popup)
 
 
+@pytest.mark.skipif(BACKEND != "jax", reason="jax.distributed (keras.distribution.initialize)")
+def test_jax_two_processes_joined_by_jax_distributed_train_like_one(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a free port for the coordinator
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.update(XLA_FLAGS="", JAX_COORDINATOR=f"localhost:{port}")
+    out = tmp_path / "result.json"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(out)],
+            env={**env, "JAX_PROCESS_ID": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    logs = [process.communicate(timeout=900)[0] for process in processes]
+    assert all(process.returncode == 0 for process in processes), logs[0][-3000:] + logs[1][-3000:]
+    result = json.loads(out.read_text())
+    assert result["engine"] == {"engine": "keras.distribution.DataParallel", "devices": 2, "processes": 2}
+    np.testing.assert_allclose(result["distributed"]["losses"], result["reference"]["losses"], atol=LOSS_ATOL)
+    assert max_weight_difference(result["reference"], result["distributed"]) < WEIGHT_ATOL
+    check_replicas_and_sparsity(result)
+
+
 def test_one_device_engine_changes_nothing():
     engine = distribute.data_parallel(1) if BACKEND != "torch" else distribute.Engine()
     assert engine.devices == 1 and engine.is_chief
