@@ -114,6 +114,7 @@ class JaxDataParallel(Engine):
     def __init__(self, devices=None):
         import jax
 
+        join_jax_hosts()
         self.processes, self.rank = jax.process_count(), jax.process_index()
         available = keras.distribution.list_devices()
         self.devices = _device_count(devices, len(available), "JAX devices")
@@ -141,6 +142,22 @@ class JaxDataParallel(Engine):
         from jax.experimental import multihost_utils
 
         return [int(item) for item in np.ravel(multihost_utils.process_allgather(np.array([value], np.int64)))]
+
+
+def join_jax_hosts():
+    """`keras.distribution.initialize()` from `KERAS_DISTRIBUTION_JOB_ADDRESSES`/`_NUM_PROCESSES`/`_PROCESS_ID`.
+
+    Nothing without those variables, or when this process has joined already.
+    CPU processes talk through gloo (set before joining; no effect on GPUs).
+    """
+    if "KERAS_DISTRIBUTION_JOB_ADDRESSES" not in os.environ:
+        return
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    keras.distribution.initialize()
 
 
 def model_parallel(devices, model, model_axis=None):
@@ -252,8 +269,9 @@ class TorchDDP(Engine):
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         self.processes = self.devices = dist.get_world_size()
         self.rank = dist.get_rank()
-        if devices is not None and devices != self.devices:
-            raise ValueError(f"`devices`={devices} but torchrun started {self.devices} processes (WORLD_SIZE).")
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", self.devices))
+        if devices is not None and devices != local:
+            raise ValueError(f"`devices`={devices} but torchrun started {local} processes on this host.")
 
     def shard(self, batches):
         return ShardedBatches(batches, self.rank, self.processes)

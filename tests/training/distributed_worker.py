@@ -36,12 +36,6 @@ def main():
 
     if keras.backend.backend() == "tensorflow":
         distribute.configure_tensorflow_cpus(DEVICES)  # before anything runs
-    if "JAX_PROCESS_ID" in os.environ:  # one of two JAX processes with one CPU device each
-        import jax
-
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        address = os.environ["JAX_COORDINATOR"]
-        keras.distribution.initialize(address, num_processes=2, process_id=int(os.environ["JAX_PROCESS_ID"]))
     engine = distribute.data_parallel(DEVICES)
     if args.model_parallel:
         engine = distribute.model_parallel(DEVICES, build(args))

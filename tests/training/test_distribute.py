@@ -112,12 +112,13 @@ def test_jax_two_processes_joined_by_jax_distributed_train_like_one(tmp_path):
         probe.bind(("localhost", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.update(XLA_FLAGS="", JAX_COORDINATOR=f"localhost:{port}")
+    # What keras.distribution.initialize() reads; data_parallel() joins through it (distribute.join_jax_hosts).
+    env.update(XLA_FLAGS="", KERAS_DISTRIBUTION_JOB_ADDRESSES=f"localhost:{port}", KERAS_DISTRIBUTION_NUM_PROCESSES="2")
     out = tmp_path / "result.json"
     processes = [
         subprocess.Popen(
             [sys.executable, str(WORKER), str(out)],
-            env={**env, "JAX_PROCESS_ID": str(rank)},
+            env={**env, "KERAS_DISTRIBUTION_PROCESS_ID": str(rank)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
