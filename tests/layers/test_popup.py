@@ -143,6 +143,24 @@ def test_score_mask_keeps_exactly_k_and_breaks_ties_by_position(fraction, expect
     np.testing.assert_array_equal(to_numpy(popup.score_mask(scores, mask, fraction)), expected)
 
 
+@pytest.mark.parametrize("fraction", [1e-6, 0.2, 1.0])
+@pytest.mark.parametrize("scores_kind", ["distinct", "ties", "channel_structure", "zeros"])
+def test_large_layer_score_mask_is_exactly_the_top_k_of_a_sort(scores_kind, fraction):
+    """Layers of >= 65536 weights take the sampled-bracket paths; k = 1 and k = all kept included."""
+    rng = np.random.default_rng(7)
+    shape = (3, 3, 128, 64)
+    scores = rng.uniform(-1, 1, shape).astype(np.float32)
+    if scores_kind == "ties":
+        scores = np.round(scores * 50) / 50
+    elif scores_kind == "channel_structure":  # a strided sample would see only some channels
+        scores = (scores * 1e-3 + np.arange(64) % 7).astype(np.float32)
+    elif scores_kind == "zeros":
+        scores[rng.random(shape) < 0.9] = 0.0
+    mask = (rng.random(shape) < 0.5).astype(np.float32)
+    result = to_numpy(popup.score_mask(scores, mask, fraction))
+    np.testing.assert_array_equal(result, _numpy_score_mask(scores, mask, fraction))
+
+
 def test_torch_export_of_a_popup_model_keeps_its_outputs():
 
     if keras.backend.backend() != "torch":
