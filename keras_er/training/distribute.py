@@ -29,6 +29,7 @@ import zlib
 import keras
 import numpy as np
 
+from keras_er.backend_helpers import sync_training_state
 from keras_er.model_masks import masked_layers
 
 
@@ -77,8 +78,9 @@ class Engine:
         return batches
 
     def prepare(self, model):
-        """After compile, before the first step: make every replica start equal."""
-        check_identical_masks(model, self)
+        """After compile, before the first step: make every replica start equal (and check it)."""
+        if self.devices > 1 or self.processes > 1:
+            check_identical_masks(model, self)
 
     def copies(self, variable):
         """Groups of this process's copies of `variable` that must be equal (one copy here)."""
@@ -387,6 +389,7 @@ class ReplicaCheck(keras.callbacks.Callback):
         self.engine = engine
 
     def on_epoch_end(self, epoch, logs=None):
+        sync_training_state(self.model)  # JAX: read what training reached, not the epoch's start
         check_identical_masks(self.model, self.engine)
 
 
