@@ -3,9 +3,14 @@
     python -m benchmarks                       # all three backends, ~15 min on 2 cores
     python -m benchmarks --backends jax --models resnet20 --repeats 5 --no-memory
     python -m benchmarks dst --backends tensorflow   # DST update overhead: dst_overhead.json, .md
+    python -m benchmarks knobs --backends torch      # speed settings per backend: knobs.json, .md
+    python -m benchmarks --backends jax --update     # re-measure one backend, keep the others' rows
 
-Each backend runs in its own process. Speed is reported as ratios to the same
-dense Keras model timed in the same process (interleaved steps, median).
+Each backend runs in its own process, on its fast path (keras_er.training.fast_path).
+Speed is reported in absolute terms (img/s; GFLOP/s against a numpy GEMM measured
+just before that backend's process, see benchmarks.roofline) and as ratios to the
+same dense Keras model timed in the same process (interleaved steps, median).
+The README's table between the bench-table markers is rewritten from results.md.
 """
 
 import argparse
@@ -19,34 +24,47 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import roofline
 from benchmarks import sparse_inference
 from keras_er import BACKENDS  # keras-free
 
 ROOT = Path(__file__).resolve().parent
+README = ROOT.parent / "README.md"
+TABLE_MARKERS = ("<!-- bench-table -->\n", "<!-- /bench-table -->")
 TARGETS = {"masked_train": 0.95, "popup_train": 0.85, "file_ratio_per_density": 1.5, "resnet50_masks_s": 1.0}
 
 
-def run_worker(backend, *args):
+def run_worker(backend, *args, env=None, timeout=None):
+    """Run benchmarks.worker on `backend` in a fresh process (with extra `env`); its JSON result."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT.parent)}
-        subprocess.run([sys.executable, "-m", "benchmarks.worker", "--out", str(out), *args], env=env, check=True)
+        env = {
+            **os.environ,
+            **(env or {}),
+            "KERAS_BACKEND": backend,
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONPATH": str(ROOT.parent),
+        }
+        command = [sys.executable, "-m", "benchmarks.worker", "--out", str(out), *args]
+        subprocess.run(command, env=env, check=True, timeout=timeout)
         return json.loads(out.read_text())
+
+
+def fast_path_environment(backend):
+    """The environment keras_er's fast path sets for `backend` (keras_er.training.fast_path)."""
+    from keras_er.training import fast_path
+
+    return fast_path.environment(backend, os.environ)
 
 
 def machine():
     import keras
 
     info = {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
+        **roofline.cpu_facts(),
         "python": platform.python_version(),
         "keras": keras.__version__,
     }
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines() if l.startswith("model name")]
-        info["cpu"] = names[0] if names else info["cpu"]
     for package in ("tensorflow", "torch", "jax"):
         try:
             info[package] = __import__(package).__version__
@@ -64,13 +82,15 @@ def flagship_masks():
     return [keras.ops.convert_to_numpy(l.mask) for l in keras_er.masks.masked_layers(model)]
 
 
-def collect(args):
-    results = {"machine": machine(), "backends": {}, "targets": TARGETS}
+def collect(args, previous=None):
+    """Measure every backend in `args`; with `previous` results, keep the backends and static parts not re-measured."""
+    results = {"backends": {}, **(previous or {}), "machine": machine(), "targets": TARGETS}
     for i, backend in enumerate(args.backends):
         extra = ["--static"] if i == 0 else []
-        results["backends"][backend] = run_worker(
-            backend, "--models", *args.models, "--repeats", str(args.repeats), *extra
-        )
+        gemm = roofline.gemm_bound()
+        settings = ["--models", *args.models, "--repeats", str(args.repeats), *extra]
+        results["backends"][backend] = run_worker(backend, *settings, env=fast_path_environment(backend))
+        results["backends"][backend].update(gemm=gemm, gemm_gflops=gemm["gflops"])
         if args.memory:
             results["backends"][backend]["peak_rss_mib"] = {
                 arch: {
@@ -88,26 +108,72 @@ def collect(args):
     return results
 
 
-def markdown(results):
-    m = results["machine"]
+def speed_rows(results):
+    """One table row per backend and model: absolute speed, fraction of the GEMM bound, ratios to dense."""
     lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, Keras {m['keras']}, "
-        + ", ".join(f"{p} {m[p]}" for p in ("tensorflow", "torch", "jax") if p in m)
-        + ".",
-        "",
-        "| backend | model | dense train img/s | masked / dense train | popup / dense train "
-        "| masked / dense inference | peak RSS masked / dense |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| backend | model | path | dense train img/s | train GFLOP/s | GEMM GFLOP/s | of GEMM bound "
+        "| masked / dense train | popup / dense train | masked / dense inference | peak RSS masked / dense |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for backend, result in results["backends"].items():
+        gemm = result.get("gemm_gflops")
         for arch, t in result["throughput"].items():
             rss = result.get("peak_rss_mib", {}).get(arch)
             memory = f"{rss['masked'] / rss['dense']:.2f}" if rss else "n/a"
+            gflops = t.get("train_gflops")
             lines.append(
-                f"| {backend} | {arch} | {t['train_images_per_s']['dense']:.0f} "
+                f"| {backend} | {arch} | {_path(backend, t)} | {t['train_images_per_s']['dense']:.0f} "
+                f"| {_number(gflops)} | {_number(gemm)} | {f'{gflops / gemm:.0%}' if gflops and gemm else 'n/a'} "
                 f"| {t['train_ratio']['masked']:.2f} | {t['train_ratio']['popup']:.2f} "
                 f"| {t['infer_ratio']['masked']:.2f} | {memory} |"
             )
+    return lines
+
+
+def _number(value):
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _path(backend, throughput):
+    """How the step ran: XLA / torch.compile / eager."""
+    if backend == "jax":
+        return "XLA"
+    compiled = throughput.get("jit_compile") == "True"
+    return {"tensorflow": ("XLA" if compiled else "graph"), "torch": ("torch.compile" if compiled else "eager")}.get(
+        backend, str(compiled)
+    )
+
+
+def flops_caption(results):
+    """The FLOP convention and the per-image counts, from the architecture."""
+    counts = {}
+    for result in results["backends"].values():
+        for arch, t in result["throughput"].items():
+            if t.get("train_flops_per_image"):
+                counts[arch] = t["train_flops_per_image"]
+    per_image = ", ".join(f"{arch} {flops / 1e9:.3f}" for arch, flops in counts.items())
+    return (
+        f"Train GFLOP/s = train FLOPs per image × dense img/s, where train FLOPs = "
+        f"{roofline.TRAIN_FORWARD_RATIO} × forward and forward = 2 × the multiply-adds of every Conv/Dense layer, "
+        f"counted from the built model (benchmarks/roofline.py; GFLOP per train image: {per_image}). "
+        "GEMM GFLOP/s: numpy float32 2048³ matmul, best of 5 and of all BLAS threads or one, measured just before "
+        "that backend's process; "
+        "'of GEMM bound' is their ratio. Batch 128, median of interleaved steps."
+    )
+
+
+def markdown(results):
+    m = results["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, ISA {' '.join(m.get('isa', [])) or 'n/a'}; "
+        f"Python {m['python']}, Keras {m['keras']}, "
+        + ", ".join(f"{p} {m[p]}" for p in ("tensorflow", "torch", "jax") if p in m)
+        + ".",
+        "",
+        *speed_rows(results),
+        "",
+        flops_caption(results),
+    ]
     lines += [
         "",
         "| ResNet20 zoo file | bytes / dense `.weights.h5` | target (≤ 1.5 × density) |",
@@ -192,6 +258,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["dst"]:
         return dst_main(argv[1:])
+    if argv[:1] == ["knobs"]:
+        from benchmarks import knobs
+
+        return knobs.main(argv[1:], ROOT / "results")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--models", nargs="+", default=["resnet20", "vgg16"])
@@ -199,15 +269,31 @@ def main(argv=None):
     parser.add_argument(
         "--no-memory", dest="memory", action="store_false", help="skip peak-memory probes (one process per variant)"
     )
+    parser.add_argument("--update", action="store_true", help="keep the other backends' results from --out")
+    parser.add_argument(
+        "--readme", help="README whose bench-table is rewritten (default: README.md when --out is the default)"
+    )
     parser.add_argument("--out", default=str(ROOT / "results"))
     args = parser.parse_args(argv)
-    results = collect(args)
     out = Path(args.out)
+    previous = out / "results.json"
+    results = collect(args, json.loads(previous.read_text()) if args.update and previous.exists() else None)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "results.md").write_text(markdown(results))
     plot(results, out / "results.png")
+    readme = args.readme or (README if out.resolve() == (ROOT / "results").resolve() else None)
+    if readme:
+        update_readme(Path(readme), markdown(results))
     print(markdown(results))
+
+
+def update_readme(path, table):
+    """Replace the text between the bench-table markers of `path` with `table`."""
+    start, end = TABLE_MARKERS
+    text = path.read_text()
+    head, rest = text.split(start, 1)
+    path.write_text(head + start + table + end + rest.split(end, 1)[1])
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     KERAS_BACKEND=jax python -m benchmarks.worker --out jax.json
     KERAS_BACKEND=jax python -m benchmarks.worker --out jax.json --dst   # DST update overhead only
+    KERAS_BACKEND=torch python -m benchmarks.worker --out t.json --knob '{"jit_compile": true}'  # one knob setting
 
 Every speed number is a ratio of two models timed in the same process, steps
 interleaved, so machine load shifts both sides alike.
@@ -19,9 +20,11 @@ import numpy as np
 import keras
 
 import keras_er
+from benchmarks import roofline
 from keras_er.masks import layer_densities
 from keras_er.masks import sample_masks
 from keras_er.models import ARCHITECTURES
+from keras_er.training import fast_path
 from keras_er.zoo import weights_io
 
 BATCH = 128
@@ -29,8 +32,18 @@ DENSITY = 0.1
 POPUP = dict(density=0.5, popup=True, popup_density=0.2)  # final density 0.1
 
 
-def variants(arch):
-    """{name: compiled model}: dense Keras, ERK-masked, popup (same final density)."""
+def compile_model(model, **options):
+    """The benchmark's optimizer and loss, with compile `options` (e.g. jit_compile)."""
+    model.compile(
+        keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        **options,
+    )
+    return model
+
+
+def variants(arch, options=None):
+    """{name: compiled model}: dense Keras, ERK-masked, popup (same final density), compiled with `options`."""
     dense = ARCHITECTURES[arch](input_shape=(32, 32, 3), classes=10)
     models = {
         "dense": dense,
@@ -38,10 +51,7 @@ def variants(arch):
         "popup": keras_er.sparsify(dense, scheme="erk", **POPUP),
     }
     for model in models.values():
-        model.compile(
-            keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
+        compile_model(model, **(options or {}))
     return models
 
 
@@ -65,9 +75,13 @@ def time_interleaved(models, step, repeats, warmup=2):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def throughput(arch, repeats, batch_size=BATCH, warmup=2):
-    """Images/s of a train step and of inference, per variant, and ratios to dense."""
-    models = variants(arch)
+def throughput(arch, repeats, batch_size=BATCH, warmup=2, options=None):
+    """Images/s of a train step and of inference, per variant, ratios to dense, and the dense step's GFLOP/s.
+
+    `options` are compile arguments (default: `keras_er.training.fast_path.compile_options`).
+    """
+    options = fast_path.compile_options(keras.backend.backend(), arch) if options is None else options
+    models = variants(arch, options)
     x, y = batch(batch_size)
     train = time_interleaved(models, lambda m: m.train_on_batch(x, y), repeats, warmup)
     infer = time_interleaved(
@@ -82,6 +96,8 @@ def throughput(arch, repeats, batch_size=BATCH, warmup=2):
         "train_ratio": {k: train["dense"] / t for k, t in train.items() if k != "dense"},
         "infer_ratio": {"masked": infer["dense"] / infer["masked"]},
         "jit_compile": str(models["masked"].jit_compile),
+        "train_flops_per_image": roofline.train_flops(models["dense"]),
+        "train_gflops": roofline.train_flops(models["dense"]) * batch_size / train["dense"] / 1e9,
     }
 
 
@@ -137,6 +153,7 @@ def main(argv=None):
     parser.add_argument(
         "--static", action="store_true", help="also measure file ratios and mask sampling (backend-free)"
     )
+    parser.add_argument("--knob", help="only time the dense train step under this JSON setting (benchmarks.knobs)")
     parser.add_argument("--dst", action="store_true", help="only measure DST update overhead (benchmarks.dst_overhead)")
     parser.add_argument("--steps", type=int, default=300, help="--dst: steps per timed epoch")
     parser.add_argument("--update-every", type=int, default=100, help="--dst: steps between mask updates")
@@ -154,6 +171,10 @@ def main(argv=None):
                 for arch in args.models
             ]
         }
+    elif args.knob:
+        from benchmarks import knobs
+
+        result = {arch: knobs.measure(arch, json.loads(args.knob), args.repeats) for arch in args.models}
     elif args.memory:
         result = {"peak_rss_mib": peak_memory(*args.memory)}
     else:

@@ -8,10 +8,15 @@ from pathlib import Path
 import keras
 import pytest
 
+import keras_er
+
 from benchmarks import dst_overhead
+from benchmarks import knobs
+from benchmarks import roofline
 from benchmarks import sparse_inference
 from benchmarks import worker
 from benchmarks.__main__ import markdown
+from benchmarks.__main__ import update_readme
 from keras_er.architectures import register_architecture
 from keras_er.architectures import unregister_architecture
 
@@ -68,13 +73,17 @@ def test_markdown_report_renders():
         "train_images_per_s": {"dense": 100.0},
         "train_ratio": {"masked": 1.0, "popup": 0.9},
         "infer_ratio": {"masked": 1.0},
+        "train_flops_per_image": 0.245e9,
+        "train_gflops": 24.5,
+        "jit_compile": "True",
     }
     results = {
-        "machine": {"cpu": "cpu", "cores": 2, "python": "3", "keras": keras.__version__},
+        "machine": {"cpu": "cpu", "cores": 2, "isa": ["avx2"], "python": "3", "keras": keras.__version__},
         "backends": {
             "jax": {
                 "throughput": {"resnet20": throughput},
                 "peak_rss_mib": {"resnet20": {"dense": 100, "masked": 101, "popup": 102}},
+                "gemm_gflops": 50.0,
             }
         },
         "file_ratio": {"ratio": {"erk_0.1": 0.11, "popup_0.5x0.2": 0.43}},
@@ -87,12 +96,14 @@ def test_markdown_report_renders():
         },
     }
     text = markdown(results)
-    assert "| jax | resnet20 | 100 | 1.00 | 0.90 | 1.00 | 1.01 |" in text
+    assert "| jax | resnet20 | XLA | 100 | 24.5 | 50.0 | 49% | 1.00 | 0.90 | 1.00 | 1.01 |" in text
+    assert "ISA avx2" in text and "GFLOP per train image: resnet20 0.245" in text
     assert "| erk_0.1 | 0.110 | 0.150 |" in text
 
 
 @pytest.mark.slow
 def test_the_command_writes_json_markdown_and_png(tmp_path):
+    (tmp_path / "README.md").write_text("intro\n<!-- bench-table -->\nold table\n<!-- /bench-table -->\nrest\n")
     subprocess.run(
         [
             sys.executable,
@@ -105,6 +116,8 @@ def test_the_command_writes_json_markdown_and_png(tmp_path):
             "--repeats",
             "1",
             "--no-memory",
+            "--readme",
+            str(tmp_path / "README.md"),
             "--out",
             str(tmp_path),
         ],
@@ -113,8 +126,11 @@ def test_the_command_writes_json_markdown_and_png(tmp_path):
         capture_output=True,
     )
     results = json.loads((tmp_path / "results.json").read_text())
+    assert results["backends"][keras.backend.backend()]["gemm_gflops"] > 0
     assert keras.backend.backend() in results["backends"]
     assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"
+    readme = (tmp_path / "README.md").read_text()
+    assert "old table" not in readme and "GEMM" in readme and readme.endswith("rest\n")
     assert "masked / dense train" in (tmp_path / "results.md").read_text()
 
 
@@ -122,3 +138,94 @@ def test_readme_benchmark_table_is_the_committed_run():
     readme = (REPO / "README.md").read_text()
     table = readme.split("<!-- bench-table -->\n")[1].split("<!-- /bench-table -->")[0]
     assert table == (REPO / "benchmarks" / "results" / "results.md").read_text()
+
+
+def _hand_counted_model(data_format="channels_last", size=8, classes=5):
+    shape = (size, size, 3) if data_format == "channels_last" else (3, size, size)
+    inputs = keras.Input(shape)
+    x = keras.layers.Conv2D(4, 3, padding="same", data_format=data_format)(inputs)  # 8x8x4 outputs x 27 MACs
+    x = keras.layers.Conv2D(2, 1, strides=2, data_format=data_format)(x)  # 4x4x2 outputs x 4 MACs
+    x = keras.layers.DepthwiseConv2D(3, padding="same", data_format=data_format)(x)  # 4x4x2 outputs x 9 MACs
+    x = keras.layers.BatchNormalization(axis=-1 if data_format == "channels_last" else 1)(x)  # not counted
+    x = keras.layers.GlobalAveragePooling2D(data_format=data_format)(x)
+    return keras.Model(inputs, keras.layers.Dense(classes)(x))  # 5 outputs x 2 MACs
+
+
+HAND_MACS = 8 * 8 * 4 * 27 + 4 * 4 * 2 * 4 + 4 * 4 * 2 * 9 + 5 * 2  # 7338
+
+
+def test_flops_are_counted_from_the_architecture():
+    model = _hand_counted_model()
+    assert roofline.forward_flops(model) == 2 * HAND_MACS == 14676
+    assert roofline.train_flops(model) == 3 * 2 * HAND_MACS
+    assert roofline.forward_flops(_hand_counted_model("channels_first")) == 2 * HAND_MACS
+    masked = keras_er.sparsify(model, density=0.5)  # masked layers are counted dense, as they run
+    assert roofline.forward_flops(masked) == 2 * HAND_MACS
+
+
+def test_resnet20_flops_match_the_published_count():
+    from keras_er.models import ARCHITECTURES
+
+    macs = roofline.forward_flops(ARCHITECTURES["resnet20"]()) / 2
+    assert 40e6 < macs < 42e6  # He et al.: ~41 M multiply-adds at 32x32
+
+
+def test_gemm_bound_is_measured(tmp_path):
+    assert roofline.gemm_gflops(n=64, repeats=1) > 0
+    bound = roofline.gemm_bound(n=64)
+    assert bound["gflops"] == max(bound["threads_all"], bound["threads_1"]) > 0
+
+
+def test_cpu_facts_read_model_cores_and_isa(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu avx2 fma avx512f amx_tile\n")
+    facts = roofline.cpu_facts(cpuinfo)
+    assert facts["cpu"] == "Test CPU" and facts["cores"] >= 1
+    assert facts["isa"] == ["avx2", "fma", "avx512f", "amx_tile"]
+
+
+def test_knob_measure_times_both_layouts_with_the_same_losses():
+    register_architecture(
+        "knob_tiny", lambda input_shape, classes: _hand_counted_model(size=input_shape[0], classes=classes)
+    )
+    try:
+        last = knobs.measure("knob_tiny", {}, repeats=1, batch_size=4, warmup=2)
+        first = knobs.measure("knob_tiny", {"data_format": "channels_first"}, repeats=1, batch_size=4, warmup=2)
+    finally:
+        unregister_architecture("knob_tiny")
+    assert last["images_per_s"] > 0 and last["train_gflops"] > 0
+    rows = [
+        {"name": knobs.KERAS_DEFAULT, "models": {"knob_tiny": last}},
+        {"name": "channels_first", "models": {"knob_tiny": first}},
+    ]
+    knobs.check_losses(rows)
+    assert first["correct"] and last["correct"]
+
+
+def test_knobs_table_marks_the_fastest_correct_setting():
+    def result(speed, loss):
+        return {"images_per_s": speed, "train_gflops": speed / 10, "losses": [loss, loss]}
+
+    rows = [
+        {"name": knobs.KERAS_DEFAULT, "models": {"m": result(10, 2.0)}},
+        {"name": "wrong but fast", "models": {"m": result(50, 3.0)}},
+        {"name": "faster", "models": {"m": result(20, 2.0)}},
+        {"name": "crashed", "models": {}, "error": "CalledProcessError"},
+    ]
+    knobs.check_losses(rows)
+    assert knobs.best(rows, "m")["name"] == "faster"
+    results = {
+        "machine": {"cpu": "cpu", "cores": 2, "isa": []},
+        "backends": {"jax": {"gemm_gflops": 4.0, "models": ["m"], "rows": rows}},
+    }
+    text = knobs.markdown(results)
+    assert "| jax | m | **faster** | 20.0 | 2.0 | 50% | 2.00 | yes |" in text
+    assert "| jax | m | wrong but fast | 50.0 | 5.0 | 125% | 5.00 | NO |" in text
+    assert "| jax | m | crashed | CalledProcessError |" in text
+
+
+def test_update_readme_replaces_only_the_table(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- bench-table -->\nold\n<!-- /bench-table -->\nafter\n")
+    update_readme(readme, "new\n")
+    assert readme.read_text() == "intro\n<!-- bench-table -->\nnew\n<!-- /bench-table -->\nafter\n"

@@ -1,0 +1,92 @@
+"""What a train step costs and what this machine can do: FLOPs from the architecture, GEMM bound, CPU facts.
+
+Convention (stated under every table that uses it): forward FLOPs = 2 x multiply-adds of every Conv/Dense
+(incl. depthwise and keras_er's masked twins, counted dense: the mask is applied to a dense kernel); BatchNorm,
+activations, pooling, bias and the loss are not counted. A train step is 3 x forward (forward, gradient of the
+input, gradient of the kernel). The bound is a numpy float32 matmul (n = 2048) timed in the same run, the better
+of all BLAS threads and one (on the 2-vCPU machine of the README, one thread is faster: 75 vs 64 GFLOP/s).
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+TRAIN_FORWARD_RATIO = 3
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+_CONV_KINDS = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "Dense")
+
+
+def _linear_kind(layer):
+    """'Conv2D', 'Dense', ... for the layers counted here (Keras and keras_er Masked*), else None."""
+    name = type(layer).__name__.removeprefix("Masked")
+    return name if name in _CONV_KINDS else None
+
+
+def _sublayers(model):
+    """Every leaf layer, nested models opened."""
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            yield from _sublayers(layer)
+        else:
+            yield layer
+
+
+def layer_macs(layer):
+    """Multiply-adds of one Conv/Dense call per example: output elements x kernel size / output channels."""
+    output = tuple(layer.output.shape)[1:]
+    channel_axis = 0 if getattr(layer, "data_format", "channels_last") == "channels_first" else -1
+    return int(np.prod(output)) * int(np.prod(layer.kernel.shape)) // output[channel_axis]
+
+
+def forward_flops(model):
+    """FLOPs of one example's forward pass (2 x multiply-adds of every Conv/Dense layer)."""
+    return 2 * sum(layer_macs(layer) for layer in _sublayers(model) if _linear_kind(layer))
+
+
+def train_flops(model):
+    """FLOPs of one example's train step: `TRAIN_FORWARD_RATIO` x forward."""
+    return TRAIN_FORWARD_RATIO * forward_flops(model)
+
+
+def gemm_gflops(n=2048, repeats=5):
+    """Best GFLOP/s of a numpy float32 (n x n) @ (n x n) matmul (2 n^3 FLOPs), after one warm-up."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def gemm_bound(n=2048):
+    """{"threads_all", "threads_1": GFLOP/s of `gemm_gflops` in this process and in one with one BLAS thread,
+    "gflops": the better}."""
+    one = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    code = f"from benchmarks.roofline import gemm_gflops; print(gemm_gflops({n}))"
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**one, "PYTHONPATH": os.pathsep.join(filter(None, [root, one.get("PYTHONPATH")]))}
+    single = float(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True).stdout)
+    threaded = gemm_gflops(n)
+    return {"threads_all": threaded, "threads_1": single, "gflops": max(threaded, single)}
+
+
+def cpu_facts(cpuinfo="/proc/cpuinfo"):
+    """{"cpu": model name, "cores": usable cores, "isa": the ISA flags that matter for float32/bf16 GEMM}."""
+    path = Path(cpuinfo)
+    text = path.read_text() if path.exists() else ""
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": fields.get("model name", "unknown"),
+        "cores": cores,
+        "isa": [flag for flag in ISA_FLAGS if flag in flags],
+    }
