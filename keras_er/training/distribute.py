@@ -53,6 +53,8 @@ def data_parallel(devices=None):
     backend = keras.backend.backend()
     if backend not in ENGINES:
         raise ValueError(f"Data-parallel training is not supported on the {backend!r} backend.")
+    if backend == "torch" and devices == 1 and "WORLD_SIZE" not in os.environ:
+        return Engine()  # one device is one process: nothing to launch or average
     return ENGINES[backend](devices)
 
 

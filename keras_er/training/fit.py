@@ -136,8 +136,9 @@ def describe_changes(saved, wanted):
 RUN_FILES = ("recipe.json", "log.csv", "backup", "model.weights.h5")
 
 
-def _prepare(model, train, recipe, engine):
+def _prepare(model, train, recipe, engine=None):
     """Freeze popup models' normalization affine, compile with the recipe, build, align the replicas."""
+    engine = engine or Engine()
     if any(layer.popup for layer in masked_layers(model)):
         freeze_normalization_affine(model)
     compile_for_training(model, recipe, len(train))

@@ -62,9 +62,11 @@ def _notes(run, config, report, epochs, epoch_seconds, full):
     import keras
 
     command = re.sub(r"--out \S+", f"--out runs/{run.name}", config.get("command", ""))
+    devices = config.get("devices", 1)
+    where = f" on {devices} devices ({config.get('engine')}, global batch as one device's)" if devices > 1 else ""
     notes = (
         f"## Reproduce\n\n```bash\n{command}\n```\n\n"
-        f"Trained on the {config.get('backend')} backend; {epochs} epochs; "
+        f"Trained on the {config.get('backend')} backend{where}; {epochs} epochs; "
         f"top-1 {report['top1']:.4f} on {report['images']} test images "
         f"({keras.backend.backend()} backend); training time {epochs * epoch_seconds:.0f} s "
         f"({epochs} epochs x the median epoch, {epoch_seconds:.0f} s; the median leaves out "

@@ -135,7 +135,7 @@ def test_jax_two_processes_joined_by_jax_distributed_train_like_one(tmp_path):
 
 
 def test_one_device_engine_changes_nothing():
-    engine = distribute.data_parallel(1) if BACKEND != "torch" else distribute.Engine()
+    engine = distribute.data_parallel(1)
     assert engine.devices == 1 and engine.is_chief
     batches = [(np.zeros((4, 2)), np.arange(4))]
     assert engine.shard(batches) is batches
