@@ -141,9 +141,10 @@ def _positive_int(text):
 
 
 def _train(args):
+    import keras
+
     devices = args.devices if args.devices and args.devices > 1 else None
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if devices and backend == "torch" and "WORLD_SIZE" not in os.environ:
+    if devices and keras.backend.backend() == "torch" and "WORLD_SIZE" not in os.environ:
         return _relaunch_under_torchrun(devices, args.argv)
     from keras_er.training import runs
 
@@ -153,9 +154,9 @@ def _train(args):
         Path(args.out),
         resume=args.resume,
         argv=args.argv,
-        devices=devices,
+        devices=args.devices,
     )
-    if int(os.environ.get("RANK", 0)) == 0:
+    if final is not None:  # the chief's (other processes return None)
         print(runs.json_text(final))
     return 0
 
@@ -169,7 +170,8 @@ def _relaunch_under_torchrun(devices, argv):
 
 def _devices_before_frameworks_load(args):
     """JAX on a CPU shows one device unless asked for more before it starts."""
-    if getattr(args, "devices", None) and args.devices > 1 and "jax" not in sys.modules:
+    several_processes = "KERAS_DISTRIBUTION_JOB_ADDRESSES" in os.environ  # then --devices is per process
+    if getattr(args, "devices", None) and args.devices > 1 and "jax" not in sys.modules and not several_processes:
         flag = f"--xla_force_host_platform_device_count={args.devices}"
         if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
             os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()

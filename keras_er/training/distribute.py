@@ -18,10 +18,11 @@ pass `batch_size=N*128` and scale the learning rate linearly (Goyal et al. 2017)
 
 Masks and popup scores/kernels are drawn in numpy from the seed on every replica;
 `fit` checks that every replica holds the same masks before training and at each
-epoch end (torch), instead of assuming it.
+epoch end, instead of assuming it.
 """
 
 import contextlib
+import functools
 import os
 import types
 import zlib
@@ -80,9 +81,18 @@ class Engine:
         return batches
 
     def prepare(self, model):
-        """After compile, before the first step: make every replica start equal (and check it)."""
+        """After compile and any restore, before the first step: make every replica start equal (and check it)."""
         if self.devices > 1 or self.processes > 1:
             check_identical_masks(model, self)
+
+    def release(self, model):
+        """After training: undo what `prepare` changed on the model (synchronised BatchNorm)."""
+
+    def agree(self, value, what):
+        """Raise unless every process holds the same `value` (a small int)."""
+        values = self.allgather(value) if self.processes > 1 else [value]
+        if len(set(values)) > 1:
+            raise RuntimeError(f"The processes disagree on {what}: {values} (by rank).")
 
     def copies(self, variable):
         """Groups of this process's copies of `variable` that must be equal (one copy here)."""
@@ -121,7 +131,12 @@ class JaxDataParallel(Engine):
         join_jax_hosts()
         self.processes, self.rank = jax.process_count(), jax.process_index()
         available = keras.distribution.list_devices()
-        self.devices = _device_count(devices, len(available), "JAX devices")
+        if self.processes > 1 and devices not in (None, len(jax.local_devices())):
+            raise ValueError(
+                f"With {self.processes} JAX processes `devices` counts this process's devices and all of them "
+                f"are used ({len(jax.local_devices())}); got {devices!r}."
+            )
+        self.devices = _device_count(None if self.processes > 1 else devices, len(available), "JAX devices")
         self.distribution = keras.distribution.DataParallel(
             devices=available[: self.devices],
             auto_shard_dataset=False,  # each process reads its own slice of the global batches (`shard`)
@@ -146,6 +161,15 @@ class JaxDataParallel(Engine):
         from jax.experimental import multihost_utils
 
         return [int(item) for item in np.ravel(multihost_utils.process_allgather(np.array([value], np.int64)))]
+
+
+# Set by torchrun, for keras.distribution.initialize(), and for TensorFlow multi-worker training.
+LAUNCHED_BY = ("WORLD_SIZE", "KERAS_DISTRIBUTION_JOB_ADDRESSES", "TF_CONFIG")
+
+
+def launched():
+    """Whether this process was started as one of several (then it always trains distributed)."""
+    return any(name in os.environ for name in LAUNCHED_BY)
 
 
 def join_jax_hosts():
@@ -246,6 +270,10 @@ class TensorFlowMirrored(Engine):
             layer.synchronized = True  # statistics over the global batch, as one device computes them
         check_identical_masks(model, self)
 
+    def release(self, model):
+        for layer in _batch_norms(model):
+            layer.synchronized = False  # a saved model must load on every backend
+
 
 class TorchDDP(Engine):
     """DDP's contract on a Keras model: same start on every rank, gradients averaged before each update.
@@ -270,7 +298,9 @@ class TorchDDP(Engine):
         if not dist.is_initialized():
             import torch
 
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            if torch.cuda.is_available():
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))  # one GPU per process
+            dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
         self.processes = self.devices = dist.get_world_size()
         self.rank = dist.get_rank()
         local = int(os.environ.get("LOCAL_WORLD_SIZE", self.devices))
@@ -283,12 +313,23 @@ class TorchDDP(Engine):
     def prepare(self, model):
         import torch.distributed as dist
 
-        for variable in model.variables:
+        check_identical_masks(model, self)  # before the broadcast, which would hide a difference
+        for variable in [*model.variables, *model.optimizer.variables]:
             dist.broadcast(variable.value.data, src=0)
         for layer in _batch_norms(model):
             object.__setattr__(layer, "_moments", types.MethodType(_synchronized_moments, layer))
         _average_gradients_before_update(model.optimizer, self.processes)
-        check_identical_masks(model, self)
+
+    def release(self, model):
+        for layer in _batch_norms(model):
+            if "_moments" in vars(layer):
+                object.__delattr__(layer, "_moments")
+        optimizer = model.optimizer
+        if "apply" in vars(optimizer):
+            object.__delattr__(optimizer, "apply")
+
+    def callbacks(self):
+        return [AveragedLogs(self), *super().callbacks()]
 
     def allgather(self, value):
         import torch
@@ -310,13 +351,18 @@ class TorchDDP(Engine):
 def _average_gradients_before_update(optimizer, processes):
     import torch.distributed as dist
 
+    import torch
+
     apply = optimizer.apply
 
     def apply_averaged(gradients, variables=None):
-        for gradient in gradients:
-            if gradient is not None:
-                dist.all_reduce(gradient)
-                gradient.div_(processes)
+        present = [gradient for gradient in gradients if gradient is not None]  # the same on every rank
+        if present:  # one all-reduce for all of them
+            flat = torch.cat([gradient.reshape(-1) for gradient in present])
+            dist.all_reduce(flat)
+            flat.div_(processes)
+            for gradient, part in zip(present, flat.split([gradient.numel() for gradient in present])):
+                gradient.copy_(part.view_as(gradient))
         return apply(gradients, variables)
 
     optimizer.apply = apply_averaged
@@ -333,12 +379,17 @@ def _synchronized_moments(layer, inputs, mask):
     total = _summed_over_ranks(torch.cat([inputs.sum(dim=axes), torch.square(inputs).sum(dim=axes), count]))
     channels = (total.shape[0] - 1) // 2
     mean = total[:channels] / total[-1]
-    variance = total[channels : 2 * channels] / total[-1] - torch.square(mean)
+    variance = (total[channels : 2 * channels] / total[-1] - torch.square(mean)).clamp_min(0)
     return mean, variance
 
 
 def _summed_over_ranks(tensor):
     """All-reduce (sum) with its gradient: the backward pass sums the ranks' gradients too."""
+    return _sum_over_ranks_function().apply(tensor)
+
+
+@functools.cache
+def _sum_over_ranks_function():
     import torch
     import torch.distributed as dist
 
@@ -355,7 +406,7 @@ def _summed_over_ranks(tensor):
             dist.all_reduce(total)
             return total
 
-    return SumOverRanks.apply(tensor)
+    return SumOverRanks
 
 
 class ShardedBatches(keras.utils.PyDataset):
@@ -364,6 +415,17 @@ class ShardedBatches(keras.utils.PyDataset):
     def __init__(self, batches, rank, processes):
         super().__init__()
         self.batches, self.rank, self.processes = batches, rank, processes
+        for index in sorted({0, len(batches) - 1}):  # all batches but the last have the first's size
+            self._slice(index, len(batches[index][1]))
+
+    def _slice(self, index, size):
+        if size % self.processes:
+            raise ValueError(
+                f"Batch {index} has {size} images, which {self.processes} processes cannot split evenly: "
+                "choose a batch size and dataset size divisible by the number of devices."
+            )
+        part = size // self.processes
+        return slice(self.rank * part, (self.rank + 1) * part)
 
     def set_epoch(self, epoch):
         self.batches.set_epoch(epoch)
@@ -373,14 +435,21 @@ class ShardedBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         x, y = self.batches[index]
-        if len(y) % self.processes:
-            raise ValueError(
-                f"Batch {index} has {len(y)} images, which {self.processes} processes cannot split evenly: "
-                "choose a batch size and dataset size divisible by the number of devices."
-            )
-        part = len(y) // self.processes
-        chosen = slice(self.rank * part, (self.rank + 1) * part)
+        chosen = self._slice(index, len(y))
         return x[chosen], y[chosen]
+
+
+class AveragedLogs(keras.callbacks.Callback):
+    """Training metrics averaged over the processes (each computed its slice), before anything logs them."""
+
+    def __init__(self, engine):
+        super().__init__()
+        self.engine = engine
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in sorted(logs or {}):
+            if not key.startswith("val_") and key != "epoch_seconds":
+                logs[key] = self.engine.average(logs[key])
 
 
 class ReplicaCheck(keras.callbacks.Callback):

@@ -85,25 +85,30 @@ def fit(
     train = engine.shard(train)
     extra = [*callbacks, *engine.callbacks()]
     with engine.scope():
-        if out_dir is None or not engine.is_chief:
-            _prepare(model, train, recipe, engine)
-            resumed = out_dir is not None and resume
-            initial_epoch = checkpoint.restore(model, Path(out_dir) / "backup") if resumed else 0
-            shown = verbose if engine.is_chief else 0
-            return _fit(model, train, recipe, validation, shown, extra, initial_epoch)
-        out = Path(out_dir)
-        with folder_lock(out, wait=False, purpose="training"):
-            check_run_folder(out, recipe, resume)
-            _prepare(model, train, recipe, engine)
-            initial_epoch = checkpoint.restore(model, out / "backup") if resume else 0
-            if resume:
-                _keep_log_rows(out / "log.csv", initial_epoch)
-            write_text_atomic(out / "recipe.json", json.dumps(recipe.to_dict(), indent=1))
-            extra += [  # log first: a kill between the two leaves a row that resume drops
-                keras.callbacks.CSVLogger(str(out / "log.csv"), append=initial_epoch > 0),
-                checkpoint.EpochBackup(out / "backup"),
-            ]
-            return _fit(model, train, recipe, validation, verbose, extra, initial_epoch)
+        try:
+            if out_dir is None or not engine.is_chief:
+                _prepare(model, train, recipe)
+                resumed = out_dir is not None and resume
+                initial_epoch = checkpoint.restore(model, Path(out_dir) / "backup") if resumed else 0
+                _start_together(model, engine, initial_epoch)
+                shown = verbose if engine.is_chief else 0
+                return _fit(model, train, recipe, validation, shown, extra, initial_epoch)
+            out = Path(out_dir)
+            with folder_lock(out, wait=False, purpose="training"):
+                check_run_folder(out, recipe, resume)
+                _prepare(model, train, recipe)
+                initial_epoch = checkpoint.restore(model, out / "backup") if resume else 0
+                _start_together(model, engine, initial_epoch)
+                if resume:
+                    _keep_log_rows(out / "log.csv", initial_epoch)
+                write_text_atomic(out / "recipe.json", json.dumps(recipe.to_dict(), indent=1))
+                extra += [  # log first: a kill between the two leaves a row that resume drops
+                    keras.callbacks.CSVLogger(str(out / "log.csv"), append=initial_epoch > 0),
+                    checkpoint.EpochBackup(out / "backup"),
+                ]
+                return _fit(model, train, recipe, validation, verbose, extra, initial_epoch)
+        finally:
+            engine.release(model)
 
 
 def check_run_folder(out, recipe, resume):
@@ -136,15 +141,19 @@ def describe_changes(saved, wanted):
 RUN_FILES = ("recipe.json", "log.csv", "backup", "model.weights.h5")
 
 
-def _prepare(model, train, recipe, engine=None):
-    """Freeze popup models' normalization affine, compile with the recipe, build, align the replicas."""
-    engine = engine or Engine()
+def _start_together(model, engine, initial_epoch):
+    """Every process resumes at the same epoch (backups on a shared filesystem) and from the same state."""
+    engine.agree(initial_epoch, "the epoch to resume from (is the run folder on a filesystem all hosts share?)")
+    engine.prepare(model)
+
+
+def _prepare(model, train, recipe):
+    """Freeze popup models' normalization affine, compile with the recipe, build."""
     if any(layer.popup for layer in masked_layers(model)):
         freeze_normalization_affine(model)
     compile_for_training(model, recipe, len(train))
     if not model.built:
         model(train[0][0][:1])
-    engine.prepare(model)
 
 
 def _fit(model, train, recipe, validation, verbose, extra, initial_epoch):

@@ -82,7 +82,7 @@ def train_run(config, recipe, out, resume=False, argv=(), devices=None):
     Everything is checked before the first write; the folder is locked while
     training. `devices`: train data-parallel on that many devices with the
     backend's engine (`keras_er.training.distribute`); only the chief process
-    writes the folder. Returns the final epoch's metrics.
+    writes the folder. Returns the final epoch's metrics (None in the other processes).
     """
     import keras
     from keras_er import data
@@ -100,7 +100,8 @@ def train_run(config, recipe, out, resume=False, argv=(), devices=None):
     if config["scheme"] != "dense":
         validate_density(config["density"])  # before the run folder is created
     check_sparse_training(config)
-    engine = distribute.data_parallel(devices) if devices else distribute.Engine()
+    several = devices not in (None, 1) or distribute.launched()  # one process of several: always distributed
+    engine = distribute.data_parallel(devices) if several else distribute.Engine()
     chief = engine.is_chief
     if chief:
         check_config(out, config, resume)  # before the lock creates the folder
@@ -138,7 +139,7 @@ def train_run(config, recipe, out, resume=False, argv=(), devices=None):
         )
         check_final_density(model, config)
         if not chief:
-            return {key: values[-1] for key, values in history.history.items()}
+            return None
         save_weights_atomic(model, out / "model.weights.h5")
         final = {key: values[-1] for key, values in history.history.items()}
         summary = {

@@ -36,7 +36,8 @@ def main():
 
     if keras.backend.backend() == "tensorflow":
         distribute.configure_tensorflow_cpus(DEVICES)  # before anything runs
-    engine = distribute.data_parallel(DEVICES)
+    several_processes = "KERAS_DISTRIBUTION_JOB_ADDRESSES" in os.environ  # then each brings its own devices
+    engine = distribute.data_parallel(None if several_processes else DEVICES)
     if args.model_parallel:
         engine = distribute.model_parallel(DEVICES, build(args))
     reference = train(args, distribute.Engine())  # every process alone, on the whole batches

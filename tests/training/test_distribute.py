@@ -169,3 +169,26 @@ def test_sharded_batches_split_each_global_batch_in_rank_order():
     np.testing.assert_array_equal(y1, [4, 5, 6, 7])
     with pytest.raises(ValueError, match="cannot split evenly"):
         distribute.ShardedBatches(Batches(), 0, 3)[0]
+
+
+def test_an_uneven_last_batch_is_refused_before_training():
+    class Batches:
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            size = 8 if index == 0 else 6  # 6 images do not split over 4 processes
+            return np.zeros((size, 2)), np.arange(size)
+
+    with pytest.raises(ValueError, match="Batch 1 has 6 images, which 4 processes cannot split evenly"):
+        distribute.ShardedBatches(Batches(), 0, 4)
+
+
+def test_training_metrics_are_averaged_over_processes_before_they_are_logged():
+    class TwoRanks(distribute.Engine):
+        def average(self, value):  # the other rank saw 1.0
+            return (value + 1.0) / 2
+
+    logs = {"loss": 3.0, "accuracy": 0.5, "val_loss": 7.0, "epoch_seconds": 9.0}
+    distribute.AveragedLogs(TwoRanks()).on_epoch_end(0, logs)
+    assert logs == {"loss": 2.0, "accuracy": 0.75, "val_loss": 7.0, "epoch_seconds": 9.0}
