@@ -65,6 +65,26 @@ def gemm_gflops(n=2048, repeats=5):
     return 2 * n**3 / best / 1e9
 
 
+def device_gemm_gflops(n=8192, repeats=5):
+    """Best GFLOP/s of a float32 (n x n) @ (n x n) `keras.ops.matmul` on the backend's default device.
+
+    The bound for an accelerator, at the backend's own float32 matmul precision
+    (JAX may use TF32 on a GPU, torch does not by default); synchronised by
+    reading one element back.
+    """
+    import keras
+
+    a = keras.random.normal((n, n), seed=0)
+    b = keras.random.normal((n, n), seed=1)
+    keras.ops.convert_to_numpy(keras.ops.matmul(a, b)[0, 0])
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(keras.ops.matmul(a, b)[0, 0])
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
 def gemm_bound(n=2048):
     """{"threads_all", "threads_1": GFLOP/s of `gemm_gflops` in this process and in one with one BLAS thread,
     "gflops": the better}."""

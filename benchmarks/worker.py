@@ -153,6 +153,9 @@ def main(argv=None):
     parser.add_argument(
         "--static", action="store_true", help="also measure file ratios and mask sampling (backend-free)"
     )
+    parser.add_argument(
+        "--device-gemm", action="store_true", help="also measure the float32 GEMM rate of the default device"
+    )
     parser.add_argument("--knob", help="only time the dense train step under this JSON setting (benchmarks.knobs)")
     parser.add_argument("--dst", action="store_true", help="only measure DST update overhead (benchmarks.dst_overhead)")
     parser.add_argument("--steps", type=int, default=300, help="--dst: steps per timed epoch")
@@ -183,6 +186,9 @@ def main(argv=None):
         for arch in args.models:
             print(f"[{result['backend']}] timing {arch}", flush=True)
             result["throughput"][arch] = throughput(arch, args.repeats)
+        if args.device_gemm:
+            result["device"] = str(keras.ops.convert_to_tensor(0.0).device)
+            result["device_gemm_gflops"] = roofline.device_gemm_gflops()
         if args.static:
             result["file_ratio"] = file_ratios()
             result["mask_sampling_s"] = mask_sampling_seconds()

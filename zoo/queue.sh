@@ -4,6 +4,7 @@
 #   bash zoo/queue.sh a &        # lane a: ResNet20 runs (TensorFlow: ER, RigL, SNIP, SynFlow), then dense VGG16
 #   bash zoo/queue.sh b &        # lane b: ERK VGG16 (torch)
 #   bash zoo/queue.sh status     # how far every run got
+#   bash zoo/queue.sh args ID    # one job's train arguments
 #
 # Each lane runs its jobs one after another on one core (taskset + one intra-op
 # thread), so two lanes share a 2-core machine. A job whose run folder holds
@@ -36,6 +37,15 @@ progress() {  # epochs finished, from the run's log
   [[ -f "$log" ]] && lines=$(wc -l <"$log")
   echo $((lines > 1 ? lines - 1 : 0))
 }
+
+if [[ "${1:-}" == args ]]; then  # the train arguments of one job, for other runners (zoo/gpu_queue.sh)
+  for job in "${JOBS[@]}"; do
+    read -r _ id _ args <<<"$job"
+    [[ "$id" == "${2:-}" ]] && echo "$args" && exit 0
+  done
+  echo "queue.sh: no job ${2:-} (the ids are in JOBS)" >&2
+  exit 2
+fi
 
 if [[ "${1:-}" == status ]]; then
   for job in "${JOBS[@]}"; do

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Train queued zoo runs on a lent GPU machine, with the device check and the GPU
+# benchmark in the same lease (the device tool: 15 minutes, 64 MiB per call there,
+# 8 files of 16 MiB back). GPU_QUEUE_CPU=1 runs the same code here on a tiny setting.
+#
+#   here, once:  python zoo/gpu_transfer.py pack-data --data ../shared/data/cifar10.npz --out .gpu
+#                bash benchmarks/device_check.sh prepare && cp .device/expected.json .gpu/b/
+#   call 1 (carry .gpu/a):                bash zoo/gpu_queue.sh stage a
+#   call 2, within 30 s (carry .gpu/b .whl): bash zoo/gpu_queue.sh ID...
+#   here, after: python zoo/gpu_transfer.py unpack-runs <files_at>/runs.tar.* --into ../runs
+#
+# Call 2 unpacks CIFAR-10 (sha256-checked), starts every run ID (its arguments from
+# zoo/queue.sh, 30 epochs, seed 0) at once on the GPU with JAX (torch if JAX cannot
+# reach the GPU), runs benchmarks/device_check.sh beside them, stops runs still going
+# GPU_QUEUE_SECONDS (default 520) minus 80 s after the start, then times the
+# benchmark worker per backend in what is left, and packs finished runs, logs and
+# results into $OUT/runs.tar.NN (zoo/gpu_transfer.py pack-runs).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+STAGE="${GPU_QUEUE_STAGE:-/tmp/gpu_stage}"
+export TF_CPP_MIN_LOG_LEVEL=3 PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+
+if [[ "${1:-}" == stage ]]; then  # leave one carried part outside the work tree for the next call
+  mkdir -p "$STAGE" && cp -r ".gpu/${2:?stage which part}/." "$STAGE/" && du -sh "$STAGE"
+  exit
+fi
+(($#)) || { echo "usage: bash zoo/gpu_queue.sh stage PART | ID..." >&2; exit 2; }
+
+budget="${GPU_QUEUE_SECONDS:-520}"
+work="${GPU_QUEUE_WORK:-/tmp/gpu_queue}"
+results="$work/results"
+mkdir -p "$work/runs" "$results/logs"
+elapsed() { echo $((SECONDS)); }
+
+if [[ -n "${GPU_QUEUE_CPU:-}" ]]; then
+  OUT="${OUT:-$work/out}"
+  train_extra=(--epochs 1 --limit 256)
+  check_env=(DEVICE_CHECK_CPU=1 DEVICE_CHECK_BACKENDS="torch jax" DEVICE_CHECK_SECONDS=200)
+  bench_models=(resnet20) bench_repeats=1
+else
+  OUT="${OUT:?on the GPU machine \$OUT names the folder that comes back}"
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit
+  export PYTHONPATH="/tmp/site"
+  nvidia-smi >"$results/nvidia-smi.txt" 2>&1
+  train_extra=(--epochs 30)
+  check_env=(DEVICE_CHECK_SECONDS=100)
+  bench_models=(resnet20 vgg16) bench_repeats=7
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+"$PYTHON" zoo/gpu_transfer.py unpack-data "$STAGE" .gpu/b --out "$work/data/cifar10.npz" || exit
+export KERAS_ER_DATA="$work/data"
+mkdir -p .device && cp .gpu/b/expected.json .device/ && ln -sf "$work/data/cifar10.npz" .device/cifar10.npz
+
+backend=jax
+probe='import jax, keras; keras.ops.sum(keras.ops.ones(3)); print(jax.devices())'
+if [[ -z "${GPU_QUEUE_CPU:-}" ]]; then probe+='; assert jax.devices()[0].platform == "gpu"'; fi
+KERAS_BACKEND=jax "$PYTHON" -c "$probe" >"$results/logs/probe.log" 2>&1 || backend=torch
+echo "$(elapsed) s: training on $backend: $*"
+
+pids=()
+for id in "$@"; do
+  read -r -a args <<<"$(bash zoo/queue.sh args "$id")" || exit
+  "$PYTHON" -m keras_er --backend "$backend" train "${args[@]}" "${train_extra[@]}" --seed 0 \
+    --out "$work/runs/$id" >"$results/logs/$id.log" 2>&1 &
+  pids+=($!)
+done
+env "${check_env[@]}" OUT="$results/check" bash benchmarks/device_check.sh >"$results/logs/device_check.log" 2>&1 &
+check=$!
+
+while (($(elapsed) < budget - 80)); do
+  running=0
+  for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && running=$((running + 1)); done
+  ((running)) || break
+  sleep 5
+done
+for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+wait "${pids[@]}" 2>/dev/null
+echo "$(elapsed) s: training over"
+for id in "$@"; do tail -n 2 "$work/runs/$id/log.csv" 2>/dev/null | sed "s/^/$id: /"; done
+wait "$check"
+echo "$(elapsed) s: device check over"
+
+for b in jax torch; do  # the benchmark worker alone on the GPU, if time is left
+  left=$((budget - 40 - $(elapsed)))
+  ((left > 30)) || break
+  KERAS_BACKEND=$b timeout "$left" "$PYTHON" -m benchmarks.worker --out "$results/bench_$b.json" \
+    --models "${bench_models[@]}" --repeats "$bench_repeats" --device-gemm >"$results/logs/bench_$b.log" 2>&1
+  echo "$(elapsed) s: benchmark $b exited $?"
+done
+
+finished=()
+for id in "$@"; do [[ -d "$work/runs/$id" ]] && finished+=("$work/runs/$id"); done
+"$PYTHON" zoo/gpu_transfer.py pack-runs "${finished[@]}" --extra "$results" --out "$OUT"
+echo "$(elapsed) s: packed"
