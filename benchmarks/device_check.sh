@@ -15,8 +15,9 @@
 #
 # Settings (environment): DEVICE_CHECK_BACKENDS (default "torch jax" on a GPU,
 # "tensorflow torch jax" on the CPU), DEVICE_CHECK_SECONDS (per backend; 220 on a
-# GPU, 600 on the CPU), DEVICE_CHECK_IMAGES, DEVICE_CHECK_MODELS, and on the CPU
-# DEVICE_CHECK_DATA (a folder from `prepare`; default .device when it exists).
+# GPU, 600 on the CPU), DEVICE_CHECK_IMAGES, DEVICE_CHECK_MODELS, DEVICE_CHECK_DATA (a
+# folder with `prepare`'s expected.json and a cifar10.npz; default .device, on the CPU
+# only when it exists).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -50,7 +51,7 @@ else
   OUT="${OUT:?on the GPU machine \$OUT names the folder that comes back}"
   backends="${DEVICE_CHECK_BACKENDS:-torch jax}"
   seconds="${DEVICE_CHECK_SECONDS:-220}"
-  if [[ ! -d .whl || ! -f .device/expected.json ]]; then
+  if [[ ! -d .whl || ! -f "${DEVICE_CHECK_DATA:-.device}/expected.json" ]]; then
     echo "device_check: run 'bash benchmarks/device_check.sh prepare' here first and carry .whl and .device" >&2
     exit 2
   fi
@@ -58,7 +59,7 @@ else
     --target /tmp/device_check_site .whl/*.whl
   export PYTHONPATH="/tmp/device_check_site"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-  settings=(--data-dir .device --images "${DEVICE_CHECK_IMAGES:-2000}"
+  settings=(--data-dir "${DEVICE_CHECK_DATA:-.device}" --images "${DEVICE_CHECK_IMAGES:-2000}"
             --models ${DEVICE_CHECK_MODELS:-resnet20 vgg16})
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"

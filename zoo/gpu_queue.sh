@@ -7,14 +7,16 @@
 #                bash benchmarks/device_check.sh prepare && cp .device/expected.json .gpu/b/
 #   call 1 (carry .gpu/a):                bash zoo/gpu_queue.sh stage a
 #   call 2, within 30 s (carry .gpu/b .whl): bash zoo/gpu_queue.sh ID...
-#   here, after: python zoo/gpu_transfer.py unpack-runs <files_at>/runs.tar.* --into ../runs
+#   call 3.., within 30 s each, while call 2 says "more": python3 zoo/gpu_transfer.py fetch ... (as it prints)
+#   here, after: python zoo/gpu_transfer.py unpack-runs <each call's files_at>/runs.tar.* --into ../runs
 #
 # Call 2 unpacks CIFAR-10 (sha256-checked), starts every run ID (its arguments from
 # zoo/queue.sh, 30 epochs, seed 0) at once on the GPU with JAX (torch if JAX cannot
 # reach the GPU), runs benchmarks/device_check.sh beside them, stops runs still going
 # GPU_QUEUE_SECONDS (default 520) minus 80 s after the start, then times the
 # benchmark worker per backend in what is left, and packs finished runs, logs and
-# results into $OUT/runs.tar.NN (zoo/gpu_transfer.py pack-runs).
+# results into runs.tar.NN pieces (zoo/gpu_transfer.py pack-runs): the first four
+# come back in $OUT, the rest wait on the machine for `fetch` calls.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -51,7 +53,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 "$PYTHON" zoo/gpu_transfer.py unpack-data "$STAGE" .gpu/b --out "$work/data/cifar10.npz" || exit
 export KERAS_ER_DATA="$work/data"
-mkdir -p .device && cp .gpu/b/expected.json .device/ && ln -sf "$work/data/cifar10.npz" .device/cifar10.npz
+mkdir -p "$work/check" && cp .gpu/b/expected.json "$work/check/" && ln -sf "$work/data/cifar10.npz" "$work/check/"
 
 backend=jax
 probe='import jax, keras; keras.ops.sum(keras.ops.ones(3)); print(jax.devices())'
@@ -66,7 +68,7 @@ for id in "$@"; do
     --out "$work/runs/$id" >"$results/logs/$id.log" 2>&1 &
   pids+=($!)
 done
-env "${check_env[@]}" OUT="$results/check" bash benchmarks/device_check.sh >"$results/logs/device_check.log" 2>&1 &
+env "${check_env[@]}" DEVICE_CHECK_DATA="$work/check" OUT="$results/check" bash benchmarks/device_check.sh >"$results/logs/device_check.log" 2>&1 &
 check=$!
 
 while (($(elapsed) < budget - 80)); do
@@ -92,5 +94,5 @@ done
 
 finished=()
 for id in "$@"; do [[ -d "$work/runs/$id" ]] && finished+=("$work/runs/$id"); done
-"$PYTHON" zoo/gpu_transfer.py pack-runs "${finished[@]}" --extra "$results" --out "$OUT"
+"$PYTHON" zoo/gpu_transfer.py pack-runs "${finished[@]}" --extra "$results" --pieces "$work/pieces" --out "$OUT"
 echo "$(elapsed) s: packed"

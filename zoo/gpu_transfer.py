@@ -5,13 +5,15 @@ The device tool carries at most 64 MiB per call and returns at most 8 files of
 transform and the LOCO-I median predictor, then xz: about 54% of the raw size)
 in chunks that two calls can carry; every decoded array is checked against the
 sha256 recorded here before anything trains on it. Runs come back as one tar
-(weights files rewritten with HDF5's shuffle + gzip filters, which Keras reads
-as they are) cut into pieces under the file limit.
+(weights files rewritten without optimizer slots, with HDF5's shuffle + gzip
+filters, which Keras reads as they are) cut into pieces under the file limit;
+what does not fit one call's return waits on the machine for `fetch` calls.
 
     python zoo/gpu_transfer.py pack-data --data ../shared/data/cifar10.npz --out .gpu
     python zoo/gpu_transfer.py unpack-data .gpu/a .gpu/b --out /tmp/data/cifar10.npz
-    python zoo/gpu_transfer.py pack-runs /tmp/runs/* --extra results/ --out $OUT
-    python zoo/gpu_transfer.py unpack-runs /work/.device/.../runs.tar.* --into ../runs
+    python zoo/gpu_transfer.py pack-runs /tmp/runs/* --extra results/ --pieces /tmp/pieces --out $OUT
+    python zoo/gpu_transfer.py fetch /tmp/pieces --first 4 --out $OUT   # a later call: the rest
+    python zoo/gpu_transfer.py unpack-runs /work/.device/N/runs.tar.* /work/.device/M/runs.tar.* --into ../runs
 
 Datasets are never committed: `.gpu/` is ignored and only travels to the device.
 """
@@ -30,6 +32,7 @@ import numpy as np
 
 CHUNK_IMAGES = 5000
 PIECE_BYTES = 15 * 2**20
+PIECES_PER_CALL = 4  # the device tool returns at most 64 MiB (and 8 files) per call
 IMAGE_KEYS = ("x_train", "x_test")
 KEEP_IN_RUN = ("config.json", "recipe.json", "log.csv", "summary.json", "model.weights.h5", "curves.png")
 
@@ -96,6 +99,13 @@ def _decompress_chunk(job):
     return decode_images(lzma.decompress(Path(path).read_bytes()), shape)
 
 
+def _map(function, jobs, workers):
+    if workers == 1:
+        return [function(job) for job in jobs]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(function, jobs))
+
+
 # --- data ---------------------------------------------------------------------------
 
 
@@ -108,13 +118,16 @@ def pack_data(data, out, parts=2, workers=2):
         for key in IMAGE_KEYS
         for start in range(0, len(arrays[key]), CHUNK_IMAGES)
     ]
-    with ProcessPoolExecutor(workers) as pool:
-        chunks = list(pool.map(_compress_chunk, jobs))
+    chunks = _map(_compress_chunk, jobs, workers)
     folders = [out / chr(ord("a") + i) for i in range(parts)]
     sizes = [0] * parts
     manifest = {"arrays": {}, "chunks": []}
     for key, value in arrays.items():
-        manifest["arrays"][key] = {"shape": list(value.shape), "dtype": str(value.dtype), "sha256": sha256(value.tobytes())}
+        manifest["arrays"][key] = {
+            "shape": list(value.shape),
+            "dtype": str(value.dtype),
+            "sha256": sha256(value.tobytes()),
+        }
     for key, start, blob in sorted(chunks, key=lambda c: -len(c[2])):
         part = sizes.index(min(sizes))
         sizes[part] += len(blob)
@@ -149,8 +162,7 @@ def unpack_data(folders, out, workers=8):
             (_find(folders, c["file"]), [min(c["count"], spec["shape"][0] - c["start"])] + spec["shape"][1:])
             for c in chunks
         ]
-        with ProcessPoolExecutor(workers) as pool:
-            arrays[key] = np.concatenate(list(pool.map(_decompress_chunk, jobs)))
+        arrays[key] = np.concatenate(_map(_decompress_chunk, jobs, workers))
     for key, spec in manifest["arrays"].items():
         if sha256(np.ascontiguousarray(arrays[key]).tobytes()) != spec["sha256"]:
             raise ValueError(f"{key} decoded to different bytes than were packed; refusing it.")
@@ -166,7 +178,7 @@ def unpack_data(folders, out, workers=8):
 
 
 def compressed_h5(path):
-    """The bytes of `path` rewritten with shuffle + gzip on every array dataset."""
+    """The bytes of `path` rewritten with shuffle + gzip on every array dataset, optimizer slots left out."""
     import h5py
 
     buffer = io.BytesIO()
@@ -174,6 +186,8 @@ def compressed_h5(path):
         target.attrs.update(source.attrs)
 
         def copy(name, item):
+            if name.split("/")[0] == "optimizer":  # not needed to export; doubles a dense file
+                return
             if isinstance(item, h5py.Group):
                 target.require_group(name).attrs.update(item.attrs)
                 return
@@ -184,8 +198,9 @@ def compressed_h5(path):
     return buffer.getvalue()
 
 
-def pack_runs(runs, out, extra=()):
-    """One tar of the runs' publishable files (and `extra` folders), cut into pieces."""
+def pack_runs(runs, pieces, out, extra=()):
+    """One tar of the runs' publishable files (and `extra` folders), cut into pieces in `pieces`;
+    the first `PIECES_PER_CALL` are copied to `out`."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
 
@@ -204,18 +219,38 @@ def pack_runs(runs, out, extra=()):
             for path in sorted(p for p in folder.rglob("*") if p.is_file()):
                 add(f"extra/{folder.name}/{path.relative_to(folder)}", path.read_bytes())
     data = buffer.getvalue()
+    pieces = Path(pieces)
+    pieces.mkdir(parents=True, exist_ok=True)
+    starts = range(0, max(len(data), 1), PIECE_BYTES)
+    for index, start in enumerate(starts):
+        (pieces / f"runs.tar.{index:02d}").write_bytes(data[start : start + PIECE_BYTES])
+    (pieces / "runs.tar.sha256").write_text(f"{sha256(data)} {len(starts)}\n")
+    print(f"{pieces}: {len(data) / 2**20:.1f} MiB in {len(starts)} pieces")
+    fetch(pieces, 0, out)
+
+
+def fetch(pieces, first, out):
+    """Copy up to `PIECES_PER_CALL` pieces from `first` (and the digest) into `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pieces = range(0, max(len(data), 1), PIECE_BYTES)
-    for index, start in enumerate(pieces):
-        (out / f"runs.tar.{index:02d}").write_bytes(data[start : start + PIECE_BYTES])
-    (out / "runs.tar.sha256").write_text(f"{sha256(data)} {len(pieces)}\n")
-    print(f"{out}: {len(data) / 2**20:.1f} MiB in {len(pieces)} pieces")
+    names = sorted(p.name for p in Path(pieces).glob("runs.tar.[0-9]*"))
+    chosen = names[first : first + PIECES_PER_CALL]
+    for name in [*chosen, "runs.tar.sha256"]:
+        (out / name).write_bytes((Path(pieces) / name).read_bytes())
+    rest = len(names) - first - len(chosen)
+    print(f"{out}: pieces {first}..{first + len(chosen) - 1} of {len(names)}")
+    if rest > 0:
+        print(
+            f"{rest} more: in the next call (within 30 s), `python3 zoo/gpu_transfer.py fetch {pieces} "
+            f"--first {first + len(chosen)} --out $OUT`"
+        )
 
 
 def unpack_runs(pieces, into):
-    """Join the pieces, check the sha256, extract runs/ into `into` and extra/ beside it."""
-    pieces = sorted(Path(p) for p in pieces if not str(p).endswith(".sha256"))
+    """Join the pieces (from one or several fetch folders), check the sha256, extract
+    runs/ into `into` and extra/ into `into`/gpu_extra."""
+    pieces = sorted({Path(p).name: Path(p) for p in pieces if not str(p).endswith(".sha256")}.items())
+    pieces = [path for _, path in pieces]
     data = b"".join(p.read_bytes() for p in pieces)
     digest, count = (pieces[0].parent / "runs.tar.sha256").read_text().split()
     if sha256(data) != digest or len(pieces) != int(count):
@@ -245,6 +280,11 @@ def main(argv=None):
     p = commands.add_parser("pack-runs")
     p.add_argument("runs", nargs="*")
     p.add_argument("--extra", nargs="*", default=[])
+    p.add_argument("--pieces", required=True, help="folder that keeps every piece for later `fetch` calls")
+    p.add_argument("--out", required=True)
+    p = commands.add_parser("fetch")
+    p.add_argument("pieces")
+    p.add_argument("--first", type=int, required=True)
     p.add_argument("--out", required=True)
     p = commands.add_parser("unpack-runs")
     p.add_argument("pieces", nargs="+")
@@ -255,7 +295,9 @@ def main(argv=None):
     elif args.command == "unpack-data":
         unpack_data(args.folders, args.out)
     elif args.command == "pack-runs":
-        pack_runs(args.runs, args.out, args.extra)
+        pack_runs(args.runs, args.pieces, args.out, args.extra)
+    elif args.command == "fetch":
+        fetch(args.pieces, args.first, args.out)
     else:
         unpack_runs(args.pieces, args.into)
     return 0
