@@ -5,6 +5,7 @@
     python -m benchmarks dst --backends tensorflow   # DST update overhead: dst_overhead.json, .md
     python -m benchmarks knobs --backends torch      # speed settings per backend: knobs.json, .md
     python -m benchmarks --backends jax --update     # re-measure one backend, keep the others' rows
+    python -m benchmarks gpu FOLDER --device NAME    # the GPU table from a lease's bench_<backend>.json
 
 Each backend runs in its own process, on its fast path (keras_er.training.fast_path).
 Speed is reported in absolute terms (img/s; GFLOP/s against a numpy GEMM measured
@@ -254,10 +255,59 @@ def dst_main(argv):
     print(text)
 
 
+def gpu_markdown(results, device):
+    """The table of benchmark workers run on an accelerator (`--device-gemm`): per backend and model,
+    img/s and GFLOP/s against that backend's own float32 matmul on the device, and the ratios."""
+    lines = [
+        f"Device: {device}.",
+        "",
+        "| backend | model | path | dense train img/s | train GFLOP/s | device GEMM GFLOP/s | of GEMM bound "
+        "| masked / dense train | popup / dense train | dense inference img/s | masked / dense inference |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for backend, result in results.items():
+        gemm = result.get("device_gemm_gflops")
+        for arch, t in result["throughput"].items():
+            gflops = t.get("train_gflops")
+            lines.append(
+                f"| {backend} | {arch} | {_path(backend, t)} | {t['train_images_per_s']['dense']:.0f} "
+                f"| {gflops:.0f} | {gemm:.0f} | {gflops / gemm:.0%} "
+                f"| {t['train_ratio']['masked']:.2f} | {t['train_ratio']['popup']:.2f} "
+                f"| {t['infer_images_per_s']['dense']:.0f} | {t['infer_ratio']['masked']:.2f} |"
+            )
+    lines += [
+        "",
+        "Device GEMM: float32 8192³ `keras.ops.matmul` on the device at the backend's default precision "
+        "(JAX lets XLA use TF32 tensor cores; torch keeps matmuls in full float32, while cuDNN convolutions "
+        "use TF32 by default), best of 5. Batch 128; FLOPs as in the CPU table.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def gpu_main(argv):
+    """`python -m benchmarks gpu FOLDER --device NAME`: render bench_<backend>.json from a GPU lease."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks gpu", description=gpu_main.__doc__.split(":")[1])
+    parser.add_argument("folder", help="holds bench_<backend>.json (benchmarks.worker --device-gemm)")
+    parser.add_argument("--device", required=True, help="the accelerator's name, as the table shows it")
+    parser.add_argument("--out", default=str(ROOT / "results" / "gpu.md"))
+    args = parser.parse_args(argv)
+    results = {
+        path.stem.removeprefix("bench_"): json.loads(path.read_text())
+        for path in sorted(Path(args.folder).glob("bench_*.json"))
+    }
+    if not results:
+        raise SystemExit(f"no bench_<backend>.json in {args.folder}")
+    text = gpu_markdown(results, args.device)
+    Path(args.out).write_text(text)
+    print(text)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["dst"]:
         return dst_main(argv[1:])
+    if argv[:1] == ["gpu"]:
+        return gpu_main(argv[1:])
     if argv[:1] == ["knobs"]:
         from benchmarks import knobs
 

@@ -66,6 +66,12 @@ def parser():
     export.add_argument("run", metavar="DIR")
     export.add_argument("--root", help="zoo folder (default: the package's zoo/)")
     export.add_argument("--limit", type=int, help="evaluate on the first N test images")
+    export.add_argument(
+        "--external",
+        metavar="ASSETS",
+        help="move the weights file to folder ASSETS, out of the wheel, to be published as a "
+        "release asset; the entry downloads it on first use",
+    )
 
     listing = commands.add_parser("list", help="published zoo weights")
     listing.add_argument("--markdown", action="store_true", help="print the README's zoo table")
@@ -189,6 +195,9 @@ def _export(args):
     from keras_er.zoo import publish
 
     entry = publish.export_run(Path(args.run), root=args.root, limit=args.limit)
+    if args.external:
+        entry = publish.move_out(entry["id"], args.external, root=args.root)
+        print(f"weights moved to {args.external}; publish them at {entry['origin']}")
     top1 = next(iter(entry["top1"].values()), None)
     shown = "not measured on the full test set" if top1 is None else f"{top1:.4f}"
     print(f"exported {entry['id']} (sha256 {entry['sha256'][:12]}, top-1 {shown})")

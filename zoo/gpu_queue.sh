@@ -81,6 +81,16 @@ for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
 wait "${pids[@]}" 2>/dev/null
 echo "$(elapsed) s: training over"
 for id in "$@"; do tail -n 2 "$work/runs/$id/log.csv" 2>/dev/null | sed "s/^/$id: /"; done
+gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)"
+for id in "$@"; do  # the card says where it trained (zoo/publish.py reads config["hardware"])
+  [[ -f "$work/runs/$id/config.json" ]] && "$PYTHON" - "$work/runs/$id/config.json" "${gpu:-CPU}" "$backend" "$#" <<'PY'
+import json, sys
+path, device, backend, runs = sys.argv[1:]
+config = json.load(open(path))
+config["hardware"] = f"one {device} ({backend}; {runs} runs shared it at once)"
+json.dump(config, open(path, "w"), indent=1)
+PY
+done
 wait "$check"
 echo "$(elapsed) s: device check over"
 

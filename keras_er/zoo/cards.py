@@ -20,7 +20,7 @@ def render_card(entry):
         f"- masks: {_mask_origin(entry)}",
         f"- input: raw pixels 0-255 (the model normalises them with mean "
         f"{_normalization(entry, 'mean')} and std {_normalization(entry, 'std')})",
-        f"- weights: `{entry['file'].split('/')[-1]}`, sha256 `{entry['sha256']}`",
+        _weights_line(entry),
         f"- exported on the {entry['exported_on']} backend",
         f"- top-1 (full test set): {entry.get('top1') or 'not measured'}",
         f"- recipe: {_recipe(entry)}",
@@ -69,3 +69,12 @@ def _normalization(entry, key):
 def _recipe(entry):
     recipe = {k: v for k, v in (entry.get("recipe") or {}).items() if k != "input_normalization"}
     return recipe or "not recorded"
+
+
+def _weights_line(entry):
+    if entry.get("origin"):
+        return (
+            f"- weights: `{entry['origin'].rsplit('/', 1)[-1]}` ({entry['file_bytes'] / 1e6:.0f} MB, not in the wheel: "
+            f"downloaded from {entry['origin']} on first use), sha256 `{entry['sha256']}`"
+        )
+    return f"- weights: `{entry['file'].split('/')[-1]}`, sha256 `{entry['sha256']}`"

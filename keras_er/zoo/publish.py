@@ -64,6 +64,8 @@ def _notes(run, config, report, epochs, epoch_seconds, full):
     command = re.sub(r"--out \S+", f"--out runs/{run.name}", config.get("command", ""))
     devices = config.get("devices", 1)
     where = f" on {devices} devices ({config.get('engine')}, global batch as one device's)" if devices > 1 else ""
+    if config.get("hardware"):
+        where += f" on {config['hardware']}"
     notes = (
         f"## Reproduce\n\n```bash\n{command}\n```\n\n"
         f"Trained on the {config.get('backend')} backend{where}; {epochs} epochs; "
@@ -80,3 +82,40 @@ def _notes(run, config, report, epochs, epoch_seconds, full):
             "test images only (export --limit)."
         )
     return notes
+
+
+def move_out(entry_id, assets, root=None, base=None):
+    """Move entry `entry_id`'s weights file out of the zoo folder (and so out of the wheel).
+
+    The file goes to `assets` as `registry.asset_name(entry)`, to be published
+    at `base` (default `registry.ASSET_BASE`); the entry records that URL as
+    its `origin` and the file's size, and loads from the Keras cache or a
+    download from then on (`registry.weight_path`). Copied and checked before
+    the entry changes and the zoo's copy goes, so a kill leaves a loadable zoo.
+    """
+    from keras_er.files import atomic_write
+    from keras_er.files import sha256_of
+    from keras_er.zoo import registry
+    from keras_er.zoo.cards import render_card
+    from keras_er.files import write_text_atomic
+
+    entry = next((e for e in registry.load_index(root) if e["id"] == entry_id), None)
+    if entry is None:
+        raise ValueError(f"No zoo entry {entry_id!r} in {registry.zoo_root(root)}.")
+    local = registry.zoo_root(root) / entry["file"]
+    target = Path(assets) / registry.asset_name(entry)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(target) as temporary:
+        shutil.copyfile(local, temporary)
+    if sha256_of(target) != entry["sha256"]:
+        raise ValueError(f"{target} does not match the entry's sha256 after copying; the entry is unchanged.")
+    size = target.stat().st_size
+
+    def record(entry):
+        entry["origin"] = f"{(base or registry.ASSET_BASE).rstrip('/')}/{target.name}"
+        entry["file_bytes"] = size
+
+    updated = registry.update_entry(entry_id, record, root)
+    write_text_atomic(registry.zoo_root(root) / entry_id / "card.md", render_card(updated))
+    local.unlink()
+    return updated

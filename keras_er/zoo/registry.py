@@ -19,6 +19,9 @@ from keras_er.files import folder_lock
 from keras_er.files import write_text_atomic
 
 INDEX_VERSION = 1
+# Where weights too large for the wheel are published (`keras-er export --external`):
+# the release assets of the zoo; `$KERAS_ER_DOWNLOAD_BASE` points downloads at a mirror.
+ASSET_BASE = "https://github.com/keras-er/keras_er/releases/download/zoo-v1"
 CONFIG_FIELDS = (
     "id",
     "arch",
@@ -194,16 +197,57 @@ def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=N
     )
 
 
+class ZooWeightsUnavailable(FileNotFoundError):
+    """An entry's weights are neither in the zoo folder nor in the cache, and could not be downloaded."""
+
+
+def asset_name(entry):
+    """File name of an entry's weights outside the wheel: `<id>-<sha256[:12]>.npz`."""
+    return f"{entry['id']}-{entry['sha256'][:12]}.npz"
+
+
+def cached_path(entry):
+    """Where a downloaded (or hand-placed) copy of an external entry's weights lives."""
+    from keras_er.data.readers import keras_home
+
+    return keras_home() / "keras_er" / asset_name(entry)
+
+
 def weight_path(entry, root=None):
-    """Local path of the entry's file; downloads it from `origin` if needed."""
+    """Local path of the entry's weights file.
+
+    The zoo folder's copy when there is one (every entry the wheel ships);
+    else, for an entry with an `origin` (a file too large for the wheel), the
+    copy in the Keras cache (`cached_path`), downloaded from `origin` (or
+    from `$KERAS_ER_DOWNLOAD_BASE`, a mirror or local folder) when missing
+    or not matching the sha256. Raises `ZooWeightsUnavailable` saying where
+    the file comes from when that fails.
+    """
     local = zoo_root(root) / entry["file"]
     if local.exists() or not entry.get("origin"):
         return local
-    return Path(
-        keras.utils.get_file(
-            fname=f"{entry['id']}.npz",
-            origin=entry["origin"],
-            file_hash=entry["sha256"],
-            cache_subdir="keras_er",
+    from keras_er.data.download import download_url
+    from keras_er.data.readers import keras_home
+
+    url = download_url(entry["origin"])
+    home = keras_home()
+    home.mkdir(parents=True, exist_ok=True)  # get_file swaps a missing folder for /tmp/.keras
+    try:
+        return Path(
+            keras.utils.get_file(
+                fname=asset_name(entry),
+                origin=url,
+                file_hash=entry["sha256"],
+                cache_subdir="keras_er",
+                cache_dir=str(home),
+            )
         )
-    )
+    except Exception as error:  # get_file raises bare Exception for network errors
+        size = f"{entry['file_bytes'] / 1e6:.0f} MB, " if entry.get("file_bytes") else ""
+        raise ZooWeightsUnavailable(
+            f"The weights of zoo entry {entry['id']!r} ({size}sha256 {entry['sha256']}) are not shipped "
+            f"with keras_er (too large for the wheel); they come from {entry['origin']}. "
+            f"Downloading {url} failed ({type(error).__name__}: {error}). Offline, place the file at "
+            f"{cached_path(entry)}, or set $KERAS_ER_DOWNLOAD_BASE to a folder or mirror holding "
+            f"{asset_name(entry)}."
+        ) from error
