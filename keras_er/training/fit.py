@@ -11,6 +11,7 @@ from keras_er.files import write_text_atomic
 from keras_er.masks import masked_layers
 from keras_er.training.popup import freeze_normalization_affine
 from keras_er.training import checkpoint
+from keras_er.training import fast_path
 from keras_er.training.distribute import Engine
 from keras_er.training.recipe import Recipe
 
@@ -34,8 +35,16 @@ class _EpochTimer(keras.callbacks.Callback):
         logs["epoch_seconds"] = time.perf_counter() - self.start
 
 
-def compile_for_training(model, recipe, steps_per_epoch):
+def compile_for_training(model, recipe, steps_per_epoch, options=None):
+    """Compile `model` with the recipe's optimizer and loss, accuracy and top-5 metrics.
+
+    `options` (keyword arguments of `model.compile`, e.g. `jit_compile`) default to
+    the backend's fast path for this model (`keras_er.training.fast_path`).
+    """
+    if options is None:
+        options = fast_path.compile_options(keras.backend.backend(), model.name)
     model.compile(
+        **options,
         optimizer=recipe.optimizer(steps_per_epoch),
         loss=recipe.loss(),
         metrics=[
@@ -55,6 +64,7 @@ def fit(
     verbose="auto",
     callbacks=(),
     distribution=None,
+    compile_options=None,
 ):
     """Train `model` on `train` (a `keras_er.data.ImageBatches`) with `recipe`.
 
@@ -72,6 +82,10 @@ def fit(
     each device computes its part. Only the chief process writes `out_dir`; every
     process restores from it on `resume`.
 
+    `compile_options`: keyword arguments for `model.compile` (e.g.
+    `{"jit_compile": True}`), replacing the backend's fast path
+    (`keras_er.training.fast_path.compile_options`).
+
     Returns:
         The Keras `History`.
 
@@ -87,7 +101,7 @@ def fit(
     with engine.scope():
         try:
             if out_dir is None or not engine.is_chief:
-                _prepare(model, train, recipe)
+                _prepare(model, train, recipe, compile_options)
                 resumed = out_dir is not None and resume
                 initial_epoch = checkpoint.restore(model, Path(out_dir) / "backup") if resumed else 0
                 _start_together(model, engine, initial_epoch)
@@ -96,7 +110,7 @@ def fit(
             out = Path(out_dir)
             with folder_lock(out, wait=False, purpose="training"):
                 check_run_folder(out, recipe, resume)
-                _prepare(model, train, recipe)
+                _prepare(model, train, recipe, compile_options)
                 initial_epoch = checkpoint.restore(model, out / "backup") if resume else 0
                 _start_together(model, engine, initial_epoch)
                 if resume:
@@ -147,11 +161,11 @@ def _start_together(model, engine, initial_epoch):
     engine.prepare(model)
 
 
-def _prepare(model, train, recipe):
+def _prepare(model, train, recipe, compile_options):
     """Freeze popup models' normalization affine, compile with the recipe, build."""
     if any(layer.popup for layer in masked_layers(model)):
         freeze_normalization_affine(model)
-    compile_for_training(model, recipe, len(train))
+    compile_for_training(model, recipe, len(train), compile_options)
     if not model.built:
         model(train[0][0][:1])
 

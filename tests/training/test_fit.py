@@ -146,3 +146,15 @@ def test_label_smoothing_matches_the_formula():
     assert float(keras.ops.mean(smoothed)) == pytest.approx(expected, rel=1e-5)
     plain = Recipe().loss()(np.array([0]), logits)
     assert float(plain) == pytest.approx(-log_softmax[0], rel=1e-5)
+
+
+def test_compile_takes_the_fast_path_unless_told_otherwise(monkeypatch):
+    from keras_er.training import fast_path
+    from keras_er.training.fit import compile_for_training
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name="tiny")
+    monkeypatch.setitem(fast_path._COMPILE_PER_MODEL, (keras.backend.backend(), "tiny"), {"run_eagerly": True})
+    compile_for_training(model, Recipe(epochs=2), steps_per_epoch=10)
+    assert model.run_eagerly
+    compile_for_training(model, Recipe(epochs=2), steps_per_epoch=10, options={})
+    assert not model.run_eagerly
