@@ -114,3 +114,20 @@ def test_runs_come_back_in_pieces_over_several_fetches(tmp_path, monkeypatch):
         assert np.array_equal(sent["layers/dense/vars/0"][()], received["layers/dense/vars/0"][()])
         assert received["layers"].attrs["name"] == "layers"
         assert "optimizer" not in received
+
+
+def test_a_member_outside_the_target_is_refused(tmp_path):
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("runs//tmp/escaped")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    data = buffer.getvalue()
+    (tmp_path / "runs.tar.00").write_bytes(data)
+    (tmp_path / "runs.tar.sha256").write_text(f"{gpu_transfer.sha256(data)} 1\n")
+    with pytest.raises(ValueError, match="unexpected member"):
+        gpu_transfer.unpack_runs([tmp_path / "runs.tar.00"], tmp_path / "back")
+    assert not (tmp_path / "back").exists() or not any((tmp_path / "back").rglob("*"))

@@ -32,6 +32,10 @@ fi
 budget="${GPU_QUEUE_SECONDS:-520}"
 work="${GPU_QUEUE_WORK:-/tmp/gpu_queue}"
 results="$work/results"
+for id in "$@"; do  # every id known before anything starts
+  bash zoo/queue.sh args "$id" >/dev/null || exit 2
+done
+rm -rf "$work"  # a warm machine keeps an earlier call's runs: never send those back as new
 mkdir -p "$work/runs" "$results/logs"
 elapsed() { echo $((SECONDS)); }
 
@@ -99,7 +103,8 @@ for b in jax torch; do  # the benchmark worker alone on the GPU, if time is left
   ((left > 30)) || break
   KERAS_BACKEND=$b timeout "$left" "$PYTHON" -m benchmarks.worker --out "$results/bench_$b.json" \
     --models "${bench_models[@]}" --repeats "$bench_repeats" --device-gemm >"$results/logs/bench_$b.log" 2>&1
-  echo "$(elapsed) s: benchmark $b exited $?"
+  rc=$?
+  echo "$(elapsed) s: benchmark $b exited $rc"
 done
 
 finished=()

@@ -221,6 +221,8 @@ def pack_runs(runs, pieces, out, extra=()):
     data = buffer.getvalue()
     pieces = Path(pieces)
     pieces.mkdir(parents=True, exist_ok=True)
+    for old in pieces.glob("runs.tar.*"):  # an earlier pack's pieces would mix with these
+        old.unlink()
     starts = range(0, max(len(data), 1), PIECE_BYTES)
     for index, start in enumerate(starts):
         (pieces / f"runs.tar.{index:02d}").write_bytes(data[start : start + PIECE_BYTES])
@@ -234,6 +236,8 @@ def fetch(pieces, first, out):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = sorted(p.name for p in Path(pieces).glob("runs.tar.[0-9]*"))
+    if not 0 <= first < len(names):
+        raise ValueError(f"--first {first}: {pieces} holds pieces 0..{len(names) - 1}")
     chosen = names[first : first + PIECES_PER_CALL]
     for name in [*chosen, "runs.tar.sha256"]:
         (out / name).write_bytes((Path(pieces) / name).read_bytes())
@@ -251,6 +255,8 @@ def unpack_runs(pieces, into):
     runs/ into `into` and extra/ into `into`/gpu_extra."""
     pieces = sorted({Path(p).name: Path(p) for p in pieces if not str(p).endswith(".sha256")}.items())
     pieces = [path for _, path in pieces]
+    if not pieces:
+        raise ValueError("no runs.tar.NN pieces given")
     data = b"".join(p.read_bytes() for p in pieces)
     digest, count = (pieces[0].parent / "runs.tar.sha256").read_text().split()
     if sha256(data) != digest or len(pieces) != int(count):
@@ -259,9 +265,10 @@ def unpack_runs(pieces, into):
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for member in tar.getmembers():
             top, _, rest = member.name.partition("/")
-            if not member.isfile() or ".." in Path(rest).parts:
-                raise ValueError(f"unexpected member {member.name!r} in the runs tar")
             target = into / rest if top == "runs" else into / "gpu_extra" / rest
+            inside = target.resolve().is_relative_to(into.resolve())
+            if not member.isfile() or top not in ("runs", "extra") or Path(rest).is_absolute() or not inside:
+                raise ValueError(f"unexpected member {member.name!r} in the runs tar")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(tar.extractfile(member).read())
             print(target)

@@ -73,8 +73,9 @@ def _recipe(entry):
 
 def _weights_line(entry):
     if entry.get("origin"):
+        name, megabytes = entry["origin"].rsplit("/", 1)[-1], entry.get("file_bytes", 0) / 1e6
         return (
-            f"- weights: `{entry['origin'].rsplit('/', 1)[-1]}` ({entry['file_bytes'] / 1e6:.0f} MB, not in the wheel: "
-            f"downloaded from {entry['origin']} on first use), sha256 `{entry['sha256']}`"
+            f"- weights: `{name}` ({megabytes:.0f} MB, not in the wheel: downloaded from {entry['origin']} "
+            f"on first use), sha256 `{entry['sha256']}`"
         )
     return f"- weights: `{entry['file'].split('/')[-1]}`, sha256 `{entry['sha256']}`"

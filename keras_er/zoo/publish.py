@@ -94,28 +94,32 @@ def move_out(entry_id, assets, root=None, base=None):
     the entry changes and the zoo's copy goes, so a kill leaves a loadable zoo.
     """
     from keras_er.files import atomic_write
+    from keras_er.files import folder_lock
     from keras_er.files import sha256_of
+    from keras_er.files import write_text_atomic
     from keras_er.zoo import registry
     from keras_er.zoo.cards import render_card
-    from keras_er.files import write_text_atomic
 
-    entry = next((e for e in registry.load_index(root) if e["id"] == entry_id), None)
-    if entry is None:
-        raise ValueError(f"No zoo entry {entry_id!r} in {registry.zoo_root(root)}.")
-    local = registry.zoo_root(root) / entry["file"]
-    target = Path(assets) / registry.asset_name(entry)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(target) as temporary:
-        shutil.copyfile(local, temporary)
-    if sha256_of(target) != entry["sha256"]:
-        raise ValueError(f"{target} does not match the entry's sha256 after copying; the entry is unchanged.")
-    size = target.stat().st_size
+    with folder_lock(registry.zoo_root(root), purpose="being written"):  # re-entrant: update_entry takes it too
+        entry = next((e for e in registry.load_index(root) if e["id"] == entry_id), None)
+        if entry is None:
+            raise ValueError(f"No zoo entry {entry_id!r} in {registry.zoo_root(root)}.")
+        local = registry.zoo_root(root) / entry["file"]
+        if entry.get("origin") and not local.exists():
+            raise ValueError(f"Zoo entry {entry_id!r} is already outside the zoo folder (origin {entry['origin']}).")
+        target = Path(assets) / registry.asset_name(entry)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(target) as temporary:
+            shutil.copyfile(local, temporary)
+        if sha256_of(target) != entry["sha256"]:
+            raise ValueError(f"{target} does not match the entry's sha256 after copying; the entry is unchanged.")
+        size = target.stat().st_size
 
-    def record(entry):
-        entry["origin"] = f"{(base or registry.ASSET_BASE).rstrip('/')}/{target.name}"
-        entry["file_bytes"] = size
+        def record(entry):
+            entry["origin"] = f"{(base or registry.ASSET_BASE).rstrip('/')}/{target.name}"
+            entry["file_bytes"] = size
 
-    updated = registry.update_entry(entry_id, record, root)
-    write_text_atomic(registry.zoo_root(root) / entry_id / "card.md", render_card(updated))
-    local.unlink()
+        updated = registry.update_entry(entry_id, record, root)
+        write_text_atomic(registry.zoo_root(root) / entry_id / "card.md", render_card(updated))
+        local.unlink()
     return updated

@@ -11,11 +11,13 @@ from them: one merged dict per entry, read by everything that lists the zoo.
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import keras
 
 from keras_er.files import folder_lock
+from keras_er.files import sha256_of
 from keras_er.files import write_text_atomic
 
 INDEX_VERSION = 1
@@ -198,7 +200,16 @@ def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=N
 
 
 class ZooWeightsUnavailable(FileNotFoundError):
-    """An entry's weights are neither in the zoo folder nor in the cache, and could not be downloaded."""
+    """An entry's weights are neither in the zoo folder nor in the cache, and could not be downloaded.
+
+    `offline` is True when the download failed for want of a connection (no
+    HTTP answer), False when the server answered with an error or sent
+    other bytes than the entry's sha256.
+    """
+
+    def __init__(self, message, offline):
+        super().__init__(message)
+        self.offline = offline
 
 
 def asset_name(entry):
@@ -218,36 +229,50 @@ def weight_path(entry, root=None):
 
     The zoo folder's copy when there is one (every entry the wheel ships);
     else, for an entry with an `origin` (a file too large for the wheel), the
-    copy in the Keras cache (`cached_path`), downloaded from `origin` (or
-    from `$KERAS_ER_DOWNLOAD_BASE`, a mirror or local folder) when missing
-    or not matching the sha256. Raises `ZooWeightsUnavailable` saying where
-    the file comes from when that fails.
+    copy in the Keras cache (`cached_path`) when its sha256 matches, else a
+    download from `origin` (or from `$KERAS_ER_DOWNLOAD_BASE`, a mirror or
+    local folder holding the origin's file name). The download goes to a
+    scratch file and is renamed into the cache only once its sha256 matches,
+    so a killed or wrong download never sits under the cache name. Raises
+    `ZooWeightsUnavailable` saying where the file comes from when that fails.
     """
     local = zoo_root(root) / entry["file"]
     if local.exists() or not entry.get("origin"):
         return local
+    cached = cached_path(entry)
+    if cached.is_file() and sha256_of(cached) == entry["sha256"]:
+        return cached
     from keras_er.data.download import download_url
-    from keras_er.data.readers import keras_home
 
     url = download_url(entry["origin"])
-    home = keras_home()
-    home.mkdir(parents=True, exist_ok=True)  # get_file swaps a missing folder for /tmp/.keras
     try:
-        return Path(
-            keras.utils.get_file(
-                fname=asset_name(entry),
-                origin=url,
-                file_hash=entry["sha256"],
-                cache_subdir="keras_er",
-                cache_dir=str(home),
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".keras_er-download-", dir=cached.parent) as scratch:
+            fetched = keras.utils.get_file(
+                fname=cached.name, origin=url, file_hash=entry["sha256"], cache_dir=scratch, cache_subdir="."
             )
-        )
-    except Exception as error:  # get_file raises bare Exception for network errors
+            os.replace(fetched, cached)
+        return cached
+    except Exception as error:  # get_file raises a bare Exception for network errors
         size = f"{entry['file_bytes'] / 1e6:.0f} MB, " if entry.get("file_bytes") else ""
         raise ZooWeightsUnavailable(
             f"The weights of zoo entry {entry['id']!r} ({size}sha256 {entry['sha256']}) are not shipped "
             f"with keras_er (too large for the wheel); they come from {entry['origin']}. "
             f"Downloading {url} failed ({type(error).__name__}: {error}). Offline, place the file at "
-            f"{cached_path(entry)}, or set $KERAS_ER_DOWNLOAD_BASE to a folder or mirror holding "
-            f"{asset_name(entry)}."
+            f"{cached}, or set $KERAS_ER_DOWNLOAD_BASE to a folder or mirror holding "
+            f"{entry['origin'].rsplit('/', 1)[-1]}.",
+            offline=_unreachable(error),
         ) from error
+
+
+def _unreachable(error):
+    """True when `error` (or what caused it) is a failed connection rather than an answer."""
+    import urllib.error
+
+    while error is not None:
+        if isinstance(error, urllib.error.HTTPError) or "hash" in str(error).lower():
+            return False
+        if isinstance(error, (urllib.error.URLError, OSError)):
+            return True
+        error = error.__cause__ or error.__context__
+    return "URL fetch failure" in str(error)

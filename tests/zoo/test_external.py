@@ -1,8 +1,6 @@
 """Entries whose weights live outside the wheel: moved out, downloaded or placed by hand, checked."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -47,6 +45,7 @@ def test_without_the_file_the_error_says_where_it_comes_from(external):
     message = str(error.value)
     for expected in (entry["id"], entry["origin"], str(registry.cached_path(entry)), "KERAS_ER_DOWNLOAD_BASE"):
         assert expected in message
+    assert error.value.offline  # connection refused: no answer
 
 
 def test_a_mirror_folder_or_a_placed_file_loads_the_same_logits(external, monkeypatch):
@@ -59,18 +58,49 @@ def test_a_mirror_folder_or_a_placed_file_loads_the_same_logits(external, monkey
     load(root)  # from the cache, offline
 
 
-def test_a_corrupted_copy_in_the_cache_is_refused(external):
-    root, entry, asset, _ = external
+def test_a_corrupted_copy_in_the_cache_is_refused_and_replaced(external, monkeypatch):
+    root, entry, asset, logits = external
     cached = registry.cached_path(entry)
     cached.parent.mkdir(parents=True)
     cached.write_bytes(asset.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(registry.ZooWeightsUnavailable, match="Downloading .* failed"):
-        load(root)  # get_file re-downloads a mismatching file; the origin is unreachable
+        load(root)  # the mismatching copy is not used; the origin is unreachable
+    monkeypatch.setenv("KERAS_ER_DOWNLOAD_BASE", str(asset.parent))
+    model = load(root)
+    np.testing.assert_array_equal(to_numpy(model(zoo.reference_batch(entry["input_shape"]), training=False)), logits)
+    assert cached.read_bytes() == asset.read_bytes()
 
 
-def test_cli_export_external(tmp_path):
-    # the CLI flag reaches move_out (the move itself is tested above)
-    process = subprocess.run(
-        [sys.executable, "-m", "keras_er", "export", "--help"], capture_output=True, text=True, check=True
+def test_a_mirror_with_other_bytes_is_refused_and_leaves_no_file(external, tmp_path, monkeypatch):
+    root, entry, asset, _ = external
+    wrong = tmp_path / "wrong_mirror"
+    wrong.mkdir()
+    (wrong / asset.name).write_bytes(asset.read_bytes()[:-1])
+    monkeypatch.setenv("KERAS_ER_DOWNLOAD_BASE", str(wrong))
+    with pytest.raises(registry.ZooWeightsUnavailable) as error:
+        load(root)
+    assert not error.value.offline  # an answer with the wrong bytes is a failure, never a skip
+    assert not registry.cached_path(entry).exists()
+    assert not [p for p in registry.cached_path(entry).parent.iterdir() if p.name != ".lock"]
+
+
+def test_cli_export_external_moves_the_exported_entry(tmp_path, monkeypatch):
+    from keras_er import cli
+
+    calls = []
+    monkeypatch.setattr(publish, "export_run", lambda run, root=None, limit=None: {"id": "an_entry"})
+    monkeypatch.setattr(
+        publish,
+        "move_out",
+        lambda entry_id, assets, root=None: (
+            calls.append((entry_id, assets, root)) or {"id": entry_id, "origin": "u", "sha256": "0" * 64, "top1": {}}
+        ),
     )
-    assert "--external" in process.stdout
+    assert cli.main(["export", str(tmp_path), "--root", "zoo_here", "--external", "assets_here"]) == 0
+    assert calls == [("an_entry", "assets_here", "zoo_here")]
+
+
+def test_moving_out_twice_says_it_already_happened(external):
+    root, entry, asset, _ = external
+    with pytest.raises(ValueError, match="already outside"):
+        publish.move_out(entry["id"], asset.parent, root=root)

@@ -20,8 +20,15 @@ ENTRIES = registry.load_index()
 IDS = [entry["id"] for entry in ENTRIES]
 
 
-def load(entry):
-    return zoo.load(entry["id"])
+def load(entry, **kwargs):
+    """The entry's model; an entry kept outside the wheel (an `origin`) is skipped where its file is
+    neither in the Keras cache nor downloadable (CI has no network; this machine keeps a copy)."""
+    try:
+        return zoo.load(entry["id"], **kwargs)
+    except registry.ZooWeightsUnavailable as error:
+        if not error.offline:  # the server answered: a missing or wrong asset is a failure, not a skip
+            raise
+        pytest.skip(f"weights outside the wheel, not available offline here: {error}")
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
@@ -29,7 +36,7 @@ def test_entry_loads_offline_and_gives_the_reference_logits(entry):
     model = load(entry)  # raw pixels in: the reference batch in pixel units
     logits = to_numpy(model(zoo.reference_pixels(entry), training=False))
     assert np.abs(logits - np.array(entry["reference_logits"])).max() < 1e-4
-    bare = zoo.load(entry["id"], include_preprocessing=False)  # normalised inputs in
+    bare = load(entry, include_preprocessing=False)  # normalised inputs in
     logits = to_numpy(bare(zoo.reference_batch(tuple(entry["input_shape"])), training=False))
     assert np.abs(logits - np.array(entry["reference_logits"])).max() < 1e-4
 
@@ -76,7 +83,11 @@ def test_entry_files_are_not_git_ignored(entry):
     root = registry.zoo_root()
     if not (root.parent / ".git").exists() or shutil.which("git") is None:
         pytest.skip("not a git checkout")
-    files = [registry.weight_path(entry, root), root / entry["id"] / "card.md"]
+    files = [root / entry["id"] / "card.md"]
+    if entry.get("origin"):  # kept out of the wheel on purpose: the zoo folder must not hold it
+        assert not (root / entry["file"]).exists() and entry["file_bytes"] > 0
+    else:
+        files.append(registry.weight_path(entry, root))
     ignored = subprocess.run(
         ["git", "-C", str(root.parent), "check-ignore", "--no-index", *map(str, files)],
         capture_output=True,
