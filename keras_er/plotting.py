@@ -41,6 +41,9 @@ def learning_curves(log_csv, path):
     return figure
 
 
+_MOVED_MARKERS = {"rigl": "D", "set": "d", "snip": "s", "synflow": "^", "magnitude": "v", "random": "P"}
+
+
 def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
     """Save top-1 against final density, one line per scheme, from the zoo index."""
     from keras_er.masks.schemes import scheme_names
@@ -66,7 +69,18 @@ def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
             axis.axhline(mean_top1(entry), color="black", linestyle="--", label="dense")
         moved = entry.get("dst") or entry.get("prune")
         if moved:  # a mask moved by DST or set by pruning: its own marker, not on the ER line
-            axis.scatter([final_density(entry)], [mean_top1(entry)], marker="D", s=50, label=moved["method"], zorder=3)
+            marker = _MOVED_MARKERS.get(moved["method"], "X")
+            kind = "DST" if entry.get("dst") else "pruned at init"
+            axis.scatter(
+                [final_density(entry)],
+                [mean_top1(entry)],
+                marker=marker,
+                s=60,
+                facecolors="none",
+                edgecolors="black",
+                label=f"{moved['method']} ({kind})",
+                zorder=3,
+            )
         if entry.get("popup"):
             axis.scatter(
                 [final_density(entry)],

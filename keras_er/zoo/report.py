@@ -14,7 +14,11 @@ def final_density(entry):
 
 def _file_kib(entry, root):
     path = registry.zoo_root(root) / entry["file"]
-    return f"{path.stat().st_size / 1024:.0f}" if path.is_file() else "?"
+    if path.is_file():
+        return f"{path.stat().st_size / 1024:.0f}"
+    if entry.get("origin"):  # kept out of the wheel
+        return f"{entry['file_bytes'] / 1024:.0f} (not in wheel)"
+    return "?"
 
 
 def _percent(value):
