@@ -41,9 +41,12 @@ for key in ("flagship", "after_set_update"):
     update.update(step=10)
 logits = {}
 for entry in keras_er.zoo.registry.load_index():
-    model = keras_er.zoo.build(
-        entry["arch"], entry["scheme"], entry["density"], pretrained=entry["dataset"],
-        popup=entry.get("popup", False), popup_density=entry.get("popup_density") or 0.5)
+    try:
+        model = keras_er.zoo.load(entry["id"])  # by id: DST and pruned entries too
+    except keras_er.zoo.registry.ZooWeightsUnavailable as error:
+        if not error.offline:
+            raise
+        continue  # weights outside the wheel, not available offline here (CI)
     batch = keras_er.zoo.reference_pixels(entry)  # zoo models take raw pixels
     logits[entry["id"]] = keras.ops.convert_to_numpy(model(batch, training=False))
 np.savez(sys.argv[1], **logits)
@@ -77,9 +80,11 @@ def test_same_seed_gives_bit_identical_masks_and_set_updates_in_every_backend(pe
 @pytest.mark.cross_backend
 @pytest.mark.skipif(not registry.load_index(), reason="the zoo has no entries")
 def test_every_zoo_entry_gives_the_same_logits_in_every_backend(per_backend):
-    ids = [entry["id"] for entry in registry.load_index()]
+    shipped = {entry["id"] for entry in registry.load_index() if not entry.get("origin")}
     logits = {backend: per_backend[backend][1] for backend in BACKENDS}
-    assert all(sorted(logits[backend]) == sorted(ids) for backend in BACKENDS)
+    ids = sorted(logits[BACKENDS[0]])
+    assert all(sorted(logits[backend]) == ids for backend in BACKENDS)
+    assert shipped <= set(ids), "every entry the wheel ships is compared"
     worst = max(np.abs(logits[a][i] - logits[b][i]).max() for i in ids for a in BACKENDS for b in BACKENDS)
     print(f"max cross-backend logit difference: {worst:.2e}")
     assert worst < 1e-4
