@@ -224,6 +224,14 @@ def cached_path(entry):
     return keras_home() / "keras_er" / asset_name(entry)
 
 
+def available_offline(entry, root=None):
+    """Whether the entry's weights load without a download (shipped, or a matching copy in the cache)."""
+    if (zoo_root(root) / entry["file"]).exists() or not entry.get("origin"):
+        return True
+    cached = cached_path(entry)
+    return cached.is_file() and sha256_of(cached) == entry["sha256"]
+
+
 def weight_path(entry, root=None):
     """Local path of the entry's weights file.
 

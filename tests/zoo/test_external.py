@@ -104,3 +104,13 @@ def test_moving_out_twice_says_it_already_happened(external):
     root, entry, asset, _ = external
     with pytest.raises(ValueError, match="already outside"):
         publish.move_out(entry["id"], asset.parent, root=root)
+
+
+def test_available_offline_follows_the_cache(external):
+    root, entry, asset, _ = external
+    assert not registry.available_offline(entry, root)
+    registry.cached_path(entry).parent.mkdir(parents=True)
+    registry.cached_path(entry).write_bytes(asset.read_bytes()[:-1])
+    assert not registry.available_offline(entry, root)  # a mismatching copy does not count
+    registry.cached_path(entry).write_bytes(asset.read_bytes())
+    assert registry.available_offline(entry, root)

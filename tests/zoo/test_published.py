@@ -20,6 +20,13 @@ ENTRIES = registry.load_index()
 IDS = [entry["id"] for entry in ENTRIES]
 
 
+@pytest.fixture(autouse=True)
+def no_network_downloads(monkeypatch, tmp_path):
+    """An entry outside the wheel comes from the Keras cache or not at all: no test reaches the network
+    (CI has none, and a blocked connection could hang); the 'mirror' is an empty local folder."""
+    monkeypatch.setenv("KERAS_ER_DOWNLOAD_BASE", str(tmp_path / "no_network"))
+
+
 def load(entry, **kwargs):
     """The entry's model; an entry kept outside the wheel (an `origin`) is skipped where its file is
     neither in the Keras cache nor downloadable (CI has no network; this machine keeps a copy)."""
