@@ -161,7 +161,7 @@ def _start_together(model, engine, initial_epoch):
     engine.prepare(model)
 
 
-def _prepare(model, train, recipe, compile_options):
+def _prepare(model, train, recipe, compile_options=None):
     """Freeze popup models' normalization affine, compile with the recipe, build."""
     if any(layer.popup for layer in masked_layers(model)):
         freeze_normalization_affine(model)
