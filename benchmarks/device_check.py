@@ -265,7 +265,7 @@ def run(args):
         save()
         print(result["error"], file=sys.stderr)
         return 1
-    entries = zoo_entries()
+    entries = [entry for entry in zoo_entries() if entry["arch"] in args.models]  # --models: which archs
     for name, measure in (
         ("zoo", lambda: check_entries(entries, args.data_dir, args.images)),
         ("tests", lambda: {"tests": run_dataset_free_tests(args.tests, args.test_timeout)} if args.tests else {}),
