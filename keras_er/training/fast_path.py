@@ -12,7 +12,8 @@ beyond float32 round-off, are chosen here (the knob benchmark checks the first t
 """
 
 # Per backend: compile arguments (model name -> overrides in `_COMPILE_PER_MODEL`). Dense train step, img/s,
-# ResNet20 / VGG16, measured with the two training jobs paused but other processes sharing the 2 vCPUs:
+# ResNet20 / VGG16, measured with the two training jobs paused but other processes sharing the 2 vCPUs
+# (TF's VGG16 reached 87 img/s = 83% of the GEMM bound on the idle machine, 2026-11-26):
 _COMPILE = {
     # Keras "auto": graph mode with oneDNN, no XLA on a CPU-only machine (XLA on a GPU, not measured here).
     # graph 219 / 38.3 (72 GFLOP/s, about the numpy GEMM bound); XLA (jit_compile=True) 68 / 8.3 (0.31x / 0.22x);
@@ -31,11 +32,11 @@ _COMPILE_PER_MODEL = {}
 # Per backend: environment variables that must be set before the framework is imported.
 _ENVIRONMENT = {
     "tensorflow": {},
-    # One OpenMP thread: 178 / 28 img/s against 35 / 10 with torch's default 2 threads (same run). torch's
-    # OpenMP barriers stall whenever another process holds one of the 2 vCPUs (two training jobs share them
-    # here; a torch op that should take 0.5 ms took 3-5 ms). TF and JAX use their own thread pools and do not
-    # suffer this way.
-    "torch": {"OMP_NUM_THREADS": "1"},
+    # torch's own default (all cores). On the idle 2-core machine (2026-11-26) one OpenMP thread lost:
+    # 168 / 36 img/s against 218 / 63 with 2 threads (0.77x / 0.58x). It had won (178 / 28 against 35 / 10)
+    # only while other processes held a core: torch's OpenMP barriers then stall. Set OMP_NUM_THREADS=1
+    # yourself when jobs share the cores (zoo/queue.sh does).
+    "torch": {},
     "jax": {},
 }
 
