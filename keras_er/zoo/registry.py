@@ -224,12 +224,18 @@ def cached_path(entry):
     return keras_home() / "keras_er" / asset_name(entry)
 
 
+def _file_without_download(entry, root=None):
+    """The zoo folder's file (any entry without an `origin`), else a sha256-matching cached copy, else None."""
+    local = zoo_root(root) / entry["file"]
+    if local.exists() or not entry.get("origin"):
+        return local
+    cached = cached_path(entry)
+    return cached if cached.is_file() and sha256_of(cached) == entry["sha256"] else None
+
+
 def available_offline(entry, root=None):
     """Whether the entry's weights load without a download (shipped, or a matching copy in the cache)."""
-    if (zoo_root(root) / entry["file"]).exists() or not entry.get("origin"):
-        return True
-    cached = cached_path(entry)
-    return cached.is_file() and sha256_of(cached) == entry["sha256"]
+    return _file_without_download(entry, root) is not None
 
 
 def weight_path(entry, root=None):
@@ -244,12 +250,10 @@ def weight_path(entry, root=None):
     so a killed or wrong download never sits under the cache name. Raises
     `ZooWeightsUnavailable` saying where the file comes from when that fails.
     """
-    local = zoo_root(root) / entry["file"]
-    if local.exists() or not entry.get("origin"):
-        return local
+    found = _file_without_download(entry, root)
+    if found is not None:
+        return found
     cached = cached_path(entry)
-    if cached.is_file() and sha256_of(cached) == entry["sha256"]:
-        return cached
     from keras_er.data.download import download_url
 
     url = download_url(entry["origin"])
