@@ -1,5 +1,7 @@
 """Masked Keras 3 layers: a fixed 0/1 mask on the kernel, optional popup scores."""
 
+from keras_er.layers import conv_paths
+from keras_er.layers.conv_paths import set_conv_path
 from keras_er.layers.masked_conv import MaskedConv1D
 from keras_er.layers.masked_conv import MaskedConv2D
 from keras_er.layers.masked_conv import MaskedConv3D
@@ -22,4 +24,6 @@ __all__ = [
     "MaskedEinsumDense",
     "MaskedLayer",
     "MaskedSeparableConv2D",
+    "conv_paths",
+    "set_conv_path",
 ]

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_er.layers import conv_paths
 from keras_er.layers.masked_layer import MaskedLayer
 
 PADDINGS = ("valid", "same")
@@ -88,10 +89,13 @@ class MaskedConvBase(MaskedLayer):
         """Output length along spatial `axis` (0-based) for an input of `length`."""
         return _conv_length(length, self.kernel_size[axis], self.strides[axis], self.dilation_rate[axis], self.padding)
 
+    def _output_spatial(self, input_shape):
+        first = 1 if self.data_format == "channels_last" else 2
+        return [self._output_length(input_shape[first + i], i) for i in range(self.rank)]
+
     def compute_output_shape(self, input_shape):
         """`(batch, *spatial, out_channels)` (channels_first: channels second)."""
-        first = 1 if self.data_format == "channels_last" else 2
-        spatial = [self._output_length(input_shape[first + i], i) for i in range(self.rank)]
+        spatial = self._output_spatial(input_shape)
         channels = self.output_channels(input_shape[self.channel_axis])
         if self.data_format == "channels_last":
             return (input_shape[0], *spatial, channels)
@@ -146,6 +150,12 @@ class MaskedConv2D(MaskedConvBase):
         shape = self.kernel_size + (channels // self.groups, self.filters)
         self._add_kernel(shape, fan_in=math.prod(self.kernel_size) * shape[-2])
         self._add_bias(self.filters)
+
+    def call(self, inputs):
+        if not conv_paths.use_matmul(self._output_spatial(inputs.shape), self.groups, self.rank):
+            return super().call(inputs)
+        outputs = conv_paths.matmul_conv2d(inputs, self.effective_kernel(), **self._convolution_arguments())
+        return self._apply_bias_and_activation(outputs, self.channel_axis)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "groups": self.groups}
