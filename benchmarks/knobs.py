@@ -19,11 +19,15 @@ import numpy as np
 
 LOSS_TOLERANCE = 1e-3  # relative; float32 round-off of a different op order is ~1e-6
 KERAS_DEFAULT = "keras default"
+KERAS_LAYERS = "Keras' Conv2D + BatchNormalization"
 
-# backend -> [(name, environment, compile options + "data_format")]; the first is Keras' default path.
+# backend -> [(name, environment, compile options + "data_format" + "layers")]; the first is Keras' default
+# compile path on keras_er's architectures (keras_er.layers.Conv2D / BatchNormalization); "layers": "keras"
+# builds the same network from Keras' own two layers instead.
 KNOBS = {
     "tensorflow": [
         (KERAS_DEFAULT, {}, {}),  # "auto": no XLA on a CPU-only machine
+        (KERAS_LAYERS + " (unfused)", {}, {"layers": "keras"}),
         ("XLA (jit_compile=True)", {}, {"jit_compile": True}),
         ("oneDNN off", {"TF_ENABLE_ONEDNN_OPTS": "0"}, {}),
         ("XLA, oneDNN off", {"TF_ENABLE_ONEDNN_OPTS": "0"}, {"jit_compile": True}),
@@ -39,6 +43,7 @@ KNOBS = {
     ],
     "jax": [
         (KERAS_DEFAULT, {}, {}),  # always jitted
+        (KERAS_LAYERS + " (XLA's own convolution)", {}, {"layers": "keras"}),
         ("thunk runtime off", {"XLA_FLAGS": "--xla_cpu_use_thunk_runtime=false"}, {}),
         ("Eigen single-threaded", {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}, {}),
         ("oneDNN", {"XLA_FLAGS": "--xla_cpu_use_onednn=true"}, {}),
@@ -68,6 +73,22 @@ def channels_first_twin(model):
     return twin
 
 
+def keras_layers_twin(model):
+    """The same Functional network built from Keras' Conv2D and BatchNormalization, with `model`'s weights."""
+    import keras
+
+    config = model.get_config()
+    for layer in config["layers"]:
+        if str(layer.get("registered_name", "")).startswith("keras_er>") and layer["class_name"] in (
+            "Conv2D",
+            "BatchNormalization",
+        ):
+            layer.update(module="keras.layers", registered_name=None)
+    twin = keras.Model.from_config(config)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
 def measure(arch, setting, repeats, batch_size=128, warmup=2, seed=0):
     """Dense `arch` under `setting` (compile options, optional "data_format"): img/s, GFLOP/s, first losses."""
     import keras
@@ -77,8 +98,11 @@ def measure(arch, setting, repeats, batch_size=128, warmup=2, seed=0):
 
     setting = dict(setting)
     data_format = setting.pop("data_format", "channels_last")
+    keras_layers = setting.pop("layers", None) == "keras"
     keras.utils.set_random_seed(seed)
     model = worker.ARCHITECTURES[arch](input_shape=(32, 32, 3), classes=10)
+    if keras_layers:
+        model = keras_layers_twin(model)
     x, y = worker.batch(batch_size, seed)
     if data_format == "channels_first":
         model, x = channels_first_twin(model), np.ascontiguousarray(x.transpose(0, 3, 1, 2))

@@ -85,6 +85,47 @@ def device_gemm_gflops(n=8192, repeats=5):
     return 2 * n**3 / best / 1e9
 
 
+def layer_gemm_shapes(layer, batch):
+    """(M, K, N) of a Conv/Dense layer's forward pass as one matmul (im2col): M output positions in the batch,
+    K the kernel's fan-in, N output channels (depthwise kernels: N = 1 per input channel, M times channels)."""
+    output = tuple(layer.output.shape)[1:]
+    channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
+    out_channels = output[0] if channels_first else output[-1]
+    positions = batch * int(np.prod(output)) // out_channels
+    kernel = tuple(layer.kernel.shape)
+    if type(layer).__name__.removeprefix("Masked").startswith("Depthwise"):
+        return positions * out_channels, int(np.prod(kernel[:-2])), 1
+    return positions, int(np.prod(kernel)) // kernel[-1], kernel[-1]
+
+
+def model_gemm_gflops(model, batch=128, repeats=3):
+    """GFLOP/s numpy reaches on the model's own GEMMs: every Conv/Dense layer's forward (M,K)@(K,N), input gradient
+    (M,N)@(N,K) and kernel gradient (K,M)@(M,N), total FLOPs over the summed best-of-`repeats` times.
+
+    A bound for that model's train step that, unlike the 2048^3 GEMM, accounts for its small matrices (ResNet20's
+    16-channel layers: K = 144, N = 16); convolution libraries can beat it (Winograd, fused im2col), so a backend
+    may exceed 100%.
+    """
+    rng = np.random.default_rng(0)
+    flops = seconds = 0.0
+    for layer in _sublayers(model):
+        if not _linear_kind(layer):
+            continue
+        m, k, n = layer_gemm_shapes(layer, batch)
+        for rows, inner, cols in ((m, k, n), (m, n, k), (k, m, n)):
+            a = rng.standard_normal((rows, inner), dtype=np.float32)
+            b = rng.standard_normal((inner, cols), dtype=np.float32)
+            a @ b
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                a @ b
+                best = min(best, time.perf_counter() - start)
+            flops += 2 * rows * inner * cols
+            seconds += best
+    return flops / seconds / 1e9
+
+
 def gemm_bound(n=2048):
     """{"threads_all", "threads_1": GFLOP/s of `gemm_gflops` in this process and in one with one BLAS thread,
     "gflops": the better}."""

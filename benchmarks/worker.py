@@ -75,10 +75,11 @@ def time_interleaved(models, step, repeats, warmup=2):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def throughput(arch, repeats, batch_size=BATCH, warmup=2, options=None):
+def throughput(arch, repeats, batch_size=BATCH, warmup=2, options=None, model_gemm=True):
     """Images/s of a train step and of inference, per variant, ratios to dense, and the dense step's GFLOP/s.
 
-    `options` are compile arguments (default: `keras_er.training.fast_path.compile_options`).
+    `options` are compile arguments (default: `keras_er.training.fast_path.compile_options`); `model_gemm`: also
+    time numpy on the model's own GEMMs (a CPU bound; skipped on an accelerator).
     """
     options = fast_path.compile_options(keras.backend.backend(), arch) if options is None else options
     models = variants(arch, options)
@@ -98,6 +99,7 @@ def throughput(arch, repeats, batch_size=BATCH, warmup=2, options=None):
         "jit_compile": str(models["masked"].jit_compile),
         "train_flops_per_image": roofline.train_flops(models["dense"]),
         "train_gflops": roofline.train_flops(models["dense"]) * batch_size / train["dense"] / 1e9,
+        "model_gemm_gflops": roofline.model_gemm_gflops(models["dense"], batch_size) if model_gemm else None,
     }
 
 
@@ -185,7 +187,7 @@ def main(argv=None):
         result["throughput"] = {}
         for arch in args.models:
             print(f"[{result['backend']}] timing {arch}", flush=True)
-            result["throughput"][arch] = throughput(arch, args.repeats)
+            result["throughput"][arch] = throughput(arch, args.repeats, model_gemm=not args.device_gemm)
         if args.device_gemm:
             result["device"] = str(keras.ops.convert_to_tensor(0.0).device)
             result["device_gemm_gflops"] = roofline.device_gemm_gflops()

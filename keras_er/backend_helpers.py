@@ -1,5 +1,5 @@
 """The one library module that may ask a framework directly, for what Keras does not expose:
-tracing checks, the training state inside `fit` on JAX, and loss gradients.
+tracing checks, the training state inside `fit` on JAX, loss gradients, and TensorFlow's fused batch norm.
 
 Everything else in `keras_er` is written against `keras` and `keras.ops`.
 """
@@ -35,6 +35,21 @@ def sync_training_state(model):
     """
     if keras.backend.backend() == "jax" and getattr(model, "_jax_state", None):
         model.jax_state_sync()
+
+
+def fused_batch_norm(inputs, gamma, beta, epsilon):
+    """TensorFlow's fused training-mode batch norm of NHWC float32 `inputs`: (outputs, batch mean, biased variance).
+
+    The fused op reports the Bessel-corrected variance; Keras' BatchNormalization averages the biased one into
+    its moving variance, so it is converted back (x (n - 1) / n, n values per channel).
+    """
+    import tensorflow as tf
+
+    outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+        inputs, gamma, beta, epsilon=epsilon, data_format="NHWC", is_training=True
+    )
+    count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), variance.dtype)
+    return outputs, mean, variance * (count - 1.0) / tf.maximum(count, 1.0)
 
 
 def loss_gradients(model, x, y, variables, loss=None, training=True):

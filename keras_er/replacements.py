@@ -9,6 +9,7 @@ import warnings
 import keras
 
 from keras_er.layers import (
+    Conv2D,
     MaskedConv1D,
     MaskedConv2D,
     MaskedConv2DTranspose,
@@ -25,6 +26,7 @@ REPLACEMENTS = {
     keras.layers.Dense: MaskedDense,
     keras.layers.Conv1D: MaskedConv1D,
     keras.layers.Conv2D: MaskedConv2D,
+    Conv2D: MaskedConv2D,  # keras_er's Conv2D (the architectures' faster twin of Keras')
     keras.layers.Conv3D: MaskedConv3D,
     keras.layers.Conv2DTranspose: MaskedConv2DTranspose,
     keras.layers.DepthwiseConv2D: MaskedDepthwiseConv2D,
@@ -68,7 +70,7 @@ def select_layers(model, include, exclude):
 
 
 def replaceable_names():
-    return ", ".join(layer_class.__name__ for layer_class in REPLACEMENTS)
+    return ", ".join(dict.fromkeys(layer_class.__name__ for layer_class in REPLACEMENTS))
 
 
 def maskable(layer):

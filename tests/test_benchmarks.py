@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import keras
 import pytest
 
@@ -161,6 +162,32 @@ def test_flops_are_counted_from_the_architecture():
     assert roofline.forward_flops(_hand_counted_model("channels_first")) == 2 * HAND_MACS
     masked = keras_er.sparsify(model, density=0.5)  # masked layers are counted dense, as they run
     assert roofline.forward_flops(masked) == 2 * HAND_MACS
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_model_gemm_shapes_are_the_layers_im2col_matmuls(data_format):
+    model = _hand_counted_model(data_format)
+    shapes = [roofline.layer_gemm_shapes(layer, batch=2) for layer in model.layers if roofline._linear_kind(layer)]
+    # (positions, fan-in, outputs): conv 3x3 3->4 on 8x8, conv 1x1 4->2 stride 2, depthwise 3x3 on 2 channels, dense
+    assert shapes == [(2 * 64, 27, 4), (2 * 16, 4, 2), (2 * 16 * 2, 9, 1), (2, 2, 5)]
+    assert sum(m * k * n for m, k, n in shapes) == 2 * HAND_MACS
+    assert 0 < roofline.model_gemm_gflops(model, batch=2, repeats=1) < 1e5
+
+
+def test_keras_layers_twin_swaps_keras_er_layers_for_keras_own_with_the_same_outputs():
+    from keras_er.models import ARCHITECTURES
+
+    model = ARCHITECTURES["resnet20"](input_shape=(8, 8, 3), classes=3)
+    twin = knobs.keras_layers_twin(model)
+    kinds = {type(layer) for layer in twin.layers}
+    assert keras.layers.Conv2D in kinds and keras.layers.BatchNormalization in kinds
+    assert not any(kind.__module__.startswith("keras_er") for kind in kinds)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(twin(x, training=True)),
+        keras.ops.convert_to_numpy(model(x, training=True)),
+        atol=1e-4,
+    )
 
 
 def test_resnet20_flops_match_the_published_count():

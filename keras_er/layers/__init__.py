@@ -1,6 +1,9 @@
-"""Masked Keras 3 layers: a fixed 0/1 mask on the kernel, optional popup scores."""
+"""Masked Keras 3 layers (a fixed 0/1 mask on the kernel, optional popup scores), and the Conv2D and
+BatchNormalization the architectures use (Keras' layers on a faster path: see `conv_paths`, `batch_norm`)."""
 
 from keras_er.layers import conv_paths
+from keras_er.layers.batch_norm import BatchNormalization
+from keras_er.layers.conv import Conv2D
 from keras_er.layers.conv_paths import set_conv_path
 from keras_er.layers.masked_conv import MaskedConv1D
 from keras_er.layers.masked_conv import MaskedConv2D
@@ -14,6 +17,8 @@ from keras_er.layers.masked_einsum_dense import MaskedEinsumDense
 from keras_er.layers.masked_layer import MaskedLayer
 
 __all__ = [
+    "BatchNormalization",
+    "Conv2D",
     "MaskedConv1D",
     "MaskedConv2D",
     "MaskedConv2DTranspose",

@@ -8,12 +8,15 @@ so a model (and a zoo file) is the same network under either global setting.
 import keras
 from keras import layers
 
+from keras_er.layers.batch_norm import BatchNormalization
+from keras_er.layers.conv import Conv2D
+
 LAYOUT = "channels_last"
 
 
 def conv_bn(x, filters, kernel_size, strides=1, name=None, relu=True):
     """Conv (no bias) -> BatchNorm (-> ReLU), the unit every model here stacks."""
-    x = layers.Conv2D(
+    x = Conv2D(
         filters,
         kernel_size,
         strides=strides,
@@ -23,7 +26,7 @@ def conv_bn(x, filters, kernel_size, strides=1, name=None, relu=True):
         data_format=LAYOUT,
         name=f"{name}_conv",
     )(x)
-    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+    x = BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
