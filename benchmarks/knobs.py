@@ -44,7 +44,8 @@ KNOBS = {
     "jax": [
         (KERAS_DEFAULT, {}, {}),  # always jitted
         (KERAS_LAYERS + " (XLA's own convolution)", {}, {"layers": "keras"}),
-        ("thunk runtime off", {"XLA_FLAGS": "--xla_cpu_use_thunk_runtime=false"}, {}),
+        ("512-bit vectors", {"XLA_FLAGS": "--xla_cpu_prefer_vector_width=512"}, {}),
+        ("concurrency-optimized scheduler", {"XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"}, {}),
         ("Eigen single-threaded", {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}, {}),
         ("oneDNN", {"XLA_FLAGS": "--xla_cpu_use_onednn=true"}, {}),
         ("XNNPACK", {"XLA_FLAGS": "--xla_cpu_use_xnnpack=true"}, {}),

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from keras_er import BACKENDS
 
+CONV_PATHS = ("auto", "native", "matmul")  # keras_er.layers.conv_paths.MODES, without importing keras here
+
 
 def parser():
     """The argument parser; choices come from the registries (models, schemes, datasets)."""
@@ -24,6 +26,12 @@ def parser():
 
     root = argparse.ArgumentParser(prog="keras-er", description=__doc__.split("\n")[0])
     root.add_argument("--backend", choices=BACKENDS, help="Keras backend (sets KERAS_BACKEND)")
+    root.add_argument(
+        "--conv-path",
+        choices=CONV_PATHS,
+        help="how keras_er's Conv2D layers compute (keras_er.layers.set_conv_path); default auto: the backend's "
+        "convolution, except a matmul where XLA:CPU is pathologically slow",
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an ER-sparse model")
@@ -113,6 +121,10 @@ def main(argv=None):
     _devices_before_frameworks_load(args)
     if args.backend:
         _switch_backend(args.backend, argv)
+    if args.conv_path:
+        from keras_er.layers import set_conv_path
+
+        set_conv_path(args.conv_path)
     from keras_er.files import FolderLockedError
 
     try:

@@ -274,3 +274,18 @@ def test_train_on_two_devices_records_the_engine_and_writes_one_run(tiny_cifar, 
     assert result.stdout.count('"accuracy"') == 1  # one final report, from the chief
     _, layers = _masks_and_kernels(run)
     assert all((kernel[mask == 0] == 0).all() for mask, kernel in layers)
+
+
+def test_conv_path_option_sets_the_mode_for_the_command(tmp_path, monkeypatch):
+    from keras_er.layers import conv_paths
+
+    assert cli.CONV_PATHS == conv_paths.MODES
+    monkeypatch.setenv("KERAS_ER_ZOO_DIR", str(tmp_path))
+    previous = conv_paths.conv_path()
+    try:
+        assert cli.main(["--conv-path", "matmul", "list"]) == 0
+        assert conv_paths.conv_path() == "matmul"
+    finally:
+        conv_paths.set_conv_path(previous)
+    with pytest.raises(SystemExit):
+        cli.main(["--conv-path", "im2col", "list"])

@@ -26,7 +26,14 @@ from keras_er import backend_helpers
 
 @keras.saving.register_keras_serializable(package="keras_er")
 class BatchNormalization(keras.layers.BatchNormalization):
-    """`keras.layers.BatchNormalization` with a fused training step on TensorFlow (see the module docstring)."""
+    """`keras.layers.BatchNormalization` with a fused training step on TensorFlow (see the module docstring).
+
+    Set `layer.fused = False` to run Keras' own code everywhere (e.g. to compare a run with one whose
+    BatchNorm cannot be fused, such as synchronised statistics: popup's top-k can turn round-off into a
+    different selection). Not part of the config: it changes speed, not the layer.
+    """
+
+    fused = True
 
     def call(self, inputs, training=None, mask=None):
         if training and self.trainable and mask is None and self._fusable(inputs):
@@ -35,7 +42,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def _fusable(self, inputs):
         return (
-            keras.backend.backend() == "tensorflow"
+            self.fused
+            and keras.backend.backend() == "tensorflow"
             and not self.renorm
             and not self.synchronized
             and "_moments" not in vars(self)  # statistics replaced (keras_er.training.distribute): Keras' path

@@ -2,8 +2,12 @@
 
 Two parts, because some settings must exist before the framework loads:
 
-- `environment(backend)`: environment variables to set before `import keras` (the CLI sets them next to
-  `KERAS_BACKEND`); setting them later has no effect.
+- `environment(backend)`: environment variables to set before `import keras` (the benchmarks set them next to
+  `KERAS_BACKEND`; none wins today, so the CLI sets none); setting them later has no effect.
+
+The layers are the other half of the fast path: the architectures build `keras_er.layers.Conv2D` (a matmul where
+XLA:CPU's convolution is pathologically slow, `keras_er.layers.conv_paths`) and `keras_er.layers.BatchNormalization`
+(TensorFlow's fused kernel in training steps); both choose per backend by themselves.
 - `compile_options(backend, model_name)`: keyword arguments for `model.compile` (e.g. `jit_compile`).
 
 Measurements: benchmarks/results/knobs.md (2-core AMD EPYC, batch 128, dense train step). The numbers behind
@@ -23,8 +27,9 @@ _COMPILE = {
     # 240 s on 2 shared cores: never chosen. channels_first: 1.27x / 1.03x in one run, 0.5x / 1.5x in the next
     # (noise; the zoo's models are channels_last anyway).
     "torch": {},
-    # Always XLA. The knob run (thunk runtime off, Eigen single-threaded, oneDNN, XNNPACK, channels_first) did
-    # not finish within its 14-minute window on the shared cores: nothing measured beats the default yet.
+    # Always XLA. XLA flags (oneDNN, XNNPACK, Eigen single-threaded, thunk runtime off: no longer supported in
+    # jax 0.10.2) measured within noise on single convolutions (2026-11-26); the win was in the layers:
+    # keras_er.layers.conv_paths (dense VGG16 14.6 -> 47.5 img/s).
     "jax": {},
 }
 _COMPILE_PER_MODEL = {}

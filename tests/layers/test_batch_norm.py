@@ -64,6 +64,16 @@ def test_cases_the_fused_op_does_not_cover_run_keras_code(fused_calls, kwargs, s
     assert fused_calls == []
 
 
+def test_fused_false_runs_keras_code(fused_calls):
+    x = np.random.default_rng(3).normal(size=(4, 3, 3, 2)).astype("float32")
+    layer = BatchNormalization()
+    layer.fused = False
+    expected = keras.layers.BatchNormalization()(x, training=True)
+    np.testing.assert_allclose(to_numpy(layer(x, training=True)), to_numpy(expected), atol=1e-6)
+    assert fused_calls == []
+    assert "fused" not in layer.get_config()
+
+
 def test_inference_and_frozen_layers_use_the_moving_statistics(fused_calls):
     x = np.random.default_rng(2).normal(size=(4, 3, 3, 2)).astype("float32")
     layer = BatchNormalization()

@@ -83,6 +83,7 @@ def train(args, engine):
 
     with engine.scope():
         model = build(args)
+    unfuse_batch_norm(model)
     initial_checksum = mask_checksum(model)
     losses = StepLosses(engine)
     callbacks = [losses]
@@ -94,6 +95,7 @@ def train(args, engine):
         training.fit(model, batches(), recipe, callbacks=[StopAfterEpoch(0)], **options)
         with engine.scope():
             model = build(args)
+        unfuse_batch_norm(model)
         training.fit(model, batches(), recipe, resume=True, callbacks=callbacks, **options)
     else:
         training.fit(model, batches(), recipe, verbose=0, callbacks=callbacks, distribution=engine)
@@ -108,6 +110,17 @@ def train(args, engine):
         "initial_checksum": initial_checksum,
         "checksums": engine.allgather(mask_checksum(model)),
     }
+
+
+def unfuse_batch_norm(model):
+    """Keras' BatchNorm code in every run: synchronised statistics (TF's engine) cannot use the fused op, and
+    popup's top-k would turn the two ops' round-off into different selections."""
+    from keras_er.layers import BatchNormalization
+    from keras_er.model_masks import leaf_layers
+
+    for layer in leaf_layers(model):
+        if isinstance(layer, BatchNormalization):
+            layer.fused = False
 
 
 def sharded_variables(model):
