@@ -21,9 +21,10 @@ LOSS_TOLERANCE = 1e-3  # relative; float32 round-off of a different op order is 
 KERAS_DEFAULT = "keras default"
 KERAS_LAYERS = "Keras' Conv2D + BatchNormalization"
 
-# backend -> [(name, environment, compile options + "data_format" + "layers")]; the first is Keras' default
-# compile path on keras_er's architectures (keras_er.layers.Conv2D / BatchNormalization); "layers": "keras"
-# builds the same network from Keras' own two layers instead.
+# backend -> [(name, environment, compile options + "data_format" + "layers" + "conv_path")]; the first is
+# Keras' default compile path on keras_er's architectures (keras_er.layers.Conv2D / BatchNormalization);
+# "layers": "keras" builds the same network from Keras' own two layers instead; "conv_path" sets
+# keras_er.layers.set_conv_path.
 KNOBS = {
     "tensorflow": [
         (KERAS_DEFAULT, {}, {}),  # "auto": no XLA on a CPU-only machine
@@ -44,6 +45,8 @@ KNOBS = {
     "jax": [
         (KERAS_DEFAULT, {}, {}),  # always jitted
         (KERAS_LAYERS + " (XLA's own convolution)", {}, {"layers": "keras"}),
+        ("conv path native (XLA's convolution everywhere)", {}, {"conv_path": "native"}),
+        ("conv path matmul (shifted-window matmul everywhere)", {}, {"conv_path": "matmul"}),
         ("512-bit vectors", {"XLA_FLAGS": "--xla_cpu_prefer_vector_width=512"}, {}),
         ("concurrency-optimized scheduler", {"XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"}, {}),
         ("Eigen single-threaded", {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}, {}),
@@ -100,6 +103,10 @@ def measure(arch, setting, repeats, batch_size=128, warmup=2, seed=0):
     setting = dict(setting)
     data_format = setting.pop("data_format", "channels_last")
     keras_layers = setting.pop("layers", None) == "keras"
+    if "conv_path" in setting:
+        from keras_er.layers import set_conv_path
+
+        set_conv_path(setting.pop("conv_path"))
     keras.utils.set_random_seed(seed)
     model = worker.ARCHITECTURES[arch](input_shape=(32, 32, 3), classes=10)
     if keras_layers:

@@ -52,17 +52,22 @@ def train_flops(model):
     return TRAIN_FORWARD_RATIO * forward_flops(model)
 
 
-def gemm_gflops(n=2048, repeats=5):
-    """Best GFLOP/s of a numpy float32 (n x n) @ (n x n) matmul (2 n^3 FLOPs), after one warm-up."""
-    rng = np.random.default_rng(0)
-    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+def _matmul_seconds(rows, inner, cols, repeats, rng):
+    """Best seconds of a numpy float32 (rows x inner) @ (inner x cols) matmul, after one warm-up."""
+    a = rng.standard_normal((rows, inner), dtype=np.float32)
+    b = rng.standard_normal((inner, cols), dtype=np.float32)
     a @ b
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
+    return best
+
+
+def gemm_gflops(n=2048, repeats=5):
+    """Best GFLOP/s of a numpy float32 (n x n) @ (n x n) matmul (2 n^3 FLOPs), after one warm-up."""
+    return 2 * n**3 / _matmul_seconds(n, n, n, repeats, np.random.default_rng(0)) / 1e9
 
 
 def device_gemm_gflops(n=8192, repeats=5):
@@ -113,16 +118,8 @@ def model_gemm_gflops(model, batch=128, repeats=3):
             continue
         m, k, n = layer_gemm_shapes(layer, batch)
         for rows, inner, cols in ((m, k, n), (m, n, k), (k, m, n)):
-            a = rng.standard_normal((rows, inner), dtype=np.float32)
-            b = rng.standard_normal((inner, cols), dtype=np.float32)
-            a @ b
-            best = float("inf")
-            for _ in range(repeats):
-                start = time.perf_counter()
-                a @ b
-                best = min(best, time.perf_counter() - start)
             flops += 2 * rows * inner * cols
-            seconds += best
+            seconds += _matmul_seconds(rows, inner, cols, repeats, rng)
     return flops / seconds / 1e9
 
 

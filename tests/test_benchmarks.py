@@ -76,6 +76,7 @@ def test_markdown_report_renders():
         "infer_ratio": {"masked": 1.0},
         "train_flops_per_image": 0.245e9,
         "train_gflops": 24.5,
+        "model_gemm_gflops": 40.0,
         "jit_compile": "True",
     }
     results = {
@@ -97,7 +98,7 @@ def test_markdown_report_renders():
         },
     }
     text = markdown(results)
-    assert "| jax | resnet20 | XLA | 100 | 24.5 | 50.0 | 49% | 1.00 | 0.90 | 1.00 | 1.01 |" in text
+    assert "| jax | resnet20 | XLA | 100 | 24.5 | 50.0 | 49% | 61% | 1.00 | 0.90 | 1.00 | 1.01 |" in text
     assert "ISA avx2" in text and "GFLOP per train image: resnet20 0.245" in text
     assert "| erk_0.1 | 0.110 | 0.150 |" in text
 
