@@ -55,8 +55,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def _fused_call(self, inputs):
         channels = inputs.shape[-1]
-        gamma = self.gamma if self.scale else ops.ones((channels,))
-        beta = self.beta if self.center else ops.zeros((channels,))
+        gamma = self.gamma if self.scale else ops.ones((channels,), dtype=inputs.dtype)
+        beta = self.beta if self.center else ops.zeros((channels,), dtype=inputs.dtype)
         outputs, mean, variance = backend_helpers.fused_batch_norm(inputs, gamma, beta, self.epsilon)
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))

@@ -1,4 +1,4 @@
-"""How `MaskedConv2D` computes its convolution: the backend's own, or shifted slices and one matmul.
+"""How `Conv2D` and `MaskedConv2D` compute their convolution: the backend's own, or shifted slices and one matmul.
 
 XLA's CPU convolution (the JAX backend on a CPU) is pathologically slow when a convolution's output is 2 pixels
 wide: a 3x3 "same" convolution of a 128 x 2 x 2 x 512 batch to 512 channels takes 1.1 s forward (3.3 GFLOP/s with
@@ -32,7 +32,7 @@ _state = {"mode": "auto"}
 
 
 def set_conv_path(mode):
-    """Choose how every `MaskedConv2D` computes its convolution from now on; returns the previous mode.
+    """Choose how every keras_er `Conv2D` and `MaskedConv2D` computes its convolution; returns the previous mode.
 
     Takes effect for functions traced afterwards (a compiled train step keeps the path it was traced with).
 

@@ -64,6 +64,19 @@ def test_cases_the_fused_op_does_not_cover_run_keras_code(fused_calls, kwargs, s
     assert fused_calls == []
 
 
+def test_without_scale_and_offset_under_another_floatx():
+    x = np.random.default_rng(4).normal(size=(2, 2, 2, 3)).astype("float32")
+    previous = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    try:
+        kwargs = dict(dtype="float32", center=False, scale=False)
+        expected = to_numpy(keras.layers.BatchNormalization(**kwargs)(x, training=True))
+        got = to_numpy(BatchNormalization(**kwargs)(x, training=True))
+    finally:
+        keras.config.set_floatx(previous)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
 def test_fused_false_runs_keras_code(fused_calls):
     x = np.random.default_rng(3).normal(size=(4, 3, 3, 2)).astype("float32")
     layer = BatchNormalization()
