@@ -57,12 +57,22 @@ KNOBS = {
 }
 
 
-def channels_first_twin(model):
-    """The same Functional network built channels_first (inputs N, C, H, W), with `model`'s weights."""
+def _twin(model, edit_layer):
+    """`model` rebuilt from its config after `edit_layer(layer_config)` on every layer, with `model`'s weights."""
     import keras
 
     config = model.get_config()
     for layer in config["layers"]:
+        edit_layer(layer)
+    twin = keras.Model.from_config(config)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def channels_first_twin(model):
+    """The same Functional network built channels_first (inputs N, C, H, W), with `model`'s weights."""
+
+    def edit(layer):
         layer.pop("build_config", None)  # shapes are re-inferred from the new input
         inner = layer["config"]
         if layer["class_name"] == "InputLayer":
@@ -72,25 +82,19 @@ def channels_first_twin(model):
             inner["data_format"] = "channels_first"
         if layer["class_name"] == "BatchNormalization":
             inner["axis"] = 1
-    twin = keras.Model.from_config(config)
-    twin.set_weights(model.get_weights())
-    return twin
+
+    return _twin(model, edit)
 
 
 def keras_layers_twin(model):
     """The same Functional network built from Keras' Conv2D and BatchNormalization, with `model`'s weights."""
-    import keras
 
-    config = model.get_config()
-    for layer in config["layers"]:
-        if str(layer.get("registered_name", "")).startswith("keras_er>") and layer["class_name"] in (
-            "Conv2D",
-            "BatchNormalization",
-        ):
+    def edit(layer):
+        keras_er_layer = str(layer.get("registered_name", "")).startswith("keras_er>")
+        if keras_er_layer and layer["class_name"] in ("Conv2D", "BatchNormalization"):
             layer.update(module="keras.layers", registered_name=None)
-    twin = keras.Model.from_config(config)
-    twin.set_weights(model.get_weights())
-    return twin
+
+    return _twin(model, edit)
 
 
 def measure(arch, setting, repeats, batch_size=128, warmup=2, seed=0):

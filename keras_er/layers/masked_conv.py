@@ -77,8 +77,11 @@ class MaskedConvBase(MaskedLayer):
         return channels
 
     def call(self, inputs):
-        outputs = self.convolution(inputs, self.effective_kernel(), **self._convolution_arguments())
+        outputs = self._convolve(inputs, self.effective_kernel())
         return self._apply_bias_and_activation(outputs, self.channel_axis)
+
+    def _convolve(self, inputs, kernel):
+        return self.convolution(inputs, kernel, **self._convolution_arguments())
 
     def _convolution_arguments(self):
         return dict(
@@ -151,11 +154,10 @@ class MaskedConv2D(MaskedConvBase):
         self._add_kernel(shape, fan_in=math.prod(self.kernel_size) * shape[-2])
         self._add_bias(self.filters)
 
-    def call(self, inputs):
+    def _convolve(self, inputs, kernel):
         if not conv_paths.use_matmul(self._output_spatial(inputs.shape), self.groups, self.rank):
-            return super().call(inputs)
-        outputs = conv_paths.matmul_conv2d(inputs, self.effective_kernel(), **self._convolution_arguments())
-        return self._apply_bias_and_activation(outputs, self.channel_axis)
+            return super()._convolve(inputs, kernel)
+        return conv_paths.matmul_conv2d(inputs, kernel, **self._convolution_arguments())
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "groups": self.groups}

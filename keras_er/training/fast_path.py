@@ -4,11 +4,11 @@ Two parts, because some settings must exist before the framework loads:
 
 - `environment(backend)`: environment variables to set before `import keras` (the benchmarks set them next to
   `KERAS_BACKEND`; none wins today, so the CLI sets none); setting them later has no effect.
+- `compile_options(backend, model_name)`: keyword arguments for `model.compile` (e.g. `jit_compile`).
 
-The layers are the other half of the fast path: the architectures build `keras_er.layers.Conv2D` (a matmul where
+The layers are the rest of the fast path: the architectures build `keras_er.layers.Conv2D` (a matmul where
 XLA:CPU's convolution is pathologically slow, `keras_er.layers.conv_paths`) and `keras_er.layers.BatchNormalization`
 (TensorFlow's fused kernel in training steps); both choose per backend by themselves.
-- `compile_options(backend, model_name)`: keyword arguments for `model.compile` (e.g. `jit_compile`).
 
 Measurements: benchmarks/results/knobs.md (2-core AMD EPYC, batch 128, dense train step). The numbers behind
 each choice are in the comments of `_COMPILE` and `_ENVIRONMENT`. Only settings that change speed, never results
@@ -28,8 +28,8 @@ _COMPILE = {
     # (noise; the zoo's models are channels_last anyway).
     "torch": {},
     # Always XLA. XLA flags (oneDNN, XNNPACK, Eigen single-threaded, thunk runtime off: no longer supported in
-    # jax 0.10.2) measured within noise on single convolutions (2026-11-26); the win was in the layers:
-    # keras_er.layers.conv_paths (dense VGG16 14.6 -> 47.5 img/s).
+    # jax 0.10.2, 512-bit vectors, concurrency scheduler) measured 0.85-1.07x, noise (idle machine, 2026-11-26);
+    # the win was in the layers: keras_er.layers.conv_paths (dense VGG16 14.6 -> 56.2 img/s in knobs.md).
     "jax": {},
 }
 _COMPILE_PER_MODEL = {}
