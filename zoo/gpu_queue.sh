@@ -11,7 +11,7 @@
 #   here, after: python zoo/gpu_transfer.py unpack-runs <each call's files_at>/runs.tar.* --into ../runs
 #
 # Call 2 unpacks CIFAR-10 (sha256-checked), starts every run ID (its arguments from
-# zoo/queue.sh, 30 epochs, seed 0) at once on the GPU with JAX (torch if JAX cannot
+# zoo/queue.sh, 30 epochs, its seed) at once on the GPU with JAX (torch if JAX cannot
 # reach the GPU), runs benchmarks/device_check.sh beside them, stops runs still going
 # GPU_QUEUE_SECONDS (default 520) minus 80 s after the start, then times the
 # benchmark worker per backend in what is left, and packs finished runs, logs and
@@ -68,7 +68,7 @@ echo "$(elapsed) s: training on $backend: $*"
 pids=()
 for id in "$@"; do
   read -r -a args <<<"$(bash zoo/queue.sh args "$id")" || exit
-  "$PYTHON" -m keras_er --backend "$backend" train "${args[@]}" "${train_extra[@]}" --seed 0 \
+  "$PYTHON" -m keras_er --backend "$backend" train "${args[@]}" "${train_extra[@]}" \
     --out "$work/runs/$id" >"$results/logs/$id.log" 2>&1 &
   pids+=($!)
 done

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The zoo's training queue: the runs still to publish, as resumable jobs.
 #
-#   bash zoo/queue.sh a &        # lane a: ResNet20 runs (TensorFlow: ER, RigL, SNIP, SynFlow), then dense VGG16
-#   bash zoo/queue.sh b &        # lane b: ERK VGG16 (torch)
+#   bash zoo/queue.sh a &        # lane a: half of the seed-1/2 ResNet20 runs (TensorFlow)
+#   bash zoo/queue.sh b &        # lane b: the other half
 #   bash zoo/queue.sh status     # how far every run got
 #   bash zoo/queue.sh args ID    # one job's train arguments
 #
@@ -20,15 +20,28 @@ cd "$(dirname "$0")/.."
 RUNS="${KERAS_ER_RUNS:-$(cd .. && pwd)/runs}"
 export KERAS_ER_DATA="${KERAS_ER_DATA:-$(cd .. && pwd)/shared/data}"
 
-# lane  run-id  backend  train arguments
+# lane  run-id  backend  train arguments (each job names its --seed)
 JOBS=(
-  "a resnet20_uniform_d0.02_cifar10 tensorflow --model resnet20 --scheme uniform --density 0.02"
-  "a resnet20_balanced_d0.02_cifar10 tensorflow --model resnet20 --scheme balanced --density 0.02"
-  "a resnet20_erk_d0.1_rigl_cifar10 tensorflow --model resnet20 --scheme erk --density 0.1 --dst rigl"
-  "a resnet20_erk_d0.1_snip-global_cifar10 tensorflow --model resnet20 --scheme erk --density 0.1 --prune snip"
-  "a resnet20_erk_d0.1_synflow-global_cifar10 tensorflow --model resnet20 --scheme erk --density 0.1 --prune synflow"
-  "a vgg16_dense_cifar10 torch --model vgg16 --scheme dense"
-  "b vgg16_erk_d0.05_cifar10 torch --model vgg16 --scheme erk --density 0.05"
+  "a resnet20_dense_cifar10_s1 tensorflow --model resnet20 --scheme dense --seed 1"
+  "b resnet20_erk_d0.1_cifar10_s1 tensorflow --model resnet20 --scheme erk --density 0.1 --seed 1"
+  "a resnet20_balanced_d0.1_cifar10_s1 tensorflow --model resnet20 --scheme balanced --density 0.1 --seed 1"
+  "b resnet20_uniform_d0.1_cifar10_s1 tensorflow --model resnet20 --scheme uniform --density 0.1 --seed 1"
+  "a resnet20_erk_d0.02_cifar10_s1 tensorflow --model resnet20 --scheme erk --density 0.02 --seed 1"
+  "b resnet20_balanced_d0.02_cifar10_s1 tensorflow --model resnet20 --scheme balanced --density 0.02 --seed 1"
+  "a resnet20_uniform_d0.02_cifar10_s1 tensorflow --model resnet20 --scheme uniform --density 0.02 --seed 1"
+  "b resnet20_dense_cifar10_s2 tensorflow --model resnet20 --scheme dense --seed 2"
+  "a resnet20_erk_d0.1_cifar10_s2 tensorflow --model resnet20 --scheme erk --density 0.1 --seed 2"
+  "b resnet20_balanced_d0.1_cifar10_s2 tensorflow --model resnet20 --scheme balanced --density 0.1 --seed 2"
+  "a resnet20_uniform_d0.1_cifar10_s2 tensorflow --model resnet20 --scheme uniform --density 0.1 --seed 2"
+  "b resnet20_erk_d0.02_cifar10_s2 tensorflow --model resnet20 --scheme erk --density 0.02 --seed 2"
+  "a resnet20_balanced_d0.02_cifar10_s2 tensorflow --model resnet20 --scheme balanced --density 0.02 --seed 2"
+  "b resnet20_uniform_d0.02_cifar10_s2 tensorflow --model resnet20 --scheme uniform --density 0.02 --seed 2"
+  "a resnet20_erk_d0.1_rigl_cifar10_s1 tensorflow --model resnet20 --scheme erk --density 0.1 --dst rigl --seed 1"
+  "b resnet20_erk_d0.1_snip-global_cifar10_s1 tensorflow --model resnet20 --scheme erk --density 0.1 --prune snip --seed 1"
+  "a resnet20_erk_d0.1_synflow-global_cifar10_s1 tensorflow --model resnet20 --scheme erk --density 0.1 --prune synflow --seed 1"
+  "b resnet20_erk_d0.1_rigl_cifar10_s2 tensorflow --model resnet20 --scheme erk --density 0.1 --dst rigl --seed 2"
+  "a resnet20_erk_d0.1_snip-global_cifar10_s2 tensorflow --model resnet20 --scheme erk --density 0.1 --prune snip --seed 2"
+  "b resnet20_erk_d0.1_synflow-global_cifar10_s2 tensorflow --model resnet20 --scheme erk --density 0.1 --prune synflow --seed 2"
 )
 
 progress() {  # epochs finished, from the run's log
@@ -70,7 +83,7 @@ for job in "${JOBS[@]}"; do
   echo "$(date -Is) lane $lane: $id (${resume[*]:-fresh}, $(progress "$id") epochs done)"
   # shellcheck disable=SC2086  # $args is a list of words
   OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
-    PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" taskset -c "$core" python -m keras_er --backend "$backend" train $args --epochs 30 --seed 0 \
+    PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" taskset -c "$core" python -m keras_er --backend "$backend" train $args --epochs 30 \
     --out "$RUNS/$id" "${resume[@]}" >>"$RUNS/$id.log" 2>&1 || status=$?
   if (( ${status:-0} )); then  # captured first: $(date) would reset $?
     echo "$(date -Is) lane $lane: $id stopped with exit $status (see $RUNS/$id.log)"
