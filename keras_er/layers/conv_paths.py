@@ -90,6 +90,11 @@ def matmul_conv2d(inputs, kernel, strides, padding, dilation_rate, data_format):
     (sh, sw), (dh, dw) = strides, dilation_rate
     out_h = (inputs.shape[1] - dh * (kh - 1) - 1) // sh + 1
     out_w = (inputs.shape[2] - dw * (kw - 1) - 1) // sw + 1
+    if out_h < 1 or out_w < 1:
+        raise ValueError(
+            f"matmul_conv2d: computed output size would be zero or negative ({out_h}, {out_w}) for inputs of "
+            f"shape {tuple(inputs.shape)} and a kernel of shape {tuple(kernel.shape)}."
+        )
     windows = [
         inputs[:, i * dh : i * dh + (out_h - 1) * sh + 1 : sh, j * dw : j * dw + (out_w - 1) * sw + 1 : sw, :]
         for i in range(kh)

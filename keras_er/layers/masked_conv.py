@@ -37,6 +37,16 @@ def _conv_length(length, kernel, stride, dilation, padding):
     return (length - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def check_output_spatial(name, input_spatial, output_spatial, kernel_size, dilation_rate):
+    """Refuse an input smaller than the (dilated) kernel: Keras' message, on every backend and conv path."""
+    if any(size is not None and size < 1 for size in output_spatial):
+        raise ValueError(
+            f"Layer '{name}': computed output size would be zero or negative ({tuple(output_spatial)}) for an "
+            f"input of spatial size {tuple(input_spatial)} with kernel_size={tuple(kernel_size)}, "
+            f"dilation_rate={tuple(dilation_rate)} and padding='valid'; use a larger input or padding='same'."
+        )
+
+
 class MaskedConvBase(MaskedLayer):
     """Shared arguments and `call` of the masked convolutions.
 
@@ -77,6 +87,7 @@ class MaskedConvBase(MaskedLayer):
         return channels
 
     def call(self, inputs):
+        self._output_spatial(inputs.shape)  # refuses an input smaller than the kernel
         outputs = self._convolve(inputs, self.effective_kernel())
         return self._apply_bias_and_activation(outputs, self.channel_axis)
 
@@ -94,7 +105,10 @@ class MaskedConvBase(MaskedLayer):
 
     def _output_spatial(self, input_shape):
         first = 1 if self.data_format == "channels_last" else 2
-        return [self._output_length(input_shape[first + i], i) for i in range(self.rank)]
+        spatial = [input_shape[first + i] for i in range(self.rank)]
+        output = [self._output_length(length, i) for i, length in enumerate(spatial)]
+        check_output_spatial(self.name, spatial, output, self.kernel_size, self.dilation_rate)
+        return output
 
     def compute_output_shape(self, input_shape):
         """`(batch, *spatial, out_channels)` (channels_first: channels second)."""

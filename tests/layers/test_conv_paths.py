@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import keras
 
+from keras_er import layers
 from keras_er.layers import MaskedConv2D
 from keras_er.layers import conv_paths
 from tests.helpers import to_numpy
@@ -91,3 +92,32 @@ def test_set_conv_path_refuses_unknown_modes_and_returns_the_previous(conv_path)
     with pytest.raises(ValueError, match="`mode` must be one of auto, native, matmul"):
         conv_path("im2col")
     assert conv_paths.conv_path() == "auto"
+
+
+SMALL_INPUT_LAYERS = {
+    "MaskedConv1D": (lambda: layers.MaskedConv1D(4, 3, density=0.5, seed=0), (1, 2, 3)),
+    "MaskedConv2D": (lambda: layers.MaskedConv2D(4, 3, density=0.5, seed=0), (1, 2, 2, 3)),
+    "MaskedConv2D dilated": (lambda: layers.MaskedConv2D(4, 2, dilation_rate=3, density=0.5, seed=0), (1, 3, 3, 3)),
+    "MaskedConv3D": (lambda: layers.MaskedConv3D(4, 3, density=0.5, seed=0), (1, 2, 5, 5, 3)),
+    "MaskedDepthwiseConv2D": (lambda: layers.MaskedDepthwiseConv2D(3, density=0.5, seed=0), (1, 2, 2, 3)),
+    "MaskedSeparableConv2D": (lambda: layers.MaskedSeparableConv2D(4, 3, density=0.5, seed=0), (1, 2, 2, 3)),
+    "Conv2D": (lambda: layers.Conv2D(4, 3), (1, 2, 2, 3)),
+}
+
+
+@pytest.mark.parametrize("mode", ["native", "matmul"])
+@pytest.mark.parametrize("name", sorted(SMALL_INPUT_LAYERS))
+def test_an_input_smaller_than_the_kernel_is_refused_on_every_path(conv_path, mode, name):
+    conv_path(mode)
+    make, shape = SMALL_INPUT_LAYERS[name]
+    with pytest.raises(ValueError, match="output size would be zero or negative"):
+        make()(np.ones(shape, "float32"))  # eager call
+    with pytest.raises(ValueError, match="output size would be zero or negative"):
+        make()(keras.Input(shape[1:]))  # building a Functional model
+
+
+def test_matmul_conv2d_refuses_an_empty_output():
+    x = keras.ops.ones((1, 2, 2, 3))
+    kernel = keras.ops.ones((3, 3, 3, 4))
+    with pytest.raises(ValueError, match="zero or negative"):
+        conv_paths.matmul_conv2d(x, kernel, (1, 1), "valid", (1, 1), "channels_last")
