@@ -289,3 +289,44 @@ def test_conv_path_option_sets_the_mode_for_the_command(tmp_path, monkeypatch):
         conv_paths.set_conv_path(previous)
     with pytest.raises(SystemExit):
         cli.main(["--conv-path", "im2col", "list"])
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--limit", "0"], "--limit must be a positive integer"),
+        (["--seed", "-1"], "seed"),
+        (["--popup", "--popup-density", "0"], "--popup-density"),
+        (["--density", "nan"], "density"),
+    ],
+)
+def test_bad_values_are_refused_before_the_run_folder_exists(tiny_cifar, tmp_path, capsys, extra, message):
+    run = tmp_path / "run"
+    assert cli.main(TRAIN + extra + ["--out", str(run)]) == 2
+    assert message in capsys.readouterr().err
+    assert not run.exists()  # no lock file, no config
+
+
+@pytest.fixture
+def tiny_architecture():
+    """A registered architecture small enough that per-layer rounding moves its global density by > 1e-3."""
+    import keras
+
+    from keras_er import architectures
+
+    def build(input_shape, classes):
+        inputs = keras.Input(input_shape)
+        x = keras.layers.Conv2D(5, 3, strides=4)(inputs)  # 135 + 50 weights: ERK 0.1 keeps 19, not 18.5
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inputs, keras.layers.Dense(classes)(x))
+
+    architectures.register_architecture("tiny_test_net", build)
+    yield "tiny_test_net"
+    architectures.unregister_architecture("tiny_test_net")
+
+
+def test_a_small_registered_architecture_trains_and_saves(tiny_cifar, tmp_path, tiny_architecture):
+    run = tmp_path / "run"
+    argv = ["train", "--model", tiny_architecture, "--scheme", "erk", "--density", "0.1", "--epochs", "1"]
+    assert cli.main(argv + ["--batch-size", "100", "--out", str(run)]) == 0
+    assert (run / "model.weights.h5").is_file()

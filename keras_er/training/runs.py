@@ -99,6 +99,7 @@ def train_run(config, recipe, out, resume=False, argv=(), devices=None):
     out = Path(out)
     if config["scheme"] != "dense":
         validate_density(config["density"])  # before the run folder is created
+    check_config_values(config)
     check_sparse_training(config)
     several = devices not in (None, 1) or distribute.launched()  # one process of several: always distributed
     engine = distribute.data_parallel(devices) if several else distribute.Engine()
@@ -152,6 +153,19 @@ def train_run(config, recipe, out, resume=False, argv=(), devices=None):
     return final
 
 
+def check_config_values(config):
+    """Refuse a bad seed, limit or popup density before anything is written."""
+    seed, limit = config["seed"], config["limit"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer; got {seed!r}.")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"--limit must be a positive integer (a number of training images); got {limit!r}.")
+    if config["popup"]:
+        from keras_er.masks.schemes import validate_density
+
+        validate_density(config["popup_density"], name="--popup-density")
+
+
 def check_sparse_training(config):
     """Refuse impossible combinations before anything is written."""
     if config["popup"] and config["scheme"] == "dense":
@@ -180,10 +194,15 @@ def check_final_density(model, config):
     from keras_er.model_masks import summary
 
     report = summary(model, print_fn=None)
-    if abs(report["global_density"] - config["density"]) > 1e-3:
+    masked = sum(1 for row in report["layers"] if row["masked"])
+    # Exact sampling and pruning round each layer's count (to at least one weight): at most one weight a layer off.
+    expected = config["density"] * report["size"]
+    if abs(report["nonzeros"] - expected) > masked:
         raise ValueError(
-            f"The trained model has density {report['global_density']:.4f}, not the run's "
-            f"{config['density']:g}; its masks were not restored. Not saved."
+            f"The trained model keeps {report['nonzeros']} of {report['size']} weights (density "
+            f"{report['global_density']:.4f}), where the run's density {config['density']:g} allows "
+            f"{expected:.0f} +- {masked} (one weight a masked layer for rounding): its masks are not the run's "
+            "(not restored from the backup, or changed by a callback). Not saved."
         )
 
 
