@@ -154,6 +154,7 @@ class JaxDataParallel(Engine):
 
     def shard(self, batches):
         if self.processes == 1:
+            check_even_batches(batches, self.devices, "devices")  # JAX would stop mid-epoch (IndivisibleError)
             return batches
         return ShardedBatches(batches, self.rank, self.processes)
 
@@ -409,21 +410,36 @@ def _sum_over_ranks_function():
     return SumOverRanks
 
 
+def check_even_batches(batches, parts, what):
+    """Refuse, before training, batches that `parts` devices or processes cannot split evenly.
+
+    `batches` is indexable with a length (a PyDataset such as `data.load`'s); all its batches but the last have
+    the first's size, so those two are checked. Anything else (a generator, a tf.data pipeline) is not.
+    """
+    if parts == 1 or not (hasattr(batches, "__len__") and hasattr(batches, "__getitem__")):
+        return
+    for index in sorted({0, len(batches) - 1}):
+        _check_split(index, len(batches[index][1]), parts, what)
+
+
+def _check_split(index, size, parts, what):
+    if size % parts:
+        raise ValueError(
+            f"Batch {index} has {size} images, which {parts} {what} cannot split evenly: "
+            "choose a batch size and dataset size divisible by the number of devices (or `limit` the data)."
+        )
+
+
 class ShardedBatches(keras.utils.PyDataset):
     """Rank `rank`'s contiguous slice of every batch of `batches` (the global batches)."""
 
     def __init__(self, batches, rank, processes):
         super().__init__()
         self.batches, self.rank, self.processes = batches, rank, processes
-        for index in sorted({0, len(batches) - 1}):  # all batches but the last have the first's size
-            self._slice(index, len(batches[index][1]))
+        check_even_batches(batches, processes, "processes")
 
     def _slice(self, index, size):
-        if size % self.processes:
-            raise ValueError(
-                f"Batch {index} has {size} images, which {self.processes} processes cannot split evenly: "
-                "choose a batch size and dataset size divisible by the number of devices."
-            )
+        _check_split(index, size, self.processes, "processes")
         part = size // self.processes
         return slice(self.rank * part, (self.rank + 1) * part)
 

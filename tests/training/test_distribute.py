@@ -192,3 +192,38 @@ def test_training_metrics_are_averaged_over_processes_before_they_are_logged():
     logs = {"loss": 3.0, "accuracy": 0.5, "val_loss": 7.0, "epoch_seconds": 9.0}
     distribute.AveragedLogs(TwoRanks()).on_epoch_end(0, logs)
     assert logs == {"loss": 2.0, "accuracy": 0.75, "val_loss": 7.0, "epoch_seconds": 9.0}
+
+
+class _Batches:
+    """Two batches of 8 and 7 images: 7 does not split over 2 devices."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        size = 8 if index == 0 else 7
+        return np.zeros((size, 2)), np.arange(size)
+
+
+def test_check_even_batches_names_the_batch_and_the_count():
+    distribute.check_even_batches(_Batches(), 1, "devices")  # one device: anything goes
+    with pytest.raises(ValueError, match="Batch 1 has 7 images, which 2 devices cannot split evenly"):
+        distribute.check_even_batches(_Batches(), 2, "devices")
+
+
+def test_jax_data_parallel_refuses_an_uneven_last_batch_before_training():
+    """On JAX one process feeds every device: an uneven last batch stopped the epoch with IndivisibleError."""
+    script = (
+        "import numpy as np, pytest\n"
+        "from keras_er.training import distribute\n"
+        "from tests.training.test_distribute import _Batches\n"
+        "engine = distribute.data_parallel(2)\n"
+        "with pytest.raises(ValueError, match='Batch 1 has 7 images, which 2 devices cannot split evenly'):\n"
+        "    engine.shard(_Batches())\n"
+        "print('refused')\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root, "KERAS_BACKEND": "jax"}
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "refused" in done.stdout, done.stderr[-3000:]
