@@ -7,6 +7,11 @@ never a truncated one. `folder_lock(folder)` holds an exclusive advisory lock
 interleave their writes; it is re-entrant within a thread, and other threads
 of the same process are held off like other processes.
 
+`scratch_path(path)` names a scratch file or folder beside `path` after its
+writer, `<name>.part-<host>-<pid>-<token>`, so that a process killed mid-write
+(SIGKILL runs no `finally`) leaves a name that `remove_stale_scratch(path)`
+recognises and removes later, once no process of that id runs on this host.
+
 Example:
 
 >>> import tempfile, pathlib
@@ -21,6 +26,10 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
+import secrets
+import shutil
+import socket
 import threading
 import warnings
 from pathlib import Path
@@ -45,6 +54,54 @@ def sha256_of(path):
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _host():
+    return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
+
+
+def scratch_path(path):
+    """A fresh scratch name beside `path`: `<name>.part-<host>-<pid>-<token>` (a random 8-hex token)."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.part-{_host()}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _running(pid):
+    """Whether a process `pid` runs on this host (True when that cannot be told)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate it there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs under another user
+        return True
+    return True
+
+
+def remove_stale_scratch(path):
+    """Remove the `scratch_path(path)` leftovers of processes of this host that no longer run.
+
+    Scratch names of running processes, of other hosts (a shared folder) and
+    anything else are left alone. Returns the removed paths.
+    """
+    path = Path(path)
+    pattern = re.compile(re.escape(path.name) + r"\.part-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{8}")
+    removed = []
+    try:
+        candidates = list(path.parent.iterdir())
+    except FileNotFoundError:
+        return removed
+    for candidate in candidates:
+        match = pattern.fullmatch(candidate.name)
+        if not match or match["host"] != _host() or _running(int(match["pid"])):
+            continue
+        if candidate.is_dir() and not candidate.is_symlink():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    return removed
 
 
 @contextlib.contextmanager

@@ -19,19 +19,19 @@ _HEX_HASH = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{64}")
 
 @dataclasses.dataclass(frozen=True)
 class RemoteFile:
-    """One file that `keras.utils.get_file` fetches into the Keras cache.
+    """One file that a download (`keras_er.data.download.fetch`) puts into the Keras cache.
 
     Args:
         origin: the file's URL. Under `$KERAS_ER_DOWNLOAD_BASE` (a mirror)
             the same file name is fetched from there instead.
-        file_hash: sha256 (64 hex digits) or md5 (32) that `get_file` checks
+        file_hash: sha256 (64 hex digits) or md5 (32) that the bytes are checked
             the download against; None: not checked (Keras publishes no hash
             for Fashion-MNIST).
         fname: its name in the cache; with `extract`, the folder it is
-            unpacked into (then without a dot: `get_file` names the folder
+            unpacked into (then without a dot: `keras.utils.get_file` names the folder
             differently when there is one).
         cache_subdir: the cache folder, relative to `$KERAS_HOME` (default
-            `~/.keras`), that `get_file` puts it in.
+            `~/.keras`), that it is put in (as `keras.utils.get_file` would).
         extract: unpack the (tar or zip) archive after the download.
     """
 

@@ -1,13 +1,14 @@
-"""Where datasets come from: offline copies first, then a download through Keras.
+"""Where datasets come from: offline copies first, then a download.
 
 Sources, in order: tensorflow-datasets (if installed, never downloading);
 `<name>.npz` (x_train/y_train/x_test/y_test) in `$KERAS_ER_DATA`; the Keras
 cache that `keras.datasets.<name>.load_data()` leaves in `$KERAS_HOME/datasets`
 (default `~/.keras/datasets`); for Fashion-MNIST the IDX files of Debian's
 `dataset-fashion-mnist` package. When none has the dataset and `download` is
-true, its spec's `DownloadSource` is fetched with `keras.utils.get_file` (same
-URLs, hashes and cache layout as `keras.datasets`, with a progress bar and a
-hash check) and read back by the Keras-cache reader.
+true, its spec's `DownloadSource` is fetched by `keras_er.data.download.fetch`
+(same URLs, hashes and cache layout as `keras.datasets`, with a progress bar,
+a hash and length check and a timeout on every network read) and read back by
+the Keras-cache reader.
 
 Environment:
     KERAS_ER_DATA: folder of `<name>.npz` files.
@@ -16,6 +17,8 @@ Environment:
     KERAS_ER_DOWNLOAD_BASE: a mirror (URL such as `https://host/path` or
         `file:///folder`, or a plain local folder) that holds the files under
         their original names; downloads come from there instead.
+    KERAS_ER_DOWNLOAD_TIMEOUT: seconds each connect or read of a download may
+        wait (default 60).
 
 This is the one module that may import tensorflow_datasets (optional).
 """

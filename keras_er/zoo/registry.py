@@ -11,10 +11,8 @@ from them: one merged dict per entry, read by everything that lists the zoo.
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
-import keras
 
 from keras_er.files import folder_lock
 from keras_er.files import sha256_of
@@ -202,9 +200,10 @@ def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=N
 class ZooWeightsUnavailable(FileNotFoundError):
     """An entry's weights are neither in the zoo folder nor in the cache, and could not be downloaded.
 
-    `offline` is True when the download failed for want of a connection (no
-    HTTP answer), False when the server answered with an error or sent
-    other bytes than the entry's sha256.
+    `offline` is True only when no server could be reached (name resolution,
+    connection refused, no route: `keras_er.data.errors.DownloadError.offline`);
+    False when a server answered with an HTTP error, a truncated body, a stall
+    mid-body, or other bytes than the entry's sha256: a failure, never a skip.
     """
 
     def __init__(self, message, offline):
@@ -238,53 +237,51 @@ def available_offline(entry, root=None):
     return _file_without_download(entry, root) is not None
 
 
-def weight_path(entry, root=None):
+def weight_path(entry, root=None, timeout=None):
     """Local path of the entry's weights file.
 
     The zoo folder's copy when there is one (every entry the wheel ships);
     else, for an entry with an `origin` (a file too large for the wheel), the
     copy in the Keras cache (`cached_path`) when its sha256 matches, else a
     download from `origin` (or from `$KERAS_ER_DOWNLOAD_BASE`, a mirror or
-    local folder holding the origin's file name). The download goes to a
-    scratch file and is renamed into the cache only once its sha256 matches,
-    so a killed or wrong download never sits under the cache name. Raises
-    `ZooWeightsUnavailable` saying where the file comes from when that fails.
+    local folder holding the origin's file name) with
+    `keras_er.data.download.fetch_file`: each connect or read waits at most
+    `timeout` seconds (default `$KERAS_ER_DOWNLOAD_TIMEOUT`, else 60), and the
+    bytes go to a scratch file `<cache name>.part-<host>-<pid>-<token>` renamed
+    into the cache only once whole and sha256-matching, so a killed, truncated
+    or wrong download never sits under the cache name (a killed process's
+    scratch file is removed by the next download). Raises
+    `ZooWeightsUnavailable` saying where the file comes from and what failed.
     """
     found = _file_without_download(entry, root)
     if found is not None:
         return found
     cached = cached_path(entry)
-    from keras_er.data.download import download_url
+    from keras_er.data.download import download_timeout, download_url, fetch_file
+    from keras_er.data.errors import DownloadError
 
+    timeout = download_timeout(timeout)  # a bad timeout is a ValueError/TypeError, not "unavailable"
     url = download_url(entry["origin"])
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".keras_er-download-", dir=cached.parent) as scratch:
-            fetched = keras.utils.get_file(
-                fname=cached.name, origin=url, file_hash=entry["sha256"], cache_dir=scratch, cache_subdir="."
-            )
-            os.replace(fetched, cached)
-        return cached
-    except Exception as error:  # get_file raises a bare Exception for network errors
+        return fetch_file(url, cached, file_hash=entry["sha256"], timeout=timeout, progress=True)
+    except DownloadError as error:
         size = f"{entry['file_bytes'] / 1e6:.0f} MB, " if entry.get("file_bytes") else ""
         raise ZooWeightsUnavailable(
             f"The weights of zoo entry {entry['id']!r} ({size}sha256 {entry['sha256']}) are not shipped "
             f"with keras_er (too large for the wheel); they come from {entry['origin']}. "
-            f"Downloading {url} failed ({type(error).__name__}: {error}). Offline, place the file at "
-            f"{cached}, or set $KERAS_ER_DOWNLOAD_BASE to a folder or mirror holding "
+            f"Downloading {url} failed ({'unreachable' if error.offline else 'the server answered'}: {error}). "
+            f"Offline, place the file at {cached}, or set $KERAS_ER_DOWNLOAD_BASE to a folder or mirror holding "
             f"{entry['origin'].rsplit('/', 1)[-1]}.",
             offline=_unreachable(error),
         ) from error
 
 
 def _unreachable(error):
-    """True when `error` (or what caused it) is a failed connection rather than an answer."""
-    import urllib.error
+    """True when `error` (or what caused it) is a `DownloadError` for which no server answered."""
+    from keras_er.data.errors import DownloadError
 
     while error is not None:
-        if isinstance(error, urllib.error.HTTPError) or "hash" in str(error).lower():
-            return False
-        if isinstance(error, (urllib.error.URLError, OSError)):
-            return True
+        if isinstance(error, DownloadError):
+            return error.offline
         error = error.__cause__ or error.__context__
-    return "URL fetch failure" in str(error)
+    return False

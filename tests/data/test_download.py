@@ -5,20 +5,27 @@ only the file hash in the built-in spec for the fake's (computed here), so the
 URL file name, cache name, extraction and reader under test are the real ones.
 """
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
 import http.server
 import io
+import os
 import pickle
+import socket
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 
 import keras
 import numpy as np
 import pytest
 
 from keras_er import data
+from keras_er.data import download
 from keras_er.data import (
     DATASET_SPECS,
     DatasetDownloadError,
@@ -29,6 +36,7 @@ from keras_er.data import (
     load_arrays,
     register_dataset,
 )
+from keras_er.files import scratch_path
 
 CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
 
@@ -109,6 +117,77 @@ def http_mirror(offline, monkeypatch):
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+class _Misbehaving(http.server.BaseHTTPRequestHandler):
+    """Declares `len(body)` bytes, sends `body[:sent]`; `stall`: then waits ("body") or never answers ("headers")."""
+
+    body, sent, stall, release = b"", 0, None, None
+
+    def do_GET(self):
+        if self.stall == "headers":
+            self.release.wait(60)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body[: self.sent])
+        self.wfile.flush()
+        if self.stall == "body":
+            self.release.wait(60)
+        # returning closes the connection (HTTP/1.0): a truncated body
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def misbehaving_server(body, sent, stall=None):
+    """A localhost server that truncates (`sent < len(body)`) or stalls (`stall`); yields its base URL.
+
+    A stalled handler is released when the block ends, so code that would hang
+    forever without a timeout ends then (and its test has failed already).
+    """
+    release = threading.Event()
+    handler = type("Handler", (_Misbehaving,), {"body": body, "sent": sent, "stall": stall, "release": release})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def call_with_deadline(call, seconds):
+    """Run `call` in a thread; (its exception or result, seconds taken); fails the test if it is still running."""
+    outcome = []
+    start = time.monotonic()
+
+    def target():
+        try:
+            outcome.append(call())
+        except BaseException as error:  # noqa: BLE001 (handed to the test)
+            outcome.append(error)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still blocked after {seconds} s: no timeout on the network read"
+    return outcome[0], time.monotonic() - start
+
+
+def dead_pid():
+    """The id of a process of this host that has exited."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def scratch_left(home):
+    return [p.name for p in home.rglob("*") if ".part-" in p.name or p.name.startswith(".keras_er-download")]
 
 
 def test_cifar10_downloads_once_into_keras_home_in_keras_layout(http_mirror, offline, monkeypatch):
@@ -244,3 +323,88 @@ def test_a_registered_dataset_without_a_download_source_says_where_to_put_it(off
         assert "download=True" not in str(info.value)
     finally:
         del DATASET_SPECS["tiny_local"]
+
+
+@pytest.mark.parametrize("stall", ["body", "headers"])
+def test_a_server_that_stalls_fails_within_the_timeout_and_leaves_nothing(offline, monkeypatch, stall):
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("KERAS_ER_DOWNLOAD_TIMEOUT", "1")
+    with misbehaving_server(b"x" * 5000, 1000, stall=stall) as base:
+        monkeypatch.setenv("KERAS_ER_DOWNLOAD_BASE", base)
+        error, seconds = call_with_deadline(lambda: load_arrays("mnist", "train"), 20)
+    assert isinstance(error, DatasetDownloadError), error
+    assert seconds < 10
+    message = str(error)
+    if stall == "body":
+        assert "no data for 1 s after 1000 of 5000 bytes" in message and "KERAS_ER_DOWNLOAD_TIMEOUT" in message
+    else:
+        assert "sent no answer within 1 s" in message
+    assert "(failed)" in message and "unreachable" not in message  # the server was there: not "offline"
+    assert files_under(offline / "keras") == [] and scratch_left(offline / "keras") == []
+
+
+def test_a_truncated_download_names_both_byte_counts_and_leaves_nothing(offline, monkeypatch):
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    make_mnist_npz(offline / "mnist.npz")
+    body = (offline / "mnist.npz").read_bytes()
+    use_file_hash(monkeypatch, "mnist", sha256(offline / "mnist.npz"))
+    with misbehaving_server(body, 400) as base:
+        monkeypatch.setenv("KERAS_ER_DOWNLOAD_BASE", base)
+        with pytest.raises(DatasetDownloadError) as info:
+            load_arrays("mnist", "train")
+    message = str(info.value)
+    assert f"truncated: expected {len(body)} bytes (Content-Length), got 400" in message
+    assert "(failed)" in message and "unreachable" not in message
+    assert not info.value.__cause__.offline
+    assert files_under(offline / "keras") == [] and scratch_left(offline / "keras") == []
+
+
+def test_a_refused_connection_is_reported_as_unreachable(offline, monkeypatch):
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("KERAS_ER_DOWNLOAD_BASE", f"http://127.0.0.1:{port}/")
+    with pytest.raises(DatasetDownloadError) as info:
+        load_arrays("mnist", "train")
+    assert "(unreachable)" in str(info.value) and "could not connect" in str(info.value)
+    assert info.value.__cause__.offline
+
+
+def test_a_killed_downloads_scratch_folder_is_removed_by_the_next_download(offline, monkeypatch):
+    home = offline / "keras"
+    home.mkdir()
+    writer = scratch_path(home / ".keras_er-download").name.rsplit("-", 2)[0]  # .keras_er-download.part-<host>
+    dead = home / f"{writer}-{dead_pid()}-0123abcd"
+    (dead / "datasets").mkdir(parents=True)
+    (dead / "datasets" / "mnist.npz").write_bytes(b"half")
+    alive = home / f"{writer}-{os.getpid()}-0123abcd"  # another thread's, still running
+    alive.mkdir()
+    mirror = offline / "mirror"
+    mirror.mkdir()
+    make_mnist_npz(mirror / "mnist.npz")
+    use_file_hash(monkeypatch, "mnist", sha256(mirror / "mnist.npz"))
+    assert load_arrays("mnist", "test")[0].shape == (3, 28, 28, 1)
+    assert not dead.exists() and alive.is_dir()
+    assert files_under(home) == ["datasets/mnist.npz"]
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(0, ValueError), (-1.0, ValueError), (float("inf"), ValueError), (float("nan"), ValueError), ("5", TypeError)],
+)
+def test_the_timeout_must_be_a_finite_positive_number(value, error):
+    with pytest.raises(error, match="`timeout`"):
+        download.download_timeout(value)
+    assert download.download_timeout(2) == 2.0
+
+
+def test_the_timeout_variable_is_read_and_checked(monkeypatch):
+    monkeypatch.delenv("KERAS_ER_DOWNLOAD_TIMEOUT", raising=False)
+    assert download.download_timeout() == download.DEFAULT_TIMEOUT == 60.0
+    monkeypatch.setenv("KERAS_ER_DOWNLOAD_TIMEOUT", "2.5")
+    assert download.download_timeout() == 2.5 and download.download_timeout(7) == 7.0
+    for bad in ("0", "soon", "inf"):
+        monkeypatch.setenv("KERAS_ER_DOWNLOAD_TIMEOUT", bad)
+        with pytest.raises(ValueError, match=r"\$KERAS_ER_DOWNLOAD_TIMEOUT .*" + bad):
+            download.download_timeout()

@@ -1,6 +1,11 @@
 """Entries whose weights live outside the wheel: moved out, downloaded or placed by hand, checked."""
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +13,8 @@ import pytest
 from keras_er import zoo
 from keras_er.zoo import publish
 from keras_er.zoo import registry
+from tests.data.test_download import call_with_deadline
+from tests.data.test_download import misbehaving_server
 from tests.helpers import to_numpy
 
 
@@ -114,3 +121,73 @@ def test_available_offline_follows_the_cache(external):
     assert not registry.available_offline(entry, root)  # a mismatching copy does not count
     registry.cached_path(entry).write_bytes(asset.read_bytes())
     assert registry.available_offline(entry, root)
+
+
+def left_beside_the_cache(entry):
+    folder = registry.cached_path(entry).parent
+    return sorted(p.name for p in folder.iterdir() if p.name != ".lock") if folder.is_dir() else []
+
+
+def test_a_truncating_mirror_is_a_failure_naming_the_byte_counts_not_a_skip(external, monkeypatch):
+    root, entry, asset, _ = external
+    body = asset.read_bytes()
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    with misbehaving_server(body, len(body) // 2) as base:
+        monkeypatch.setenv("KERAS_ER_DOWNLOAD_BASE", base)
+        with pytest.raises(registry.ZooWeightsUnavailable) as error:
+            load(root)
+    assert not error.value.offline  # the published-entry tests fail on this, they do not skip
+    assert f"truncated: expected {len(body)} bytes (Content-Length), got {len(body) // 2}" in str(error.value)
+    assert left_beside_the_cache(entry) == []
+
+
+def test_a_stalling_mirror_fails_within_the_timeout(external, monkeypatch):
+    root, entry, asset, _ = external
+    body = asset.read_bytes()
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    with misbehaving_server(body, 4096, stall="body") as base:
+        monkeypatch.setenv("KERAS_ER_DOWNLOAD_BASE", base)
+        error, seconds = call_with_deadline(lambda: registry.weight_path(entry, root, timeout=1), 20)
+    assert isinstance(error, registry.ZooWeightsUnavailable), error
+    assert seconds < 10 and not error.offline
+    assert f"no data for 1 s after 4096 of {len(body)} bytes" in str(error)
+    assert left_beside_the_cache(entry) == []
+
+
+def test_a_download_killed_mid_body_leaves_a_scratch_file_the_next_download_removes(external, monkeypatch):
+    root, entry, asset, logits = external
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    code = (
+        "import json, sys\nfrom keras_er.zoo import registry\n"
+        "registry.weight_path(json.loads(sys.argv[1]), sys.argv[2])"
+    )
+    folder = registry.cached_path(entry).parent
+    with misbehaving_server(asset.read_bytes(), 4096, stall="body") as base:
+        monkeypatch.setenv("KERAS_ER_DOWNLOAD_BASE", base)
+        repo = Path(__file__).resolve().parents[2]
+        child = subprocess.Popen([sys.executable, "-c", code, json.dumps(entry), str(root)], cwd=repo, env=os.environ)
+        try:
+            deadline = time.monotonic() + 300
+            while not (folder.is_dir() and any(".part-" in p.name for p in folder.iterdir())):
+                assert child.poll() is None and time.monotonic() < deadline, "the child never started its download"
+                time.sleep(0.1)
+        finally:
+            child.kill()  # SIGKILL: no `finally` of the child runs
+            child.wait()
+    stale = left_beside_the_cache(entry)
+    assert len(stale) == 1 and stale[0].startswith(registry.cached_path(entry).name + ".part-")
+    monkeypatch.setenv("KERAS_ER_DOWNLOAD_BASE", str(asset.parent))
+    model = load(root)
+    np.testing.assert_array_equal(to_numpy(model(zoo.reference_batch(entry["input_shape"]), training=False)), logits)
+    assert left_beside_the_cache(entry) == [registry.cached_path(entry).name]
+
+
+def test_a_bad_timeout_is_refused_before_any_download(external, monkeypatch):
+    root, entry, asset, _ = external
+    with pytest.raises(ValueError, match="`timeout` must be a finite positive number"):
+        registry.weight_path(entry, root, timeout=0)
+    with pytest.raises(TypeError, match="`timeout`"):
+        registry.weight_path(entry, root, timeout="60")
+    monkeypatch.setenv("KERAS_ER_DOWNLOAD_TIMEOUT", "never")
+    with pytest.raises(ValueError, match="KERAS_ER_DOWNLOAD_TIMEOUT"):
+        load(root)
