@@ -1,7 +1,11 @@
 """zoo/gpu_transfer.py: lossless CIFAR-10 coding for the GPU machine, runs back in checked pieces."""
 
 import importlib.util
+import io
 import json
+import os
+import re
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -116,18 +120,198 @@ def test_runs_come_back_in_pieces_over_several_fetches(tmp_path, monkeypatch):
         assert "optimizer" not in received
 
 
-def test_a_member_outside_the_target_is_refused(tmp_path):
-    import io
-    import tarfile
+def tree(root):
+    """Every path under `root` (hidden ones too) with its bytes, None for a folder: a byte-exact picture."""
+    root = Path(root)
+    if not root.exists():
+        return None
+    return {p.relative_to(root).as_posix(): None if p.is_dir() else p.read_bytes() for p in sorted(root.rglob("*"))}
 
+
+def tar_pieces(folder, members):
+    """`members` ((name, bytes), or a TarInfo for a link) as one checked piece runs.tar.00 in `folder`."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("runs//tmp/escaped")
-        info.size = 1
-        tar.addfile(info, io.BytesIO(b"x"))
+        for member in members:
+            if isinstance(member, tarfile.TarInfo):
+                tar.addfile(member)
+            else:
+                info = tarfile.TarInfo(member[0])
+                info.size = len(member[1])
+                tar.addfile(info, io.BytesIO(member[1]))
     data = buffer.getvalue()
-    (tmp_path / "runs.tar.00").write_bytes(data)
-    (tmp_path / "runs.tar.sha256").write_text(f"{gpu_transfer.sha256(data)} 1\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "runs.tar.00").write_bytes(data)
+    (folder / "runs.tar.sha256").write_text(f"{gpu_transfer.sha256(data)} 1\n")
+    return [folder / "runs.tar.00"]
+
+
+def link(name, target, kind=tarfile.SYMTYPE):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+def test_a_member_outside_the_target_is_refused(tmp_path):
+    pieces = tar_pieces(tmp_path / "call", [("runs//tmp/escaped", b"x")])
     with pytest.raises(ValueError, match="unexpected member"):
-        gpu_transfer.unpack_runs([tmp_path / "runs.tar.00"], tmp_path / "back")
-    assert not (tmp_path / "back").exists() or not any((tmp_path / "back").rglob("*"))
+        gpu_transfer.unpack_runs(pieces, tmp_path / "back")
+    assert not (tmp_path / "back").exists()
+
+
+@pytest.mark.parametrize(
+    "third",
+    [
+        ("runs//tmp/escaped", b"x"),
+        ("runs/r2/../../../escaped", b"x"),
+        ("extra/results/../../../escaped", b"x"),
+        link("runs/r2/link", "/tmp"),
+        link("runs/r2/link", "../../../escaped"),
+        link("runs/r2/hard", "/etc/passwd", tarfile.LNKTYPE),
+    ],
+    ids=["absolute", "traversal", "extra-traversal", "symlink-absolute", "symlink-up", "hardlink"],
+)
+@pytest.mark.parametrize("into_exists", [True, False], ids=["into-exists", "into-new"])
+def test_a_tar_whose_third_member_escapes_leaves_into_unchanged(tmp_path, third, into_exists):
+    local = tmp_path / "work" / "runs"
+    if into_exists:
+        fake_run(local / "r0", megabytes=1)
+    before = tree(tmp_path)
+    members = [("runs/r2/config.json", b"{}"), ("runs/r2/log.csv", b"epoch\n"), third, ("runs/r3/log.csv", b"")]
+    pieces = tar_pieces(tmp_path / "call", members)
+    before = {**tree(tmp_path), "call": None}
+    with pytest.raises(ValueError, match="unexpected member .*nothing was written"):
+        gpu_transfer.unpack_runs(pieces, local)
+    assert tree(tmp_path) == before  # not r2/config.json, not an emptied scratch folder, not `local` itself
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "work" / "escaped").exists()
+
+
+def test_unpack_runs_refuses_run_folders_already_there(tmp_path, capsys):
+    local = tmp_path / "runs"
+    fake_run(local / "r1", megabytes=1)
+    fake_run(local / "r2", megabytes=1)
+    sent = [fake_run(tmp_path / "gpu" / name, megabytes=1) for name in ("r1", "r2", "r3")]
+    (sent[0] / "config.json").write_text('{"model": "vgg16"}')
+    gpu_transfer.pack_runs(sent, tmp_path / "pieces", tmp_path / "call")
+    pieces = sorted((tmp_path / "call").glob("runs.tar.*"))
+    before = tree(local)
+    with pytest.raises(FileExistsError, match=r"already holds r1, r2 \(in this tar\); nothing was written.*--replace"):
+        gpu_transfer.unpack_runs(pieces, local)
+    assert tree(local) == before  # r1's config, log and weights as they were; r3 not written either
+    assert gpu_transfer.main(["unpack-runs", *map(str, pieces), "--into", str(local)]) == 1
+    assert f"--into {local} already holds r1, r2" in capsys.readouterr().err
+    assert tree(local) == before
+
+
+def test_replace_swaps_each_run_folder_whole(tmp_path):
+    local = tmp_path / "runs"
+    fake_run(local / "r1", megabytes=1)  # with a backup/ that the new run does not have
+    (local / "r1" / "summary.json").write_text('{"old": true}')
+    fake_run(local / "r0", megabytes=1)
+    untouched = tree(local / "r0")
+    sent = fake_run(tmp_path / "gpu" / "r1", megabytes=2)
+    (sent / "config.json").write_text('{"model": "vgg16"}')
+    gpu_transfer.pack_runs([sent], tmp_path / "pieces", tmp_path / "call")
+    pieces = [str(p) for p in (tmp_path / "call").glob("runs.tar.*")]
+    assert gpu_transfer.main(["unpack-runs", *pieces, "--into", str(local), "--replace"]) == 0
+    assert sorted(p.name for p in (local / "r1").iterdir()) == ["config.json", "log.csv", "model.weights.h5"]
+    assert (local / "r1" / "config.json").read_text() == '{"model": "vgg16"}'
+    assert (local / "r1" / "model.weights.h5").stat().st_size > 2**20  # the new 2 MiB weights
+    assert sorted(p.name for p in local.iterdir()) == ["r0", "r1"]  # nothing moved aside is left
+    assert tree(local / "r0") == untouched
+
+
+def test_a_failure_while_placing_puts_every_folder_back(tmp_path, monkeypatch):
+    local = tmp_path / "runs"
+    fake_run(local / "r1", megabytes=1)
+    before = tree(local)
+    pieces = tar_pieces(tmp_path / "call", [("runs/r1/config.json", b"new"), ("runs/r2/config.json", b"new")])
+    rename = os.rename
+
+    def failing(source, dest):
+        if Path(dest) == local / "r2":
+            raise OSError("disk gone")
+        rename(source, dest)
+
+    monkeypatch.setattr(os, "rename", failing)
+    with pytest.raises(OSError, match="disk gone"):
+        gpu_transfer.unpack_runs(pieces, local, replace=True)
+    assert tree(local) == before  # r1 back as it was (not the new one), no r2, no scratch
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
+@pytest.mark.parametrize("recorded", [True, False], ids=["chunk-sha256", "older-manifest"])
+def test_a_damaged_chunk_is_named_and_nothing_is_written(small_npz, tmp_path, capsys, damage, recorded):
+    path, _ = small_npz
+    gpu_transfer.pack_data(path, tmp_path / "gpu", parts=2, workers=1)
+    parts = sorted((tmp_path / "gpu").iterdir())
+    chunk = sorted(parts[0].glob("*.xz"))[0]
+    blob = bytearray(chunk.read_bytes())
+    if damage == "truncated":
+        del blob[len(blob) // 2 :]
+    else:
+        blob[len(blob) // 2] ^= 0x10
+    chunk.write_bytes(bytes(blob))
+    if not recorded:  # manifests packed before chunk sizes and digests were recorded
+        manifest = json.loads((parts[-1] / "manifest.json").read_text())
+        for entry in manifest["chunks"]:
+            del entry["bytes"], entry["sha256"]
+        (parts[-1] / "manifest.json").write_text(json.dumps(manifest))
+    what = "truncated" if damage == "truncated" else "corrupt: sha256 mismatch" if recorded else "corrupt"
+    out = tmp_path / "out" / "cifar10.npz"
+    with pytest.raises(ValueError, match=re.escape(f"chunk {chunk} is {what}")):
+        gpu_transfer.unpack_data(parts, out, workers=1)
+    assert not (tmp_path / "out").exists()
+    assert gpu_transfer.main(["unpack-data", *map(str, parts), "--out", str(out), "--workers", "1"]) == 1
+    assert f"chunk {chunk} is {what}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_outputs_refuse_an_existing_target_unless_replace(small_npz, tmp_path):
+    path, arrays = small_npz
+    gpu = tmp_path / "gpu"
+    gpu_transfer.pack_data(path, gpu, parts=2, workers=1)
+    (gpu / "b" / "expected.json").write_text("{}")
+    before = tree(gpu)
+    with pytest.raises(FileExistsError, match=f"--out {re.escape(str(gpu))} already exists.*--replace"):
+        gpu_transfer.pack_data(path, gpu, parts=3, workers=1)
+    assert tree(gpu) == before
+    with pytest.raises(ValueError, match="--parts must be"):
+        gpu_transfer.pack_data(path, tmp_path / "other", parts=0, workers=1)
+    gpu_transfer.pack_data(path, gpu, parts=3, workers=1, replace=True)
+    assert sorted(p.name for p in gpu.iterdir()) == ["a", "b", "c"]  # the whole folder: no stale expected.json
+    assert not (gpu / "b" / "expected.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar10.npz", "gpu"]  # no scratch left
+    out = tmp_path / "data.npz"
+    out.write_bytes(b"mine")
+    parts = sorted(gpu.iterdir())
+    with pytest.raises(FileExistsError, match="--out .*data.npz already exists"):
+        gpu_transfer.unpack_data(parts, out, workers=1)
+    assert out.read_bytes() == b"mine"
+    gpu_transfer.unpack_data(parts, out, workers=1, replace=True)
+    assert np.array_equal(np.load(out)["x_train"], arrays["x_train"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar10.npz", "data.npz", "gpu"]
+
+
+def test_pack_runs_and_fetch_refuse_existing_pieces_unless_replace(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_transfer, "PIECE_BYTES", 2**20)
+    monkeypatch.setattr(gpu_transfer, "PIECES_PER_CALL", 2)
+    run = fake_run(tmp_path / "runs" / "r1", megabytes=3)
+    pieces, call1 = tmp_path / "pieces", tmp_path / "call1"
+    gpu_transfer.pack_runs([run], pieces, call1)
+    kept, sent = tree(pieces), tree(call1)
+    with pytest.raises(FileExistsError, match="--pieces .*pieces already exists"):
+        gpu_transfer.pack_runs([run], pieces, tmp_path / "call2")
+    assert tree(pieces) == kept and not (tmp_path / "call2").exists()
+    with pytest.raises(FileExistsError, match="already holds runs.tar.00, runs.tar.01, runs.tar.sha256"):
+        gpu_transfer.fetch(pieces, 0, call1)
+    assert tree(call1) == sent
+    with pytest.raises(NotADirectoryError, match="runs: .*missing is not a folder"):
+        gpu_transfer.pack_runs([tmp_path / "missing"], tmp_path / "p2", tmp_path / "c2")
+    small = fake_run(tmp_path / "other" / "r1", megabytes=1)
+    gpu_transfer.pack_runs([small], pieces, call1, replace=True)
+    assert sorted(p.name for p in pieces.iterdir()) == ["runs.tar.00", "runs.tar.sha256"]  # no stale pieces
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["call1", "other", "pieces", "runs"]  # no scratch
+    assert not any(p.name.startswith(".") for p in call1.iterdir())
+    gpu_transfer.unpack_runs([call1 / "runs.tar.00"], tmp_path / "back")
+    assert (tmp_path / "back" / "r1" / "config.json").read_text() == '{"model": "resnet20"}'
