@@ -5,7 +5,9 @@ Every `update_every` optimizer steps, each masked layer drops the fraction
 active weights with the smallest magnitude and grows as many where it had
 none: at random (SET) or where the dense loss gradient is largest (RigL).
 Per-layer counts (the scheme's ERK/uniform/... profile) stay exactly as they
-are; grown weights start at zero with zero optimizer slots. Where to grow is
+are; grown weights start at zero with zero optimizer slots. A NaN or
+infinite weight or growth score is refused (a ValueError naming the layer
+and the method) before any mask changes. Where to grow is
 each method's `growth_scores`: SET and RigL live in `keras_er.dst.growth`
 (and are importable from here too).
 """
@@ -21,6 +23,7 @@ from keras_er.dst import checks
 from keras_er.dst import schedule
 from keras_er.dst import updates
 from keras_er.layers.weight_setup import zero_optimizer_slots
+from keras_er.pruning import select
 
 
 class DynamicSparseTraining(keras.callbacks.Callback):
@@ -130,8 +133,9 @@ class DynamicSparseTraining(keras.callbacks.Callback):
         masks = [_numpy(layer.mask).astype(bool) for layer in layers]
         moves = [updates.moves_for(fraction, int(m.sum()), int(m.size - m.sum())) for m in masks]
         scores = self.growth_scores(layers, step, batch) if any(moves) else [None] * len(layers)
-        optimizer = getattr(model, "optimizer", None)
         names = _layer_names(layers)
+        self._check_finite(names, kernels, masks, scores, moves)  # before any mask changes
+        optimizer = getattr(model, "optimizer", None)
         record = {"step": step, "fraction": fraction, "layers": {}}
         for layer, name, kernel, mask, score, k in zip(layers, names, kernels, masks, scores, moves):
             if k:
@@ -153,6 +157,23 @@ class DynamicSparseTraining(keras.callbacks.Callback):
         return record
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    # The end of the message when growth scores are NaN or infinite (RigL: the data batch).
+    growth_score_hint = "check the method's growth_scores"
+
+    def _check_finite(self, names, kernels, masks, scores, moves):
+        """Refuse NaN/inf where a moving layer ranks: its active weights (the drop) and its growth scores."""
+        method = type(self).__name__
+        moving = [i for i, k in enumerate(moves) if k]
+        select.check_finite_scores(
+            [kernels[i][masks[i]] for i in moving],
+            [names[i] for i in moving],
+            f"{method} drop scores (|w| of the active weights)",
+            "the kernel has non-finite weights (did training diverge? lower the learning rate)",
+        )
+        select.check_finite_scores(
+            [scores[i] for i in moving], [names[i] for i in moving], f"{method} growth scores", self.growth_score_hint
+        )
 
     def _layers(self):
         return checks.checked_layers(self.model, type(self).__name__)

@@ -83,6 +83,8 @@ class RigL(DynamicSparseTraining):
             raise ValueError(f"`loss` must be a Keras loss (callable); got {loss!r}.")
         self.loss = loss
 
+    growth_score_hint = "check the data batch (`data`) and the loss"
+
     def growth_scores(self, layers, step, batch):
         x, y = _batch(self.data, batch)
         saved = [_numpy(layer.mask) for layer in layers]

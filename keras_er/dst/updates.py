@@ -9,9 +9,12 @@ the lower flat index (a stable sort), so the result is a function of the
 arrays alone.
 """
 
+import numbers
 from collections import namedtuple
 
 import numpy as np
+
+from keras_er.pruning.select import ranking
 
 Update = namedtuple("Update", ["mask", "dropped", "grown"])
 Update.__doc__ = """The result of `drop_and_grow`: boolean arrays of the kernel's shape.
@@ -44,9 +47,9 @@ def drop_and_grow(kernel, mask, scores, k):
     active = np.flatnonzero(mask)
     inactive = np.flatnonzero(~mask)
     k = move_count(k, active.size, inactive.size)
-    magnitudes = np.abs(kernel.reshape(-1)[active])
-    dropped_flat = active[np.argsort(magnitudes, kind="stable")[:k]]
-    grown_flat = inactive[largest(scores.reshape(-1)[inactive], k)]
+    magnitudes = np.abs(kernel.reshape(-1)[active].astype(np.float64))
+    dropped_flat = active[ranking(-magnitudes)[:k]]  # the smallest magnitudes, ties to the lower index
+    grown_flat = inactive[ranking(scores.reshape(-1)[inactive])[:k]]
     dropped = np.zeros(mask.size, bool)
     dropped[dropped_flat] = True
     grown = np.zeros(mask.size, bool)
@@ -54,12 +57,6 @@ def drop_and_grow(kernel, mask, scores, k):
     new_mask = (mask.reshape(-1) & ~dropped) | grown
     shape = mask.shape
     return Update(new_mask.reshape(shape), dropped.reshape(shape), grown.reshape(shape))
-
-
-def largest(values, k):
-    """Indices of the `k` largest `values`, ties to the lower index (NaN counts as smallest)."""
-    values = np.where(np.isnan(values), -np.inf, values.astype(np.float64))
-    return np.argsort(-values, kind="stable")[:k]
 
 
 def move_count(k, active, inactive):
@@ -75,6 +72,8 @@ def move_count(k, active, inactive):
 
 def moves_for(fraction, active, inactive):
     """`round(fraction * active)`, capped by the `inactive` positions there are to grow into."""
+    if not isinstance(fraction, numbers.Real) or isinstance(fraction, bool) or not 0 <= fraction <= 1:
+        raise ValueError(f"`fraction` must be a finite number in [0, 1]; got {fraction!r}.")
     return min(int(round(fraction * active)), active, inactive)
 
 

@@ -23,6 +23,10 @@ def cubic_density(step, initial_density, final_density, begin_step, end_step):
     >>> [round(cubic_density(t, 1.0, 0.1, 0, 100), 4) for t in (0, 50, 100, 200)]
     [1.0, 0.2125, 0.1, 0.1]
     """
+    initial_density = validate_density(initial_density, "initial_density")
+    final_density = validate_density(final_density, "final_density")
+    step = _step_count(step, "step")
+    begin_step, end_step = _steps(begin_step, end_step)
     progress = min(max((step - begin_step) / (end_step - begin_step), 0.0), 1.0)
     return final_density + (initial_density - final_density) * (1.0 - progress) ** 3
 
@@ -68,7 +72,8 @@ class GradualPruning(keras.callbacks.Callback):
         frequency: optimizer steps between mask updates.
         method: a `keras_er.pruning.METHODS` name (`magnitude`: Zhu & Gupta's).
         scheme: None (global ranking) or a density scheme name (per-layer budgets).
-        data, seed: passed to `prune` (data for `snip`, seed for `random`).
+        data, seed: passed to `prune` (data for `snip`, seed for `random`); a method that needs
+            data (`snip`) without it is refused here, not at its first update.
 
     Attributes:
         updates: one dict per mask update: `step`, `target` (`d(t)`) and `density` (the model's after it).
@@ -105,17 +110,15 @@ class GradualPruning(keras.callbacks.Callback):
                 f"`final_density` ({final_density}) must not exceed `initial_density` ({initial_density}): "
                 "pruning only removes weights."
             )
-        self.begin_step = _step_count(begin_step, "begin_step")
-        self.end_step = _step_count(end_step, "end_step")
-        if self.end_step <= self.begin_step:
-            raise ValueError(f"`end_step` ({end_step}) must be greater than `begin_step` ({begin_step}).")
+        self.begin_step, self.end_step = _steps(begin_step, end_step)
         self.frequency = _step_count(frequency, "frequency")
         if self.frequency < 1:
             raise ValueError(f"`frequency` must be a positive integer; got {frequency!r}.")
         scores_lib.get_method(method)  # an unknown method fails here, not mid-training
         self.method = method.lower()
         self.scheme = None if scheme is None else validate_scheme(scheme)
-        self.data, self.seed = data, seed
+        scores_lib.check_method_data(method, data, "GradualPruning")  # not after the first steps of training
+        self.data, self.seed = data, scores_lib.validate_seed(seed)
         self.updates = []
         self._step = self._epoch_start = 0
         self._last_point = None
@@ -178,6 +181,13 @@ class GradualPruning(keras.callbacks.Callback):
 def _active_count(model):
     masks = [np.asarray(keras.ops.convert_to_numpy(layer.mask)) for layer in prunable_layers(model)]
     return sum(int(np.count_nonzero(m)) for m in masks), sum(m.size for m in masks)
+
+
+def _steps(begin_step, end_step):
+    begin, end = _step_count(begin_step, "begin_step"), _step_count(end_step, "end_step")
+    if end <= begin:
+        raise ValueError(f"`end_step` ({end_step}) must be greater than `begin_step` ({begin_step}).")
+    return begin, end
 
 
 def _step_count(value, name):

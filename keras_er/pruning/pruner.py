@@ -1,7 +1,5 @@
 """`prune`: set every masked layer's mask to the best-scoring active weights of a method."""
 
-import numbers
-
 import keras
 import numpy as np
 
@@ -47,7 +45,9 @@ def prune(model, method, density, scheme=None, data=None, seed=0, iterations=100
             cross-entropy on logits.
 
     Ties are broken deterministically: within a layer the lower flat index
-    wins, across layers the earlier layer. Inside `model.fit` on JAX the training state is synced first.
+    wins, across layers the earlier layer. Non-finite scores (a NaN in the
+    SNIP batch, a NaN kernel under `magnitude`) are refused with a ValueError
+    naming the layer and the method, and no mask changes. Inside `model.fit` on JAX the training state is synced first.
 
     Example:
 
@@ -68,9 +68,9 @@ def prune(model, method, density, scheme=None, data=None, seed=0, iterations=100
     score_fn = scores_lib.get_method(method)
     density = validate_density(density)
     scheme = None if scheme is None else validate_scheme(scheme)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
+    seed = scores_lib.validate_seed(seed)
     iterations = scores_lib.validate_iterations(iterations)
+    scores_lib.check_method_data(method, data, "prune")
     layers = prunable_layers(model)
     sync_training_state(model)
     active = [np.asarray(keras.ops.convert_to_numpy(layer.mask)).astype(bool) for layer in layers]
@@ -87,13 +87,13 @@ def prune(model, method, density, scheme=None, data=None, seed=0, iterations=100
         density=density,
         scheme=scheme,
         data=data,
-        seed=int(seed),
+        seed=seed,
         iterations=iterations,
         loss=loss,
         method=method.lower(),
     )
     scores = _check_scores(method, context.layers, score_fn(context))
-    masks = context.select(scores, density)
+    masks = context.select(scores, density)  # refuses NaN/inf scores, naming the layer, before any mask changes
     optimizer = getattr(model, "optimizer", None)  # its slots are zeroed outside the new masks
     for layer, mask in zip(layers, masks):
         layer.assign_mask(mask, optimizer=optimizer)

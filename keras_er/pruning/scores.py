@@ -42,23 +42,65 @@ from keras_er.pruning.synflow import synflow_scores
 # without them (`keras-er --help`).
 
 _METHODS = {}  # name -> score_fn(context)
+_NEEDS_DATA = set()  # methods that score on a batch of `data`
+
+# How a method's non-finite scores are reported: (the message's subject, what to check).
+_SCORE_MESSAGES = {
+    "magnitude": ("Magnitude scores (|w|)", "the kernel has non-finite weights (did training diverge?)"),
+    "snip": ("SNIP scores", "check the data batch (`data`) and the loss"),
+    "synflow": (
+        "SynFlow scores",
+        "the network's synaptic flow overflowed float32; prune fewer layers at a time or use another method",
+    ),
+}
 
 
-def register_method(name, score_fn):
+def register_method(name, score_fn, *, needs_data=False):
     """Add a pruning method under `name` (`prune`, `GradualPruning` and `imp` pick it up).
 
     `score_fn(context)` gets a `PruningContext` and returns one score array
     per masked layer (the kernel's shape); the best active weights are kept.
     An iterative method may narrow `context.active` (with `context.select`)
-    before returning its last scores, as `synflow` does.
+    before returning its last scores, as `synflow` does. Scores must be
+    finite: a NaN or infinite score is refused, naming the layer. With
+    `needs_data=True` (a method that scores on `context.batch()`),
+    `prune` and `GradualPruning` refuse to run it without `data`.
     """
     check_new_entry("pruning method", name, score_fn, _METHODS, "score_fn")
+    if not isinstance(needs_data, bool):
+        raise TypeError(f"`needs_data` must be True or False; got {needs_data!r}.")
     _METHODS[name] = score_fn
+    if needs_data:
+        _NEEDS_DATA.add(name)
 
 
 def unregister_method(name):
     """Remove a method added with `register_method`."""
     _METHODS.pop(name, None)
+    _NEEDS_DATA.discard(name)
+
+
+def needs_data(name):
+    """Whether method `name` scores on a batch of `data` (`snip`)."""
+    return name.lower() in _NEEDS_DATA
+
+
+def check_method_data(method, data, caller):
+    """Refuse a data-driven `method` without `data`, and `data` of the wrong kind, before anything runs."""
+    if data is None:
+        if needs_data(method):
+            raise ValueError(
+                f"{caller}: pruning method {method.lower()!r} needs data: pass `data=(x, y)` (numpy arrays) or a "
+                "keras.utils.PyDataset such as keras_er.data.ImageBatches."
+            )
+        return
+    _check_data_kind(data)
+
+
+def check_scores(method, scores, names):
+    """Refuse `method`'s scores (one array per layer named in `names`) if any is NaN or infinite."""
+    what, hint = _SCORE_MESSAGES.get(method, (f"{method!r} pruning scores", "check the method's score function"))
+    select.check_finite_scores(scores, names, what, hint)
 
 
 def method_names():
@@ -113,7 +155,11 @@ class PruningContext:
         return [_numpy(layer.kernel) for layer in self.layers]
 
     def select(self, scores, density):
-        """Masks keeping the best of `self.active` at `density` (global, or per layer with the scheme)."""
+        """Masks keeping the best of `self.active` at `density` (global, or per layer with the scheme).
+
+        Non-finite scores are refused (a ValueError naming the layer and the method).
+        """
+        check_scores(self.method, scores, [layer.name for layer in self.layers])
         if self.scheme is None:
             sizes = [a.size for a in self.active]
             return select.select_global(scores, self.active, select.global_count(sizes, density))
@@ -135,16 +181,25 @@ def first_batch(data):
     """`(x, y)` from an `(x, y)` tuple of arrays or from the first batch of a `keras.utils.PyDataset`."""
     import keras
 
+    _check_data_kind(data)
+    if isinstance(data, keras.utils.PyDataset):
+        data = data[0]
+        _check_data_kind(data)
+    return data[0], data[1]
+
+
+def _check_data_kind(data):
+    import keras
+
     if isinstance(data, keras.utils.PyDataset):
         if len(data) == 0:
             raise ValueError("`data` is an empty PyDataset.")
-        data = data[0]
+        return
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
         raise TypeError(
             "`data` must be an (x, y) tuple of arrays or a keras.utils.PyDataset (keras_er.data.ImageBatches); "
             f"got {type(data).__name__}."
         )
-    return data[0], data[1]
 
 
 def magnitude_scores(context):
@@ -178,6 +233,12 @@ def _numpy(variable):
     return np.array(keras.ops.convert_to_numpy(variable), copy=True)
 
 
+def validate_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
+    return int(seed)
+
+
 def validate_iterations(iterations):
     if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
         raise ValueError(f"`iterations` must be a positive integer; got {iterations!r}.")
@@ -186,5 +247,5 @@ def validate_iterations(iterations):
 
 register_method("magnitude", magnitude_scores)
 register_method("random", random_scores)
-register_method("snip", snip_scores)
+register_method("snip", snip_scores, needs_data=True)
 register_method("synflow", synflow_scores)

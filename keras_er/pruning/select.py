@@ -3,7 +3,11 @@
 Pruning keeps the highest-scoring weights among those still active (mask 1):
 pruning a sparse model makes it sparser, never denser. Rankings are exact and
 deterministic: a tie goes to the lower flat index (and, across layers, to the
-earlier layer), a NaN score ranks below every number.
+earlier layer). `ranking` is the one ranking of keras_er (pruning, and DST's
+drop and growth); on its own a NaN ranks below every number, but every caller
+that ranks a layer's scores (`prune`, `GradualPruning`, `imp`, the DST
+callbacks) first refuses non-finite scores with `check_finite_scores`, naming
+the layer and the method, before any mask changes.
 
 Budgets are weight counts: `global_count` for one ranking over all layers,
 `layer_counts` for a per-layer density scheme (`keras_er.masks.layer_densities`).
@@ -21,6 +25,7 @@ Example:
 import numpy as np
 
 from keras_er.masks.schemes import layer_densities
+from keras_er.masks.schemes import validate_density
 
 
 def ranking(scores):
@@ -28,6 +33,30 @@ def ranking(scores):
     flat = np.asarray(scores, dtype=np.float64).ravel()
     flat = np.where(np.isnan(flat), -np.inf, flat)
     return np.argsort(-flat, kind="stable")
+
+
+def check_finite_scores(scores, names, what, hint):
+    """Refuse non-finite scores before they rank anything: a ValueError naming the layer and `what` scored it.
+
+    Args:
+        scores: one array per layer.
+        names: the layers' names, in the same order.
+        what: who scored them, as the message's subject ("SNIP scores", "RigL growth scores").
+        hint: what to check, the end of the message ("check the data batch").
+
+    >>> check_finite_scores([np.ones(2), np.array([np.nan, 1.0])], ["a", "b"], "SNIP scores", "check the data batch")
+    Traceback (most recent call last):
+    ...
+    ValueError: SNIP scores of layer 'b' contain 1 non-finite value (NaN/inf); check the data batch.
+    """
+    for score, name in zip(scores, names):
+        score = np.asarray(score)
+        if score.dtype.kind not in "biuf":
+            raise ValueError(f"{what} of layer '{name}' must be real numbers; got an array of dtype {score.dtype}.")
+        bad = int(score.size - np.count_nonzero(np.isfinite(score)))
+        if bad:
+            values = "value" if bad == 1 else "values"
+            raise ValueError(f"{what} of layer '{name}' contain {bad} non-finite {values} (NaN/inf); {hint}.")
 
 
 def keep_top(scores, active, count):
@@ -95,7 +124,7 @@ def select_per_layer(scores, active, counts):
 
 def global_count(sizes, density):
     """`round(density * total)`: the number of weights a global ranking keeps."""
-    return int(round(float(density) * int(np.sum(sizes))))
+    return int(round(validate_density(density) * int(np.sum(sizes))))
 
 
 def layer_counts(shapes, density, scheme, active_counts=None):

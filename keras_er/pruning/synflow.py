@@ -19,12 +19,14 @@ def synflow_scores(context):
     `d0` the starting density (`density ** (k / iterations)` from a dense
     model); the last iteration's scores are returned and `prune` applies the
     target. Every weight is restored afterwards (signs included); the masks of
-    the intermediate iterations only live in `context.active`.
+    the intermediate iterations only live in `context.active`. Scores that
+    overflow float32 are refused (a ValueError naming the layer).
     """
     import keras
 
     from keras_er.backend_helpers import loss_gradients
     from keras_er.pruning.scores import _numpy
+    from keras_er.pruning.scores import check_scores
 
     model = context.model
     ones = np.ones((1, *_input_shape(model, context.data)), dtype="float32")
@@ -41,11 +43,7 @@ def synflow_scores(context):
                 layer.mask.assign(active.astype(_numpy(layer.mask).dtype))
             gradients = loss_gradients(model, ones, zero_labels, kernels, loss=_synaptic_flow, training=False)
             scores = [np.abs(g * _numpy(k)) for g, k in zip(gradients, kernels)]
-            if not all(np.isfinite(s).all() for s in scores):
-                raise FloatingPointError(
-                    "SynFlow scores overflowed float32 (the network's synaptic flow is too large); "
-                    "prune with fewer layers at a time or another method."
-                )
+            check_scores("synflow", scores, [layer.name for layer in context.layers])  # before the masks move
             if step == context.iterations:
                 return scores
             density = start * (context.density / start) ** (step / context.iterations)

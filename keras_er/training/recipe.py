@@ -1,6 +1,8 @@
 """The training recipe of the paper, as data, and the optimizer it makes."""
 
 import dataclasses
+import math
+import numbers
 
 import keras
 
@@ -27,16 +29,18 @@ class Recipe:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(f"`warmup_epochs` must be in [0, epochs); got {self.warmup_epochs!r}.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"`label_smoothing` must be in [0, 1); got {self.label_smoothing!r}.")
-        if not self.learning_rate > 0:
-            raise ValueError(f"`learning_rate` must be > 0; got {self.learning_rate!r}.")
+        # Checked at construction (the CLI builds the recipe before it writes anything): a NaN or infinite
+        # learning rate, momentum or weight decay trains a model full of NaN, masked positions included.
+        self.epochs = _checked("epochs", self.epochs, int, 1)
+        self.batch_size = _checked("batch_size", self.batch_size, int, 1)
+        self.learning_rate = _checked("learning_rate", self.learning_rate, float, 0, low_open=True)
+        self.momentum = _checked("momentum", self.momentum, float, 0, 1)
+        if not isinstance(self.nesterov, bool):
+            raise TypeError(f"`nesterov` must be True or False; got {self.nesterov!r}.")
+        self.weight_decay = _checked("weight_decay", self.weight_decay, float, 0)
+        self.warmup_epochs = _checked("warmup_epochs", self.warmup_epochs, int, 0, self.epochs, high_text="epochs")
+        self.label_smoothing = _checked("label_smoothing", self.label_smoothing, float, 0, 1)
+        self.seed = _checked("seed", self.seed, int, 0)
 
     def schedule(self, steps_per_epoch):
         """Linear warm-up from 0 to `learning_rate`, then cosine decay to 0."""
@@ -75,3 +79,26 @@ class Recipe:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def _checked(name, value, kind, low, high=math.inf, *, low_open=False, high_text=None):
+    """`value` as a `kind` (int or float) in `[low, high)` (`(low, high)` with `low_open`), or a clear error.
+
+    One wording for every field: "`name` must be a finite number (an integer) in [low, high); got value."
+    Anything that is not a real number (a string, None, a bool) is a TypeError; a number outside the range,
+    a non-integer for an integer field, NaN and +-inf are ValueErrors.
+    """
+    interval = f"{'(' if low_open else '['}{low}, {high_text or high})"
+    if high_text is not None:
+        interval += f" ({high_text} = {high})"
+    expected = "an integer" if kind is int else "a finite number"
+    message = f"`{name}` must be {expected} in {interval}; got {value!r}."
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(message)
+    if kind is int and not isinstance(value, numbers.Integral):
+        raise ValueError(message)
+    if not isinstance(value, numbers.Integral) and not math.isfinite(value):
+        raise ValueError(message)
+    if value < low or (low_open and value == low) or value >= high:
+        raise ValueError(message)
+    return kind(value)

@@ -223,6 +223,9 @@ def test_a_registered_method_is_used_and_listed():
         (dict(density=0.9), ValueError, "above the model's current density 0.5"),
         (dict(scheme="nope"), ValueError, "Unknown `scheme` 'nope'"),
         (dict(iterations=0), ValueError, "`iterations` must be a positive integer"),
+        (dict(density=float("nan")), ValueError, r"`density` must be in \(0, 1\]"),
+        (dict(density=float("inf")), ValueError, r"`density` must be in \(0, 1\]"),
+        (dict(seed=1.5), ValueError, "`seed` must be a non-negative integer"),
         (dict(method="snip", data=[1, 2, 3, 4]), TypeError, r"`data` must be an \(x, y\) tuple"),
     ],
 )
@@ -245,3 +248,101 @@ def test_popup_layers_and_models_without_masked_layers_are_refused():
         prune(plain, "magnitude", 0.1)
     with pytest.raises(TypeError, match="must be a keras.Model"):
         prune("model", "magnitude", 0.1)
+
+
+# -- non-finite scores: refused, naming the layer and the method, before any mask changes ----------------------
+
+
+def named_mlp(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((6,)),
+            MaskedDense(8, activation="relu", seed=seed, name="hidden"),
+            MaskedDense(5, seed=seed + 1, name="logits"),
+        ]
+    )
+
+
+def assert_unchanged(model, before):
+    for name, (kernel, mask) in masked_weights(model).items():
+        np.testing.assert_array_equal(mask, before[name][1], err_msg=name)
+        np.testing.assert_array_equal(kernel, before[name][0], err_msg=name)
+
+
+def test_snip_with_a_nan_in_its_batch_is_refused_and_no_mask_changes():
+    model = named_mlp()
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6)).astype("float32"), rng.integers(0, 5, 16)
+    x[3, 2] = np.nan
+    before = masked_weights(model)
+    with pytest.raises(
+        ValueError,
+        match=r"^SNIP scores of layer '(hidden|logits)' contain \d+ non-finite values \(NaN/inf\); check the data",
+    ):
+        prune(model, "snip", 0.3, data=(x, y))
+    assert_unchanged(model, before)
+
+
+def test_magnitude_pruning_of_a_nan_kernel_is_refused_and_no_mask_changes():
+    model = named_mlp()
+    kernel = to_numpy(model.layers[1].kernel)
+    kernel[0, 0], kernel[2, 3] = np.nan, np.inf
+    model.layers[1].kernel.assign(kernel)
+    before = masked_weights(model)
+    with pytest.raises(ValueError, match=r"^Magnitude scores \(\|w\|\) of layer 'logits' contain 2 non-finite values"):
+        prune(model, "magnitude", 0.5)
+    assert_unchanged(model, before)
+
+
+def test_imp_refuses_a_round_that_trained_to_nan():
+    model = named_mlp()
+
+    def diverging_fit(model, train, round_index):
+        model.layers[0].kernel.assign(np.full((6, 8), np.nan, "float32"))
+
+    with pytest.raises(ValueError, match=r"^Magnitude scores \(\|w\|\) of layer 'hidden' contain 48 non-finite"):
+        pruning.imp(model, None, rounds=1, fit_fn=diverging_fit)
+    assert all(mask.all() for _, mask in masked_weights(model).values())
+
+
+def test_a_registered_method_returning_nan_is_refused_naming_it():
+    def half_nan(context):
+        scores = [np.abs(k) for k in context.kernels()]
+        scores[0][0, :4] = np.nan
+        return scores
+
+    register_method("half_nan", half_nan)
+    try:
+        model = named_mlp()
+        before = masked_weights(model)
+        with pytest.raises(ValueError, match=r"^'half_nan' pruning scores of layer 'hidden' contain 4 non-finite"):
+            prune(model, "half_nan", 0.5, scheme="uniform")
+        assert_unchanged(model, before)
+    finally:
+        unregister_method("half_nan")
+
+
+def test_synflow_overflow_is_a_value_error_and_every_weight_is_restored():
+    model = mlp(batch_norm=False)
+    for layer in masks_lib.masked_layers(model):
+        layer.kernel.assign(to_numpy(layer.kernel) * 1e15)  # the flow through three layers overflows float32
+    before = [to_numpy(w) for w in model.weights]
+    with pytest.raises(ValueError, match=r"^SynFlow scores of layer '\w+' contain \d+ non-finite values.*overflowed"):
+        prune(model, "synflow", 0.1, iterations=3)
+    for weight, value in zip(model.weights, before):
+        np.testing.assert_array_equal(to_numpy(weight), value, err_msg=weight.path)
+
+
+def test_a_method_registered_as_needing_data_is_refused_without_it():
+    calls = []
+    register_method("needs_batch", lambda context: calls.append(1), needs_data=True)
+    try:
+        with pytest.raises(ValueError, match=r"prune: pruning method 'needs_batch' needs data: pass `data="):
+            prune(named_mlp(), "needs_batch", 0.5)
+        assert not calls  # refused before the method ran
+    finally:
+        unregister_method("needs_batch")
+    with pytest.raises(TypeError, match="`needs_data` must be True or False"):
+        register_method("bad_flag", lambda context: None, needs_data="yes")
+    assert "bad_flag" not in pruning.METHODS
