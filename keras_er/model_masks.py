@@ -80,8 +80,10 @@ def summary(model, print_fn=print):
     are listed too, with every weight kept, and count in the global density.
 
     Returns:
-        A dict with `layers` (a list of dicts: name, shape, size, nonzeros,
-        density, masked), `size`, `nonzeros` and `global_density`.
+        A `MaskSummary`: a dict with `layers` (a list of dicts: name, shape,
+        size, nonzeros, density, masked), `size`, `nonzeros` and
+        `global_density`, whose repr is one line, so a notebook cell or a REPL
+        that ends with `summary(model)` shows the table once.
     """
     rows = []
     masked = set(id(layer) for layer in require_masked_layers(model))
@@ -102,15 +104,23 @@ def summary(model, print_fn=print):
             )
     size = sum(row["size"] for row in rows)
     nonzeros = sum(row["nonzeros"] for row in rows)
-    result = {
-        "layers": rows,
-        "size": size,
-        "nonzeros": nonzeros,
-        "global_density": nonzeros / size,
-    }
+    result = MaskSummary(layers=rows, size=size, nonzeros=nonzeros, global_density=nonzeros / size)
     if print_fn is not None:
         print_fn(_format_table(result))
     return result
+
+
+class MaskSummary(dict):
+    """What `summary` returns: a dict that shows itself in one line (`str()` gives the table)."""
+
+    def __repr__(self):
+        return (
+            f"MaskSummary(global_density={self['global_density']:.4f}, nonzeros={self['nonzeros']}, "
+            f"size={self['size']}, layers={len(self['layers'])})"
+        )
+
+    def __str__(self):
+        return _format_table(self)
 
 
 KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")

@@ -99,3 +99,13 @@ def test_summary_prints_a_table_with_a_total(capsys):
     assert "total" in printed and "masked_dense" in printed
     assert len(report["layers"]) == 4
     assert report["nonzeros"] == sum(int(m.sum()) for _, m in masked_weights(model).values())
+
+
+def test_summary_shows_its_table_once_in_a_notebook_or_repl(capsys):
+    model = masked_cnn()
+    report = masks.summary(model)
+    printed = capsys.readouterr().out
+    assert "\n" not in repr(report) and len(repr(report)) < 120  # what a cell ending in summary() echoes
+    assert repr(report).startswith("MaskSummary(global_density=")
+    assert str(report) == printed.rstrip("\n")  # the table, printed once by print_fn
+    assert isinstance(report, dict) and report["size"] == sum(row["size"] for row in report["layers"])
