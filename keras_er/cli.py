@@ -74,6 +74,7 @@ def parser():
     export.add_argument("run", metavar="DIR")
     export.add_argument("--root", help="zoo folder (default: the package's zoo/)")
     export.add_argument("--limit", type=int, help="evaluate on the first N test images")
+    export.add_argument("--replace", action="store_true", help="replace an entry with the same id (refused otherwise)")
     export.add_argument(
         "--external",
         metavar="ASSETS",
@@ -206,7 +207,7 @@ def _evaluate(args):
 def _export(args):
     from keras_er.zoo import publish
 
-    entry = publish.export_run(Path(args.run), root=args.root, limit=args.limit)
+    entry = publish.export_run(Path(args.run), root=args.root, limit=args.limit, replace=args.replace)
     if args.external:
         entry = publish.move_out(entry["id"], args.external, root=args.root)
         print(f"weights moved to {args.external}; publish them at {entry['origin']}")

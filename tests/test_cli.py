@@ -330,3 +330,15 @@ def test_a_small_registered_architecture_trains_and_saves(tiny_cifar, tmp_path, 
     argv = ["train", "--model", tiny_architecture, "--scheme", "erk", "--density", "0.1", "--epochs", "1"]
     assert cli.main(argv + ["--batch-size", "100", "--out", str(run)]) == 0
     assert (run / "model.weights.h5").is_file()
+
+
+def test_export_refuses_an_existing_id_unless_replace(tiny_cifar, tmp_path, capsys):
+    run, root = tmp_path / "run", tmp_path / "zoo"
+    assert cli.main(TRAIN + ["--out", str(run)]) == 0
+    assert cli.main(["export", str(run), "--root", str(root), "--limit", "20"]) == 0
+    before = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert cli.main(["export", str(run), "--root", str(root), "--limit", "20"]) == 2
+    assert "already holds resnet20_erk_d0.1_cifar10" in capsys.readouterr().err
+    assert {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    assert cli.main(["export", str(run), "--root", str(root), "--limit", "20", "--replace"]) == 0

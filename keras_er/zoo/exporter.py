@@ -41,6 +41,19 @@ def reference_pixels(entry, size=8):
     return reference_batch(entry["input_shape"], size) * std + mean
 
 
+def refuse_existing(entry_id, root=None):
+    """Raise a ValueError naming the entry `entry_id` if the zoo at `root` already holds it."""
+    existing = next((e for e in registry.load_index(root) if e["id"] == entry_id), None)
+    if existing is None and not (registry.zoo_root(root) / entry_id).exists():
+        return
+    measured = ", ".join(f"{b} {v:.4f}" for b, v in sorted((existing or {}).get("top1", {}).items())) or "none"
+    raise ValueError(
+        f"The zoo at {registry.zoo_root(root)} already holds {entry_id} (top-1: {measured}; file "
+        f"{(existing or {}).get('file', entry_id + '/')}); it is left as it is. Pass replace=True "
+        "(keras-er export --replace) to replace it, or export to another root."
+    )
+
+
 def export(
     model,
     arch,
@@ -59,10 +72,13 @@ def export(
     dst=None,
     prune=None,
     root=None,
+    replace=False,
 ):
     """Write `model` as a zoo entry: weights file, sha256, card.md, index line.
 
-    Returns the index entry (a dict). An entry with the same id is replaced.
+    Returns the index entry (a dict). An entry with the same id is refused
+    (a ValueError naming it, nothing written) unless `replace=True`. A seed
+    other than 0 is part of the id (`..._cifar10_s1`).
     The whole export holds the zoo folder's lock and every file is written
     atomically, so a killed or concurrent export leaves a loadable zoo.
     `dst`/`prune` record how the masks were moved or pruned (the run's
@@ -73,7 +89,7 @@ def export(
         recipe["input_normalization"] = _normalization_of(model)  # what the wrapper applied, kept
     model = without_preprocessing(model)  # the entry records the bare network's logits
     density = 1.0 if scheme == "dense" else validate_density(density)
-    entry_id = registry.entry_id(arch, scheme, density, popup, popup_density, dataset, dst, prune)
+    entry_id = registry.entry_id(arch, scheme, density, popup, popup_density, dataset, dst, prune, seed)
     folder = registry.zoo_root(root) / entry_id
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     logits = keras.ops.convert_to_numpy(model(reference_batch(input_shape), training=False))
@@ -104,6 +120,8 @@ def export(
         "notes": notes,
     }
     with folder_lock(registry.zoo_root(root), purpose="being written"):
+        if not replace:
+            refuse_existing(entry_id, root)
         # A new file name per content: the entry's old file stays valid until the
         # index (the commit point) names the new one, so a kill at any moment
         # leaves every indexed entry loadable.

@@ -6,11 +6,12 @@ import shutil
 from pathlib import Path
 
 
-def export_run(run, root=None, limit=None):
+def export_run(run, root=None, limit=None, replace=False):
     """Evaluate the run `run`, write it as a zoo entry (see `zoo.export`); return the entry.
 
     Records hold only what was measured: with `limit`, the entry has no
-    top-1 and its card says which images were used.
+    top-1 and its card says which images were used. An entry with the run's
+    id (seed included) is refused before anything is evaluated, unless `replace`.
     """
     import keras
 
@@ -22,9 +23,12 @@ def export_run(run, root=None, limit=None):
     from keras_er.training.runs import load_run
     from keras_er.zoo import registry
     from keras_er.zoo.exporter import export
+    from keras_er.zoo.exporter import refuse_existing
 
     run = Path(run)
     config, model = load_run(run)
+    if not replace:
+        refuse_existing(_run_entry_id(config), root)  # before minutes of evaluation
     report = accuracy_report(model, config["dataset"], limit)
     spec = get_spec(config["dataset"])
     recipe = json.loads((run / "recipe.json").read_text())
@@ -50,12 +54,31 @@ def export_run(run, root=None, limit=None):
         dst=config.get("dst"),
         prune=config.get("prune"),
         root=root,
+        replace=replace,
     )
     curves = run / "curves.png"
     if curves.is_file():
         with atomic_write(registry.zoo_root(root) / entry["id"] / "curves.png") as temporary:
             shutil.copyfile(curves, temporary)
     return entry
+
+
+def _run_entry_id(config):
+    from keras_er.zoo import registry
+
+    popup_density = config["popup_density"] if config["popup"] else None
+    density = 1.0 if config["scheme"] == "dense" else config["density"]
+    return registry.entry_id(
+        config["model"],
+        config["scheme"],
+        density,
+        config["popup"],
+        popup_density,
+        config["dataset"],
+        config.get("dst"),
+        config.get("prune"),
+        config["seed"],
+    )
 
 
 def _notes(run, config, report, epochs, epoch_seconds, full):

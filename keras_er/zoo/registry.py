@@ -151,8 +151,13 @@ def update_entry(entry_id, change, root=None):
         return matches[0]
 
 
-def entry_id(arch, scheme, density=None, popup=False, popup_density=None, dataset="cifar10", dst=None, prune=None):
-    """`<arch>_<scheme>_d<density>[_popup<p>][_<dst method>][_<prune method>-<scope>]_<dataset>`."""
+def entry_id(
+    arch, scheme, density=None, popup=False, popup_density=None, dataset="cifar10", dst=None, prune=None, seed=0
+):
+    """`<arch>_<scheme>_d<density>[_popup<p>][_<dst method>][_<prune method>-<scope>]_<dataset>[_s<seed>]`.
+
+    Seed 0 has no suffix: those are the entries the constructors load.
+    """
     parts = [arch, scheme]
     if scheme != "dense":
         parts.append(f"d{density:g}")
@@ -163,6 +168,8 @@ def entry_id(arch, scheme, density=None, popup=False, popup_density=None, datase
     if prune:
         parts.append(f"{prune['method']}-{prune['scope']}")
     parts.append(dataset)
+    if seed:
+        parts.append(f"s{seed}")
     return "_".join(parts)
 
 
@@ -186,7 +193,7 @@ def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=N
         and (e.get("prune") or None) == (prune or None)
     ]
     if matches:
-        return sorted(matches, key=lambda e: e["dataset"] != "cifar10")[0]
+        return sorted(matches, key=lambda e: (e["dataset"] != "cifar10", e.get("seed", 0) != 0, e.get("seed", 0)))[0]
     siblings = [e["id"] for e in entries if e["arch"] == arch]
     wanted = entry_id(arch, scheme, density, popup, popup_density, dataset or "<any dataset>", dst, prune)
     raise ValueError(

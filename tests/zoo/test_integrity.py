@@ -30,7 +30,7 @@ EXPORTER = textwrap.dedent(
     print("ready", flush=True)
     for i in range(rounds):
         d = densities[i % len(densities)]
-        zoo.export(models[d], "resnet20", "erk", d, root=root, notes=f"round {i}")
+        zoo.export(models[d], "resnet20", "erk", d, root=root, notes=f"round {i}", replace=True)
     """
 )
 
@@ -87,7 +87,7 @@ def test_re_export_replaces_the_file_and_removes_the_old_one(tmp_path):
     model = zoo.build("resnet20", "erk", 0.1, pretrained=None, seed=0)
     first = zoo.export(model, "resnet20", "erk", 0.1, root=tmp_path)
     other = zoo.build("resnet20", "erk", 0.1, pretrained=None, seed=1)
-    second = zoo.export(other, "resnet20", "erk", 0.1, root=tmp_path)
+    second = zoo.export(other, "resnet20", "erk", 0.1, root=tmp_path, replace=True)
     assert first["file"] != second["file"]
     files = sorted(p.name for p in (tmp_path / second["id"]).glob("*.npz"))
     assert files == [second["file"].split("/")[1]]
@@ -121,3 +121,29 @@ def test_a_bfloat16_model_exports_and_loads_back(tmp_path):
             keras.ops.convert_to_numpy(keras.ops.cast(b, "float32")),
         )
     assert entry["id"] == "resnet20_erk_d0.1_cifar10"
+
+
+def _zoo_bytes(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def test_an_export_over_an_existing_entry_is_refused_and_changes_nothing(tmp_path):
+    first = zoo.export(
+        zoo.build("resnet20", "erk", 0.1, pretrained=None, seed=0), "resnet20", "erk", 0.1, root=tmp_path
+    )
+    before = _zoo_bytes(tmp_path)
+    other = zoo.build("resnet20", "erk", 0.1, pretrained=None, seed=1)
+    with pytest.raises(ValueError, match=rf"already holds {first['id']} .*replace=True"):
+        zoo.export(other, "resnet20", "erk", 0.1, root=tmp_path)
+    assert _zoo_bytes(tmp_path) == before  # index, card and weights byte-identical
+
+
+def test_a_seed_other_than_0_is_its_own_entry_and_seed_0_stays_the_default(tmp_path):
+    seed0 = zoo.export(
+        zoo.build("resnet20", "erk", 0.1, pretrained=None, seed=0), "resnet20", "erk", 0.1, root=tmp_path
+    )
+    seed1 = zoo.export(
+        zoo.build("resnet20", "erk", 0.1, pretrained=None, seed=1), "resnet20", "erk", 0.1, seed=1, root=tmp_path
+    )
+    assert (seed0["id"], seed1["id"]) == ("resnet20_erk_d0.1_cifar10", "resnet20_erk_d0.1_cifar10_s1")
+    assert registry.find_entry("resnet20", "erk", 0.1, False, None, root=tmp_path)["id"] == seed0["id"]
