@@ -29,13 +29,10 @@ def no_network_downloads(monkeypatch, tmp_path):
 
 def load(entry, **kwargs):
     """The entry's model; an entry kept outside the wheel (an `origin`) is skipped where its file is
-    neither in the Keras cache nor downloadable (CI has no network; this machine keeps a copy)."""
-    try:
-        return zoo.load(entry["id"], **kwargs)
-    except registry.ZooWeightsUnavailable as error:
-        if not error.offline:  # the server answered: a missing or wrong asset is a failure, not a skip
-            raise
-        pytest.skip(f"weights outside the wheel, not available offline here: {error}")
+    not in the Keras cache (CI has no network; this machine may keep a copy)."""
+    if not registry.available_offline(entry):
+        pytest.skip(f"{entry['id']}: weights outside the wheel, not in {registry.cached_path(entry)}")
+    return zoo.load(entry["id"], **kwargs)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
