@@ -1,4 +1,4 @@
-"""`sparsify`: any Functional or Sequential Keras model -> an ER-sparse copy."""
+"""`sparsify`: any built Keras model -> ER-sparse (a masked copy of a Functional/Sequential model, else in place)."""
 
 import inspect
 
@@ -6,9 +6,20 @@ import numpy as np
 import keras
 
 from keras_er.layers import MaskedLayer
+from keras_er.layers.in_place import mask_in_place
+from keras_er.layers.in_place import maskable_in_place
+from keras_er.model_masks import _dense_layer_indices
+from keras_er.model_masks import all_layers
 from keras_er.model_masks import assign
-from keras_er.replacements import REPLACEMENTS, select_layers
+from keras_er.model_masks import is_masked
 from keras_er.model_masks import leaf_layers
+from keras_er.model_masks import masked_layers
+from keras_er.replacements import REPLACEMENTS
+from keras_er.replacements import check_selectors
+from keras_er.replacements import chosen
+from keras_er.replacements import maskable
+from keras_er.replacements import replaceable_names
+from keras_er.replacements import warn_about_dense_kernels
 from keras_er.training.popup import freeze_normalization_affine
 from keras_er.masks.schemes import validate_density
 from keras_er.masks.schemes import validate_scheme
@@ -29,39 +40,55 @@ def sparsify(
     include=None,
     exclude=None,
 ):
-    """Return a copy of `model` whose Dense, Conv and EinsumDense layers are ER-sparse.
+    """Make every Dense, EinsumDense, Conv and Embedding weight of `model` ER-sparse.
 
-    The copy has the same architecture and weights; each replaced layer's
-    kernel is multiplied by a random Erdos-Renyi mask. Per-layer densities
-    follow `scheme` so that the fraction of kept weights over all replaced
-    layers is `density`. The input model is not modified.
+    Each masked weight is multiplied by a random Erdos-Renyi 0/1 mask; per-layer
+    densities follow `scheme` so that the fraction of kept weights over all
+    masked layers is `density` (a 3-D EinsumDense kernel and an Embedding's
+    (vocab, dim) table enter the schemes with their real shapes).
+
+    What is returned and what changes:
+
+    - A Functional or Sequential model is copied (Keras' `clone_model`): its
+      Dense/Conv/EinsumDense layers become keras_er masked layers, and the
+      kernels Keras cannot reach by cloning (inside MultiHeadAttention, a
+      keras-hub block, a user's layer; an Embedding) are masked in place in
+      the copy. `model` itself is not modified.
+    - Any other built model (subclassed, a keras-hub backbone or task) is
+      masked **in place** and returned: each Dense/EinsumDense/Conv/Embedding
+      anywhere inside it keeps its object and its behaviour, and reads its
+      weight times a mask (see `keras_er.layers.in_place`). Its compiled
+      train/predict functions are reset so the next `fit` uses the masks.
+
+    Weights of other layers (a depthwise kernel, a keras-hub position
+    embedding) stay dense: one warning names them, and `masks.summary` counts
+    them as kept.
 
     Args:
-        model: a built Functional or Sequential `keras.Model`. Subclassed
-            models cannot be cloned; build them from `keras_er.layers`
-            instead and call `keras_er.masks.assign`.
+        model: a built `keras.Model` (any kind).
         density: global fraction of weights kept, in (0, 1].
-        scheme: one of `"erk"`, `"uniform"`, `"balanced"`, `"pyramidal"`.
+        scheme: one of `"erk"`, `"uniform"`, `"balanced"`, `"pyramidal"` (or a registered scheme).
         seed: mask seed; the same seed gives the same masks on every backend.
         method: `"exact"` (default; each layer keeps exactly round(density x size)
             weights, as the zoo does) or `"bernoulli"`.
         dense_layers: layers kept dense: `"first"`, `"last"`, indices into
-            the replaced layers, or layer names.
+            the masked layers, or layer names.
         repair_flow: reconnect units left without inputs or outputs.
         popup: if True, kernels are frozen random weights N(0, 2/fan_in)
             drawn from per-layer seeds derived from `seed` (not copied from
             `model`: strong tickets live in random weights), and trainable
             scores select the top `popup_density` of each mask. The scale
             and offset of normalization layers are frozen too (as in
-            edge-popup's non-affine BatchNorm), so only scores train; their
-            moving statistics still update.
+            edge-popup's non-affine BatchNorm), so only scores train. Needs
+            keras_er's masked layers: refused for layers masked in place.
         popup_density: fraction of each layer's mask that popup keeps.
-        include: layer names to sparsify (default: every Dense, Conv2D and
-            DepthwiseConv2D).
-        exclude: layer names to leave unchanged.
+        include: what to mask (default: everything maskable): layer names,
+            paths (`"encoder/attention/query"`), glob patterns on either
+            (`"*attention*"`) or layer classes (`keras.layers.EinsumDense`).
+        exclude: what to leave dense, in the same forms.
 
     Returns:
-        A new `keras.Model`.
+        The sparse `keras.Model`: a copy (Functional, Sequential) or `model` itself.
 
     Example:
 
@@ -77,36 +104,75 @@ def sparsify(
     validate_density(density)
     validate_scheme(scheme)
     validate_density(popup_density, "popup_density")
-    selected = select_layers(model, include, exclude)
-    seeds = _layer_seeds(seed, selected)
+    candidates = [layer for layer in all_layers(model) if maskable(layer) or maskable_in_place(layer)]
+    check_selectors(candidates, include, exclude)
+    if _is_functional_or_sequential(model):
+        replaced = [layer.name for layer in leaf_layers(model) if maskable(layer) and chosen(layer, include, exclude)]
+        model = _clone_with_masked_layers(model, replaced, popup, popup_density, seed)
+    targets = [layer for layer in all_layers(model) if maskable_in_place(layer) and chosen(layer, include, exclude)]
+    _check_in_place_targets(targets, popup)
+    if not targets and not masked_layers(model):
+        raise ValueError(
+            f"Model '{model.name}' has no layers to sparsify after `include`/`exclude`: sparsify masks "
+            f"{replaceable_names()} and Keras' Embedding/EinsumDense/Dense/Conv layers anywhere inside a model."
+        )
+    _check_dense_layers(model, targets, dense_layers)
+    for layer in targets:
+        mask_in_place(layer)
+    if targets:
+        _reset_compiled_functions(model)
+    warn_about_dense_kernels(model)
+    assign(model, density, scheme, seed, method, dense_layers, repair_flow)
+    if popup:
+        freeze_normalization_affine(model)
+    return model
+
+
+def _clone_with_masked_layers(model, replaced, popup, popup_density, seed):
+    seeds = _layer_seeds(seed, replaced)
 
     def clone(layer):
-        if layer.name in selected:
+        if layer.name in replaced:
             return _masked_copy(layer, popup, popup_density, seeds[layer.name])
         return layer.__class__.from_config(layer.get_config())
 
     new_model = keras.models.clone_model(model, clone_function=clone, recursive=True)
     _copy_weights(model, new_model)
-    assign(new_model, density, scheme, seed, method, dense_layers, repair_flow)
-    if popup:
-        freeze_normalization_affine(new_model)
     return new_model
+
+
+def _check_in_place_targets(targets, popup):
+    if popup and targets:
+        names = [layer.path for layer in targets]
+        raise ValueError(
+            f"`popup=True` needs keras_er's masked layers, but these can only be masked in place: {names}. "
+            "Leave them dense with `exclude=` (or build the model from keras_er.layers)."
+        )
+
+
+def _check_dense_layers(model, targets, dense_layers):
+    """Validate `dense_layers` against the masked layers-to-be before anything is masked in place."""
+    chosen_ids = {id(layer) for layer in targets}
+    layers = [layer for layer in all_layers(model) if is_masked(layer) or id(layer) in chosen_ids]
+    _dense_layer_indices(dense_layers, layers)
+
+
+def _reset_compiled_functions(model):
+    for holder in [model] + [layer for layer in all_layers(model) if isinstance(layer, keras.Model)]:
+        for name in ("train_function", "test_function", "predict_function"):
+            if getattr(holder, name, None) is not None:
+                setattr(holder, name, None)
 
 
 def _check_model(model):
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model; got {type(model).__name__}.")
-    if not _is_functional_or_sequential(model):
-        raise TypeError(
-            f"`sparsify` needs a Functional or Sequential model; got the "
-            f"subclassed model {type(model).__name__!r}, which Keras cannot "
-            "clone. Build it from keras_er.layers (MaskedDense, MaskedConv2D, "
-            "...) and draw masks with keras_er.masks.assign(model, ...)."
-        )
-    if not model.built or not model.inputs:
+    if not model.built:
         raise ValueError(
-            f"Model '{model.name}' is not built; start it with keras.Input(...) (or call it on data) before `sparsify`."
+            f"Model '{model.name}' is not built; call it on data (or start it with keras.Input) before `sparsify`."
         )
+    if _is_functional_or_sequential(model) and not model.inputs:
+        raise ValueError(f"Model '{model.name}' has no inputs; start it with keras.Input(...) before `sparsify`.")
 
 
 def _is_functional_or_sequential(model):

@@ -3,6 +3,10 @@
 import numpy as np
 import keras
 
+from keras_er.layers.in_place import InPlaceMasked
+from keras_er.layers.in_place import is_matrix
+from keras_er.layers.in_place import own_weights
+from keras_er.layers.in_place import walk
 from keras_er.layers.masked_layer import MaskedLayer
 from keras_er.masks.sampling import sample_masks
 from keras_er.masks.schemes import layer_densities
@@ -18,9 +22,20 @@ def leaf_layers(model):
             yield layer
 
 
+def all_layers(model):
+    """Every layer inside `model`: nested models and layers inside layers (MultiHeadAttention's
+    projections, a keras-hub block's), depth first in network order, each once."""
+    return list(walk(model))
+
+
+def is_masked(layer):
+    """A keras_er masked layer, or a Keras layer masked in place by `sparsify`."""
+    return isinstance(layer, (MaskedLayer, InPlaceMasked))
+
+
 def masked_layers(model):
-    """All `MaskedLayer`s of `model`, nested models included, in layer order."""
-    return [layer for layer in leaf_layers(model) if isinstance(layer, MaskedLayer)]
+    """Every masked layer of `model` (see `is_masked`), nested ones included, in network order."""
+    return [layer for layer in all_layers(model) if is_masked(layer)]
 
 
 def assign(
@@ -61,7 +76,7 @@ def assign(
     [0.4..., 0.6...]
     """
     layers = require_masked_layers(model)
-    shapes = [tuple(layer.kernel.shape) for layer in layers]
+    shapes = [tuple(layer.kernel_variable.shape) for layer in layers]
     dense = _dense_layer_indices(dense_layers, layers)
     densities = layer_densities(shapes, density, scheme, dense_layers=dense)
     masks = sample_masks(shapes, densities, seed, method, repair_flow)
@@ -75,9 +90,11 @@ def summary(model, print_fn=print):
     """Per-layer table of kernel weights kept and the global density.
 
     Densities count the weights the forward pass uses (in popup mode: the
-    mask intersected with the top-k of the scores). Kernels keras_er does not
-    mask (an Embedding's, the depthwise kernel of a MaskedSeparableConv2D)
-    are listed too, with every weight kept, and count in the global density.
+    mask intersected with the top-k of the scores). Trainable matrices
+    (>= 2-D weights) left dense (excluded, or of a layer keras_er cannot mask,
+    like a keras-hub position embedding or the depthwise kernel of a
+    MaskedSeparableConv2D) are listed too, with every weight kept, and count
+    in the global density.
 
     Returns:
         A `MaskSummary`: a dict with `layers` (a list of dicts: name, shape,
@@ -87,7 +104,7 @@ def summary(model, print_fn=print):
     """
     rows = []
     masked = set(id(layer) for layer in require_masked_layers(model))
-    for layer in leaf_layers(model):
+    for layer in all_layers(model):
         name = layer.path if hasattr(layer, "path") else layer.name
         kept = [(layer.active_mask(), True)] if id(layer) in masked else []
         kept += [(np.ones(tuple(kernel.shape), bool), False) for kernel in unmasked_kernels(layer)]
@@ -123,14 +140,11 @@ class MaskSummary(dict):
         return _format_table(self)
 
 
-KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
-
-
 def unmasked_kernels(layer):
-    """The trainable kernel-like weights of a layer that keras_er does not mask."""
-    if isinstance(layer, MaskedLayer):
+    """The trainable matrices (>= 2-D weights) `layer` itself holds that carry no mask."""
+    if is_masked(layer):
         return layer.dense_kernels()
-    return [w for w in layer.trainable_weights if w.name in KERNEL_NAMES]
+    return [w for w in own_weights(layer) if is_matrix(w)]
 
 
 def require_masked_layers(model):

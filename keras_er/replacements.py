@@ -4,6 +4,7 @@
 user's subclass of Dense may change `call`). `register_replacement` adds one.
 """
 
+import fnmatch
 import warnings
 
 import keras
@@ -20,7 +21,7 @@ from keras_er.layers import (
     MaskedLayer,
     MaskedSeparableConv2D,
 )
-from keras_er.model_masks import leaf_layers, unmasked_kernels
+from keras_er.model_masks import all_layers, unmasked_kernels
 
 REPLACEMENTS = {
     keras.layers.Dense: MaskedDense,
@@ -48,25 +49,37 @@ def register_replacement(keras_class, masked_class):
     REPLACEMENTS[keras_class] = masked_class
 
 
-def select_layers(model, include, exclude):
-    candidates = [layer.name for layer in leaf_layers(model) if maskable(layer)]
-    for arg, names in (("include", include), ("exclude", exclude)):
-        unknown = sorted(set(names or ()) - set(candidates))
-        if unknown:
-            raise ValueError(
-                f"`{arg}` names {unknown}, which are not layers sparsify can mask "
-                f"({replaceable_names()}); the model's are: {candidates}."
-            )
-    selected = [name for name in candidates if (include is None or name in include) and name not in (exclude or ())]
-    warn_about_dense_kernels(model, selected)
-    already_masked = any(isinstance(l, MaskedLayer) for l in leaf_layers(model))
-    if not selected and not already_masked:
-        raise ValueError(
-            f"Model '{model.name}' has no layers to sparsify: `sparsify` replaces "
-            f"the keras.layers {replaceable_names()} (after `include`/`exclude`; "
-            "layers inside another layer, as in MultiHeadAttention, are not reached)."
-        )
-    return selected
+def matches(layer, item):
+    """Whether `include`/`exclude` item `item` names `layer`: a layer class (isinstance), or a string that is
+    the layer's name, its path (`model/block/dense`) or a glob pattern on either (`*attention*`)."""
+    if isinstance(item, type):
+        return isinstance(layer, item)
+    path = getattr(layer, "path", layer.name)
+    return item in (layer.name, path) or fnmatch.fnmatchcase(layer.name, item) or fnmatch.fnmatchcase(path, item)
+
+
+def check_selectors(candidates, include, exclude):
+    """A ValueError/TypeError for an `include`/`exclude` item that is not a str or class, or names no candidate."""
+    for arg, items in (("include", include), ("exclude", exclude)):
+        if items is None:
+            continue
+        if isinstance(items, (str, type)):
+            raise TypeError(f"`{arg}` must be a list of names, paths, patterns or layer classes; got {items!r}.")
+        for item in items:
+            if not isinstance(item, (str, type)):
+                raise TypeError(f"`{arg}` items must be str (name, path, pattern) or a layer class; got {item!r}.")
+            if not any(matches(layer, item) for layer in candidates):
+                names = [getattr(layer, "path", layer.name) for layer in candidates]
+                raise ValueError(
+                    f"`{arg}` item {item!r} names no layer sparsify can mask ({replaceable_names()}, and "
+                    f"Keras' Embedding/EinsumDense/Dense/Conv inside other layers); the model's are: {names}."
+                )
+
+
+def chosen(layer, include, exclude):
+    if include is not None and not any(matches(layer, item) for item in include):
+        return False
+    return not any(matches(layer, item) for item in exclude or ())
 
 
 def replaceable_names():
@@ -74,24 +87,22 @@ def replaceable_names():
 
 
 def maskable(layer):
+    """Whether `sparsify` replaces `layer` by a keras_er masked layer (in a model Keras can clone)."""
     if type(layer) not in REPLACEMENTS:
         return False
     return getattr(layer, "padding", None) != "causal"  # no masked causal conv yet
 
 
-def warn_about_dense_kernels(model, selected):
-    """Say which layers with kernels stay dense because keras_er cannot mask them yet."""
+def warn_about_dense_kernels(model):
+    """One warning naming every trainable matrix (>= 2-D weight) of `model` that stays dense."""
     left = [
-        f"{layer.name} ({type(layer).__name__})"
-        for layer in leaf_layers(model)
-        if layer.name not in selected
-        and not isinstance(layer, MaskedLayer)
-        and not maskable(layer)
-        and unmasked_kernels(layer)
+        f"{getattr(layer, 'path', layer.name)} ({type(layer).__name__}: {', '.join(w.name for w in weights)})"
+        for layer in all_layers(model)
+        if (weights := unmasked_kernels(layer))
     ]
     if left:
         warnings.warn(
-            "sparsify leaves these layers dense (keras_er has no masked version of them "
-            f"yet): {', '.join(left)}. masks.summary counts their weights as kept.",
+            f"sparsify leaves these weights dense: {'; '.join(left)}. masks.summary counts them as kept; "
+            "include/exclude choose what is masked.",
             stacklevel=3,
         )

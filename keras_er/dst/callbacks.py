@@ -129,7 +129,7 @@ class DynamicSparseTraining(keras.callbacks.Callback):
         step = self._step = int(step)
         total = self._resolved_total_steps()
         fraction = schedule.drop_fraction_at(step, total, self.drop_fraction, self.end_fraction)
-        kernels = [_numpy(layer.kernel) for layer in layers]
+        kernels = [_numpy(layer.kernel_variable) for layer in layers]
         masks = [_numpy(layer.mask).astype(bool) for layer in layers]
         moves = [updates.moves_for(fraction, int(m.sum()), int(m.size - m.sum())) for m in masks]
         scores = self.growth_scores(layers, step, batch) if any(moves) else [None] * len(layers)
@@ -142,9 +142,9 @@ class DynamicSparseTraining(keras.callbacks.Callback):
                 change = updates.drop_and_grow(kernel, mask, score, k)
                 kept = change.mask & ~change.grown
                 # Grown weights start at exactly zero (masked entries already are), dropped ones become zero.
-                layer.kernel.assign((kernel * kept).astype(kernel.dtype))
+                layer.kernel_variable.assign((kernel * kept).astype(kernel.dtype))
                 layer.assign_mask(change.mask, optimizer=optimizer)  # slots of dropped weights zeroed
-                zero_optimizer_slots(optimizer, layer.kernel, ~change.grown)  # and of grown ones
+                zero_optimizer_slots(optimizer, layer.kernel_variable, ~change.grown)  # and of grown ones
             record["layers"][name] = {"active": int(mask.sum()), "dropped": k, "grown": k}
         self.history.append(record)
         if self.verbose:

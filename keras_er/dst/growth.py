@@ -41,7 +41,10 @@ class SET(DynamicSparseTraining):
     """
 
     def growth_scores(self, layers, step, batch):
-        return [updates.random_scores(tuple(layer.kernel.shape), self.seed, step, i) for i, layer in enumerate(layers)]
+        return [
+            updates.random_scores(tuple(layer.kernel_variable.shape), self.seed, step, i)
+            for i, layer in enumerate(layers)
+        ]
 
 
 class RigL(DynamicSparseTraining):
@@ -91,7 +94,7 @@ class RigL(DynamicSparseTraining):
         try:
             for layer in layers:
                 layer.mask.assign(ops.ones(tuple(layer.mask.shape), layer.mask.dtype))
-            gradients = loss_gradients(self.model, x, y, [layer.kernel for layer in layers], loss=self._loss())
+            gradients = loss_gradients(self.model, x, y, [layer.kernel_variable for layer in layers], loss=self._loss())
         finally:
             for layer, mask in zip(layers, saved):
                 layer.mask.assign(mask)

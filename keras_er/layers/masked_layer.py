@@ -5,12 +5,14 @@ import keras
 from keras import ops
 
 from keras_er.layers import popup as popup_lib
+from keras_er.layers.placeholders import PlaceholderWeights
+from keras_er.layers.weight_setup import check_mask
 from keras_er.layers.weight_setup import array_initializer, fresh_seed, optional_initializer, zero_optimizer_slots
 from keras_er.masks.sampling import sample_masks
 from keras_er.masks.schemes import validate_density
 
 
-class MaskedLayer(keras.layers.Layer):
+class MaskedLayer(PlaceholderWeights, keras.layers.Layer):
     """Base class: a layer whose kernel is multiplied by a fixed 0/1 mask.
 
     Subclasses create their weights with `_add_kernel` / `_add_bias` and use
@@ -148,17 +150,7 @@ class MaskedLayer(keras.layers.Layer):
             raise ValueError(
                 f"Layer '{self.name}' is not built yet; call it on an input (or `build` it) before `assign_mask`."
             )
-        mask = np.asarray(ops.convert_to_numpy(mask))
-        expected = tuple(self.kernel.shape)
-        if mask.shape != expected:
-            raise ValueError(
-                f"`mask` for layer '{self.name}' must have the kernel's shape {expected}; got {mask.shape}."
-            )
-        if not np.isin(mask, (0, 1)).all():
-            raise ValueError(
-                f"`mask` for layer '{self.name}' must be binary (0/1 or bool); "
-                f"got values {np.unique(mask)[:5].tolist()}."
-            )
+        mask = check_mask(self.name, mask, tuple(self.kernel.shape))
         self.mask.assign(mask.astype(self.mask.dtype))
         self._zero_outside_mask()
         self._zero_optimizer_slots(optimizer, mask)
@@ -166,6 +158,11 @@ class MaskedLayer(keras.layers.Layer):
     def _zero_optimizer_slots(self, optimizer, mask):
         trained = self.scores if self.popup else self.kernel
         zero_optimizer_slots(optimizer, trained, mask)
+
+    @property
+    def kernel_variable(self):
+        """The stored kernel (a variable): what the masked layer API reads and assigns."""
+        return self.kernel
 
     def dense_kernels(self):
         """Kernel-like weights of this layer that carry no mask (none by default)."""

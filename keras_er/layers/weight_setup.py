@@ -42,3 +42,17 @@ def zero_optimizer_slots(optimizer, variable, keep):
             and not any(word in suffix for word in ("kernel", "scores", "bias"))
         ):
             slot.assign(slot * ops.cast(keep, slot.dtype))
+
+
+def check_mask(layer_name, mask, expected_shape):
+    """`mask` as a numpy array, or a ValueError naming the layer: it must have `expected_shape` and be 0/1."""
+    mask = np.asarray(keras.ops.convert_to_numpy(mask))
+    if mask.shape != tuple(expected_shape):
+        raise ValueError(
+            f"`mask` for layer '{layer_name}' must have the kernel's shape {tuple(expected_shape)}; got {mask.shape}."
+        )
+    if not np.isin(mask, (0, 1)).all():
+        raise ValueError(
+            f"`mask` for layer '{layer_name}' must be binary (0/1 or bool); got values {np.unique(mask)[:5].tolist()}."
+        )
+    return mask

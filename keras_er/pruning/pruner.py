@@ -126,10 +126,10 @@ def _check_scores(method, layers, scores):
     checked = []
     for layer, score in zip(layers, scores):
         score = np.asarray(keras.ops.convert_to_numpy(score))
-        if score.shape != tuple(layer.kernel.shape):
+        if score.shape != tuple(layer.kernel_variable.shape):
             raise ValueError(
                 f"Pruning method {method!r} returned scores of shape {score.shape} for layer '{layer.name}' "
-                f"(kernel shape {tuple(layer.kernel.shape)})."
+                f"(kernel shape {tuple(layer.kernel_variable.shape)})."
             )
         checked.append(score)
     return checked

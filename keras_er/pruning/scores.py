@@ -152,7 +152,7 @@ class PruningContext:
 
     def kernels(self):
         """The masked layers' kernels, as numpy arrays (copies)."""
-        return [_numpy(layer.kernel) for layer in self.layers]
+        return [_numpy(layer.kernel_variable) for layer in self.layers]
 
     def select(self, scores, density):
         """Masks keeping the best of `self.active` at `density` (global, or per layer with the scheme).
@@ -222,7 +222,7 @@ def snip_scores(context):
     from keras_er.backend_helpers import loss_gradients
 
     x, y = context.batch()
-    kernels = [layer.kernel for layer in context.layers]
+    kernels = [layer.kernel_variable for layer in context.layers]
     gradients = loss_gradients(context.model, x, y, kernels, loss=context.loss, training=True)
     return [np.abs(g * w) for g, w in zip(gradients, context.kernels())]
 

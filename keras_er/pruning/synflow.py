@@ -31,7 +31,7 @@ def synflow_scores(context):
     model = context.model
     ones = np.ones((1, *_input_shape(model, context.data)), dtype="float32")
     zero_labels = np.zeros((1,), dtype="float32")
-    kernels = [layer.kernel for layer in context.layers]
+    kernels = [layer.kernel_variable for layer in context.layers]
     start = sum(int(a.sum()) for a in context.active) / sum(a.size for a in context.active)
     floating = [w for w in model.weights if keras.backend.is_float_dtype(w.dtype)]
     saved = [_numpy(w) for w in floating]

@@ -216,7 +216,7 @@ def layout_map(model, mesh, axis="model"):
     layouts = keras.distribution.LayoutMap(mesh)
     parts = mesh.shape[mesh.axis_names.index(axis)]
     for layer in masked_layers(model):
-        for variable in (layer.kernel, layer.mask, getattr(layer, "scores", None)):
+        for variable in (layer.kernel_variable, layer.mask, getattr(layer, "scores", None)):
             if variable is not None and variable.shape[-1] % parts == 0:
                 layouts[variable.path] = (None,) * (len(variable.shape) - 1) + (axis,)
     return layouts
@@ -486,7 +486,7 @@ def replicated_variables(model):
         yield layer.mask
         if layer.popup:
             yield layer.scores
-            yield layer.kernel
+            yield layer.kernel_variable
 
 
 def mask_checksum(model):

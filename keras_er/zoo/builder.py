@@ -45,8 +45,9 @@ def build(
             a dataset name ("cifar10", "fashion_mnist") asks for that
             dataset's entry; None or False gives a randomly initialised
             model. Without published weights the error lists what exists.
-        seed: mask seed for a randomly initialised model (a pretrained model
-            gets the masks stored in its file).
+        seed: mask seed for a randomly initialised model; for a pretrained
+            one, which published seed (0, the default, is the main entry;
+            its masks come from its file).
         popup, popup_density: strong-ticket mode (see `keras_er.sparsify`).
         input_shape, classes: default to the entry's (pretrained) or
             (32, 32, 3) and 10.
@@ -78,7 +79,7 @@ def build(
     entry = None
     if pretrained is not None:
         dataset = pretrained if isinstance(pretrained, str) else None
-        entry = registry.find_entry(arch, scheme, density, popup, popup_density, dataset, root, dst, prune)
+        entry = registry.find_entry(arch, scheme, density, popup, popup_density, dataset, root, dst, prune, seed)
         input_shape = _agree(input_shape, tuple(entry["input_shape"]), "input_shape", entry)
         classes = _agree(classes, entry["classes"], "classes", entry)
     model = ARCHITECTURES[arch](tuple(input_shape or DEFAULT_INPUT_SHAPE), classes or DEFAULT_CLASSES)

@@ -173,11 +173,12 @@ def entry_id(
     return "_".join(parts)
 
 
-def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=None, dst=None, prune=None):
+def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=None, dst=None, prune=None, seed=None):
     """The entry for these settings, or a ValueError naming what does exist.
 
     Masks moved by DST or set by pruning are other entries than the ER ones:
-    `dst`/`prune` (the run's settings, None for ER) must match too.
+    `dst`/`prune` (the run's settings, None for ER) must match too. With
+    `seed`, only that seed's entry; without, seed 0's first.
     """
     entries = load_index(root)
     matches = [
@@ -192,10 +193,11 @@ def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=N
         and (e.get("dst") or None) == (dst or None)
         and (e.get("prune") or None) == (prune or None)
     ]
+        and (seed is None or e.get("seed", 0) == seed)
     if matches:
         return sorted(matches, key=lambda e: (e["dataset"] != "cifar10", e.get("seed", 0) != 0, e.get("seed", 0)))[0]
     siblings = [e["id"] for e in entries if e["arch"] == arch]
-    wanted = entry_id(arch, scheme, density, popup, popup_density, dataset or "<any dataset>", dst, prune)
+    wanted = entry_id(arch, scheme, density, popup, popup_density, dataset or "<any dataset>", dst, prune, seed or 0)
     raise ValueError(
         f"No published weights for {wanted}. "
         + (f"Published for {arch}: {', '.join(siblings)}. " if siblings else f"Nothing is published for {arch} yet. ")

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from keras_er import zoo
+from keras_er.masks import masked_layers
 from keras_er.zoo import registry
 from keras_er.zoo.weights_io import load_weights
 from keras_er.zoo.weights_io import sha256_of
+from tests.helpers import to_numpy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -147,3 +149,6 @@ def test_a_seed_other_than_0_is_its_own_entry_and_seed_0_stays_the_default(tmp_p
     )
     assert (seed0["id"], seed1["id"]) == ("resnet20_erk_d0.1_cifar10", "resnet20_erk_d0.1_cifar10_s1")
     assert registry.find_entry("resnet20", "erk", 0.1, False, None, root=tmp_path)["id"] == seed0["id"]
+    loaded = {entry["id"]: zoo.load(entry["id"], root=tmp_path) for entry in (seed0, seed1)}
+    first, second = (masked_layers(loaded[entry["id"]])[1].mask for entry in (seed0, seed1))
+    assert (to_numpy(first) != to_numpy(second)).any(), "each id loads its own file's masks"

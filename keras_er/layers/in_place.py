@@ -1,0 +1,183 @@
+"""Masks added in place to Keras' own layers, wherever they sit in a model.
+
+A layer masked in place keeps everything it does: its class is swapped for a
+generated subclass (`InPlaceMaskedDense`, ...) whose weight property (`kernel`,
+or `embeddings` for `Embedding`) returns the stored weight times a 0/1 mask.
+That property is the hook Keras' own LoRA and quantization use, so the layer's
+`call` - and the `call` of whatever layer holds it (MultiHeadAttention, a
+keras-hub transformer block, a user's layer) - reads the masked weight without
+knowing. Masks are `uint8` (one byte per weight).
+
+This is the one module that reads Keras private names: `_tracker` (a built
+layer's state is locked; adding the mask unlocks it as `enable_lora` does),
+`_kernel` / `_embeddings` (the stored weights behind the properties) and
+`_flatten_layers` (the sublayers of a layer). tests/layers/test_in_place.py
+fails when Keras changes any of them.
+"""
+
+import inspect
+
+import numpy as np
+import keras
+from keras import ops
+
+from keras_er.layers.weight_setup import check_mask
+from keras_er.layers.weight_setup import zero_optimizer_slots
+
+# (class, property the layer's call reads, stored variable behind it)
+MASKABLE = (
+    (keras.layers.Embedding, "embeddings", "_embeddings"),
+    (keras.layers.EinsumDense, "kernel", "_kernel"),
+    (keras.layers.Dense, "kernel", "_kernel"),
+    (keras.layers.Conv1D, "kernel", "_kernel"),
+    (keras.layers.Conv2D, "kernel", "_kernel"),
+    (keras.layers.Conv3D, "kernel", "_kernel"),
+)
+
+
+class InPlaceMasked:
+    """What every layer masked in place adds to its Keras class (the masked-layer API of keras_er).
+
+    `kernel_variable` is the stored (trainable) weight, `mask` the uint8 0/1
+    weight of its shape; the forward pass uses `kernel_variable * mask`, so
+    masked entries get zero gradient and, once zeroed by `assign_mask`, stay
+    zero. Popup scores need keras_er's own layers (`sparsify` refuses popup
+    for layers it can only mask in place).
+    """
+
+    popup = False
+    kernel_arg_prefix = "kernel"
+
+    @property
+    def kernel_variable(self):
+        return getattr(self, self._stored_weight)
+
+    @property
+    def fan_in(self):
+        shape = tuple(self.kernel_variable.shape)
+        return 1 if self._masked_property == "embeddings" else int(np.prod(shape[:-1]))
+
+    def effective_kernel(self):
+        """The weight the forward pass uses: the stored one times the mask."""
+        weight = self.kernel_variable
+        return weight * ops.cast(self.mask, weight.dtype)
+
+    def assign_mask(self, mask, optimizer=None):
+        """Set the 0/1 mask, zero the masked weights and their optimizer slots (see `MaskedLayer.assign_mask`)."""
+        mask = check_mask(self.name, mask, tuple(self.kernel_variable.shape))
+        weight = self.kernel_variable
+        self.mask.assign(mask.astype("uint8"))
+        weight.assign(ops.convert_to_numpy(weight.value) * mask.astype(weight.dtype))
+        zero_optimizer_slots(optimizer, weight, mask)
+
+    def active_mask(self):
+        return ops.convert_to_numpy(self.mask).astype(bool)
+
+    def dense_kernels(self):
+        """This layer's other trainable matrices (e.g. an untied output embedding): not masked."""
+        stored = self.kernel_variable
+        return [w for w in own_weights(self) if w is not stored and is_matrix(w)]
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)  # the Keras layer's own entries, then the mask after them
+        store[str(len(list(store.keys())))] = self.mask
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)  # reads its entries by index and skips the last (the mask)
+        self.mask.assign(np.asarray(store[str(len(list(store.keys())) - 1)], dtype="uint8"))
+
+
+_TWINS = {}
+
+
+def maskable_in_place(layer):
+    """Whether `mask_in_place` can mask `layer` (a built, unquantized Dense/EinsumDense/Conv/Embedding)."""
+    return (
+        _spec(layer) is not None
+        and not isinstance(layer, InPlaceMasked)
+        and layer.built
+        and getattr(layer, "quantization_mode", None) is None
+        and getattr(layer, _spec(layer)[1], None) is not None
+    )
+
+
+def mask_in_place(layer):
+    """Give the built Keras layer `layer` an all-ones mask on its kernel (or embeddings); return it.
+
+    The layer object stays the same (its owner keeps calling it); its class
+    becomes the masked twin of its class. Draw masks with `masks.assign`.
+    """
+    if not maskable_in_place(layer):
+        raise TypeError(
+            f"Layer '{layer.name}' ({type(layer).__name__}) cannot be masked in place: keras_er masks a built, "
+            f"unquantized {', '.join(cls.__name__ for cls, _, _ in MASKABLE)} (or a subclass)."
+        )
+    prop, stored = _spec(layer)
+    layer.__class__ = _twin(type(layer), prop, stored)
+    weight = getattr(layer, stored)
+    layer._tracker.unlock()
+    try:
+        layer.mask = layer.add_weight(
+            name="mask", shape=tuple(weight.shape), initializer="ones", dtype="uint8", trainable=False
+        )
+    finally:
+        layer._tracker.lock()
+    return layer
+
+
+def sublayers(layer):
+    """The layers `layer` holds directly (a Functional model's in topological order)."""
+    if isinstance(layer, keras.Model) and hasattr(layer, "operations") and not _is_subclassed(layer):
+        return list(layer.layers)
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def walk(layer):
+    """Every layer inside `layer`, depth first in call/assignment order, each once."""
+    seen = set()
+
+    def visit(parent):
+        for child in sublayers(parent):
+            if id(child) not in seen:
+                seen.add(id(child))
+                yield child
+                yield from visit(child)
+
+    yield from visit(layer)
+
+
+def is_matrix(weight):
+    """A trainable weight of two or more dimensions that is not a bias (an EinsumDense bias can be 2-D)."""
+    return weight.trainable and len(weight.shape) >= 2 and "bias" not in weight.name
+
+
+def own_weights(layer):
+    """The weights `layer` creates itself, not those of the layers it holds."""
+    nested = {id(w) for child in sublayers(layer) for w in child.weights}
+    return [w for w in layer.weights if id(w) not in nested]
+
+
+def _is_subclassed(model):
+    return not (isinstance(model, keras.Sequential) or type(model).__name__ == "Functional")
+
+
+def _spec(layer):
+    for cls, prop, stored in MASKABLE:
+        if isinstance(layer, cls):
+            return prop, stored
+    return None
+
+
+def _twin(cls, prop, stored):
+    if cls not in _TWINS:
+        unmasked = inspect.getattr_static(cls, prop)
+
+        def masked(self):
+            weight = unmasked.fget(self)
+            mask = getattr(self, "mask", None)
+            return weight if mask is None else weight * ops.cast(mask, weight.dtype)
+
+        namespace = {prop: property(masked), "_masked_property": prop, "_stored_weight": stored}
+        namespace["__module__"] = __name__
+        _TWINS[cls] = type(f"InPlaceMasked{cls.__name__}", (InPlaceMasked, cls), namespace)
+    return _TWINS[cls]

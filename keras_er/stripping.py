@@ -1,0 +1,107 @@
+"""`strip`: a sparse model -> the same network in plain Keras layers, masks folded into the weights."""
+
+import keras
+from keras import ops
+
+from keras_er.layers import MaskedLayer
+from keras_er.layers import in_place
+from keras_er.model_masks import all_layers
+from keras_er.model_masks import require_masked_layers
+from keras_er.replacements import REPLACEMENTS
+
+_MASK_ARGUMENTS = ("density", "seed", "popup", "popup_density")
+
+
+def strip(model):
+    """Return a copy of the sparse `model` made of plain Keras layers, masks folded into the weights.
+
+    Every masked weight becomes the weight the forward pass used (`kernel *
+    mask`, popup's top-k included): masked entries are exact zeros. The copy
+    has no keras_er class, so its `.keras` file loads where keras_er is not
+    installed, with the same outputs. `model` is not modified. As
+    `tfmot.sparsity.keras.strip_pruning` and `torch.nn.utils.prune.remove`.
+
+    A Functional or Sequential model is cloned; any other model is rebuilt
+    from its config (`from_config(get_config())`, as `.keras` loading does),
+    so a subclassed model needs a working `get_config`.
+
+    Example:
+
+    >>> inputs = keras.Input((8,))
+    >>> model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
+    >>> plain = keras_er.strip(keras_er.sparsify(model, density=0.5))
+    >>> type(plain.layers[-1]).__name__, float(keras.ops.mean(plain.layers[-1].kernel == 0))
+    ('Dense', 0.5)
+    """
+    require_masked_layers(model)
+    if isinstance(model, keras.Sequential) or type(model).__name__ == "Functional":
+        plain = keras.models.clone_model(model, clone_function=_plain_copy, recursive=True)
+    else:
+        plain = _rebuilt(model)
+    old, new = _weighted_layers(model), _weighted_layers(plain)
+    if len(old) != len(new):
+        raise ValueError(f"Model '{model.name}' rebuilt from its config has a different structure; cannot strip it.")
+    for source, target in zip(old, new):
+        _copy_plain_weights(source, target)
+    return plain
+
+
+def _plain_copy(layer):
+    if isinstance(layer, MaskedLayer):
+        plain_class = _plain_class(type(layer))
+        config = {k: v for k, v in layer.get_config().items() if k not in _MASK_ARGUMENTS}
+        for key, value in config.items():
+            if key.endswith("_initializer") and value is None:
+                config[key] = "glorot_uniform"
+        return plain_class.from_config(config)
+    return _unmasked_class(layer).from_config(layer.get_config())
+
+
+def _plain_class(masked_class):
+    for keras_class, replacement in REPLACEMENTS.items():
+        if replacement is masked_class and keras_class.__module__.startswith("keras"):
+            return keras_class
+    raise TypeError(f"keras_er has no plain Keras layer for {masked_class.__name__}.")
+
+
+def _unmasked_class(layer):
+    cls = type(layer)
+    return cls.__mro__[2] if isinstance(layer, in_place.InPlaceMasked) else cls
+
+
+def _rebuilt(model):
+    try:
+        plain = type(model).from_config(model.get_config())
+        plain.build_from_config(model.get_build_config())
+    except Exception as error:
+        raise ValueError(
+            f"strip rebuilds a subclassed model from its config; {type(model).__name__}.from_config("
+            f"get_config()) failed ({type(error).__name__}: {error}). Give the class a working get_config."
+        ) from None
+    if not plain.built:
+        raise ValueError(
+            f"{type(model).__name__} rebuilt from its config is not built: give it a `build(input_shape)` that "
+            "builds its layers (Keras needs the same to load it from a .keras file)."
+        )
+    return plain
+
+
+def _weighted_layers(model):
+    return [layer for layer in all_layers(model) if in_place.own_weights(layer)]
+
+
+def _copy_plain_weights(source, target):
+    for weight in in_place.own_weights(target):
+        weight.assign(ops.convert_to_numpy(_plain_value(source, weight.name)))
+
+
+def _plain_value(layer, name):
+    """The value of the weight `name` of `layer`'s plain Keras twin: the masked weight folded."""
+    if isinstance(layer, MaskedLayer) and name in ("kernel", f"{layer.kernel_arg_prefix}_kernel"):
+        return layer.effective_kernel()
+    if isinstance(layer, in_place.InPlaceMasked) and name == layer.kernel_variable.name:
+        return layer.effective_kernel()
+    for weight in in_place.own_weights(layer):
+        if weight.name == name and weight.name not in ("mask", "scores"):
+            return weight.value
+    raise ValueError(f"strip: layer '{layer.name}' has no weight {name!r} for its plain Keras copy.")

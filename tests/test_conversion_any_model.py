@@ -1,0 +1,254 @@
+"""`sparsify` and `strip` on the models people fine-tune: subclassed, attention, keras-hub, keras.applications."""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import keras
+import pytest
+
+import keras_er
+from keras_er import masks
+from keras_er.layers.in_place import is_matrix
+from tests.helpers import to_numpy
+
+keras_hub = pytest.importorskip("keras_hub")
+
+
+@keras.saving.register_keras_serializable(package="keras_er_tests")
+class TwoDense(keras.layers.Layer):
+    """A user's layer holding its own Dense sublayers (one without a bias)."""
+
+    def __init__(self, units=16, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.inner = keras.layers.Dense(units, activation="relu", name="inner")
+        self.outer = keras.layers.Dense(units, use_bias=False, name="outer")
+
+    def build(self, input_shape):
+        self.inner.build(input_shape)
+        self.outer.build((*input_shape[:-1], self.units))
+
+    def call(self, x):
+        return self.outer(self.inner(x))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="keras_er_tests")
+class TokenClassifier(keras.Model):
+    def __init__(self, vocabulary=60, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary = vocabulary
+        self.embedding = keras.layers.Embedding(vocabulary, 16)
+        self.block = TwoDense(16)
+        self.head = keras.layers.Dense(3, name="head")
+
+    def build(self, input_shape):  # what `.keras` loading (and `strip`) rebuild the model with
+        self.embedding.build(input_shape)
+        self.block.build((*input_shape, 16))
+        self.head.build((input_shape[0], 16))
+
+    def call(self, tokens):
+        return self.head(keras.ops.mean(self.block(self.embedding(tokens)), axis=1))
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary}
+
+
+def tokens(rng, n=8):
+    return rng.integers(0, 60, size=(n, 6)).astype("int32")
+
+
+def subclassed():
+    model = TokenClassifier()
+    model(tokens(np.random.default_rng(0)))
+    return model, tokens
+
+
+def attention_block():
+    inputs = keras.Input((6, 16))
+    x = keras.layers.MultiHeadAttention(2, 8)(inputs, inputs)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(x))
+    return keras.Model(inputs, outputs), lambda rng, n=8: rng.normal(size=(n, 6, 16)).astype("float32")
+
+
+def bert_classifier():
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=8
+    )
+    names = ("token_ids", "segment_ids", "padding_mask")
+    inputs = {name: keras.Input((8,), dtype="int32", name=name) for name in names}
+    outputs = keras.layers.Dense(3)(backbone(inputs)["pooled_output"])
+
+    def data(rng, n=8):
+        return {
+            "token_ids": rng.integers(0, 60, (n, 8)),
+            "segment_ids": np.zeros((n, 8)),
+            "padding_mask": np.ones((n, 8)),
+        }
+
+    return keras.Model(inputs, outputs), data
+
+
+def vit():
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(16, 16, 3), patch_size=4, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32
+    )
+    return backbone, lambda rng, n=8: rng.uniform(size=(n, 16, 16, 3)).astype("float32")
+
+
+def mobilenet():
+    model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=3)
+    return model, lambda rng, n=8: rng.uniform(size=(n, 32, 32, 3)).astype("float32")
+
+
+MODELS = {
+    "subclassed": subclassed,
+    "attention": attention_block,
+    "bert": bert_classifier,
+    "vit": vit,
+    "mobilenet_v2": mobilenet,
+}
+# What sparsify cannot mask, by design: keras-hub's learned position table and ViT's class token.
+LEFT_DENSE = {"bert": {"embeddings"}, "vit": {"class_token", "embeddings"}}
+
+
+def matrices(model):
+    return [w for w in model.trainable_weights if is_matrix(w)]
+
+
+def sparse(name, density=0.1, seed=0):
+    model, data = MODELS[name]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return model, keras_er.sparsify(model, density=density, seed=seed), data
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_kernel_is_masked_to_the_density_and_the_rest_is_counted(name):
+    _, model, _ = sparse(name)
+    layers = masks.masked_layers(model)
+    kept = sum(int(to_numpy(layer.mask).sum()) for layer in layers)
+    size = sum(int(np.prod(layer.kernel_variable.shape)) for layer in layers)
+    assert abs(kept / size - 0.1) <= len(layers) / size  # exact sampling: one weight per layer at most
+    for layer in layers:
+        mask = to_numpy(layer.mask)
+        assert (to_numpy(layer.kernel_variable)[mask == 0] == 0).all(), layer.path
+    report = masks.summary(model, print_fn=None)
+    assert report["size"] == sum(int(np.prod(w.shape)) for w in matrices(model)), "every trainable matrix counted"
+    dense = {row["name"] for row in report["layers"] if not row["masked"]}
+    left = {w.name for w in matrices(model)} - {w.name for layer in layers for w in [layer.kernel_variable]}
+    assert left <= LEFT_DENSE.get(name, set()) | {"depthwise_kernel"}, dense
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_masked_weights_stay_zero_through_training(name):
+    _, model, data = sparse(name)
+    rng = np.random.default_rng(1)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss=keras.losses.MeanSquaredError())
+    x = data(rng)
+    target = to_numpy(model(x, training=False))
+    model.fit(x, target + 1.0, epochs=2, batch_size=4, verbose=0)
+    for layer in masks.masked_layers(model):
+        mask = to_numpy(layer.mask)
+        assert (to_numpy(layer.kernel_variable)[mask == 0] == 0).all(), layer.path
+    assert np.abs(to_numpy(model(x, training=False)) - target).max() > 0, "the model trained"
+
+
+@pytest.mark.parametrize("name", ["subclassed", "attention", "bert"])
+def test_density_1_keeps_the_outputs(name):
+    model, data = MODELS[name]()
+    x = data(np.random.default_rng(2))
+    before = to_numpy(model(x, training=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        after = to_numpy(keras_er.sparsify(model, density=1.0)(x, training=False))
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+
+
+def test_a_subclassed_model_is_masked_in_place_and_its_weights_round_trip(tmp_path):
+    original, model, data = sparse("subclassed", seed=3)
+    assert model is original and type(model.block.inner).__name__ == "InPlaceMaskedDense"
+    path = tmp_path / "sparse.weights.h5"
+    model.save_weights(path)
+    _, other, _ = sparse("subclassed", seed=4)  # other masks, other weights
+    other.load_weights(path)
+    for first, second in zip(masks.masked_layers(model), masks.masked_layers(other)):
+        np.testing.assert_array_equal(to_numpy(first.mask), to_numpy(second.mask))
+    x = data(np.random.default_rng(5))
+    np.testing.assert_array_equal(to_numpy(other(x)), to_numpy(model(x)))
+
+
+def test_popup_is_refused_for_layers_masked_in_place_and_nothing_changes():
+    model, _ = subclassed()
+    with pytest.raises(ValueError, match="popup=True.*masked in place"):
+        keras_er.sparsify(model, density=0.1, popup=True)
+    assert type(model.head) is keras.layers.Dense
+
+
+def test_include_and_exclude_take_paths_patterns_and_classes():
+    model, _ = subclassed()
+    keras_er.sparsify(model, density=0.5, exclude=[keras.layers.Embedding, "*/outer"])
+    assert [layer.name for layer in masks.masked_layers(model)] == ["inner", "head"]
+    other, _ = subclassed()
+    keras_er.sparsify(other, density=0.5, include=[other.block.inner.path, "he*"])
+    assert [layer.name for layer in masks.masked_layers(other)] == ["inner", "head"]
+
+
+def test_dst_and_pruning_move_masks_of_layers_masked_in_place():
+    _, model, data = sparse("attention", density=0.3)
+    layers = masks.masked_layers(model)
+    before = [to_numpy(layer.mask).copy() for layer in layers]
+    update = keras_er.dst.SET(update_every=1, total_steps=100, seed=0)
+    update.set_model(model)
+    update.update(step=1)
+    moved = [to_numpy(layer.mask) for layer in layers]
+    assert any((a != b).any() for a, b in zip(before, moved)), "SET moved weights"
+    assert [int(a.sum()) for a in before] == [int(b.sum()) for b in moved], "the same counts per layer"
+    keras_er.pruning.prune(model, "magnitude", density=0.15)
+    for layer in layers:
+        mask = to_numpy(layer.mask)
+        assert (to_numpy(layer.kernel_variable)[mask == 0] == 0).all()
+    assert abs(masks.summary(model, print_fn=None)["global_density"] - 0.15) < 0.01
+
+
+STRIPPED_LOAD = """
+import sys, numpy as np, keras
+{imports}
+model = keras.saving.load_model(sys.argv[1])
+inputs = dict(np.load(sys.argv[3]))
+x = inputs["x"] if list(inputs) == ["x"] else inputs
+np.save(sys.argv[2], keras.ops.convert_to_numpy(model(x, training=False)))
+assert "keras_er" not in sys.modules, "keras_er was imported"
+"""
+
+
+@pytest.mark.parametrize("name", ["subclassed", "attention", "bert"])
+def test_strip_gives_plain_keras_that_loads_without_keras_er(tmp_path, name):
+    _, model, data = sparse(name)
+    plain = keras_er.strip(model)
+    x = data(np.random.default_rng(6), n=2)
+    expected = to_numpy(model(x, training=False))
+    np.testing.assert_allclose(to_numpy(plain(x, training=False)), expected, atol=1e-5)
+    assert not [type(layer) for layer in plain._flatten_layers() if type(layer).__module__.startswith("keras_er")]
+    plain.save(tmp_path / "plain.keras")
+    np.savez(tmp_path / "x.npz", **(x if isinstance(x, dict) else {"x": x}))
+    imports = {"bert": "import keras_hub", "subclassed": "from tests.test_conversion_any_model_classes import *"}
+    script = STRIPPED_LOAD.format(imports=imports.get(name, ""))
+    if name == "subclassed":  # the user's classes, without keras_er: a module of their own
+        script = script.replace(imports[name], _user_classes_source())
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    files = [str(tmp_path / "plain.keras"), str(tmp_path / "y.npy"), str(tmp_path / "x.npz")]
+    done = subprocess.run([sys.executable, "-c", script, *files], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-5)
+
+
+def _user_classes_source():
+    import inspect
+
+    return "\n\n".join(inspect.getsource(cls) for cls in (TwoDense, TokenClassifier))
