@@ -192,8 +192,8 @@ def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=N
         and (dataset is None or e["dataset"] == dataset)
         and (e.get("dst") or None) == (dst or None)
         and (e.get("prune") or None) == (prune or None)
-    ]
         and (seed is None or e.get("seed", 0) == seed)
+    ]
     if matches:
         return sorted(matches, key=lambda e: (e["dataset"] != "cifar10", e.get("seed", 0) != 0, e.get("seed", 0)))[0]
     siblings = [e["id"] for e in entries if e["arch"] == arch]
