@@ -156,7 +156,7 @@ def _check_matches(records, pairs, path):
         )
     for record, (layer, variable) in zip(records, pairs):
         # Layer names are recorded for messages only: auto-generated names
-        # (dense_3, ...) differ between sessions for the same architecture.
+        # (dense_3, ...) differ between Python processes for the same architecture.
         if record["name"] != variable.name or tuple(record["shape"]) != tuple(variable.shape):
             raise ValueError(
                 f"{path} does not match the model: file has "
