@@ -14,16 +14,23 @@ Example:
 0.1...
 """
 
+import importlib
+
 from keras_er.zoo import registry
-from keras_er.zoo.builder import build
-from keras_er.zoo.builder import load
-from keras_er.zoo.exporter import export
-from keras_er.zoo.exporter import reference_batch
-from keras_er.zoo.exporter import reference_pixels
 from keras_er.zoo.listing import available_weights
 from keras_er.zoo.listing import constructor_names
 from keras_er.zoo.listing import get_constructor
 from keras_er.zoo.listing import list_models
+
+# Loaded on first use, so that reading the index (`keras-er list`) imports no keras.
+_FROM_MODULES = {
+    "build": "builder",
+    "load": "builder",
+    "export": "exporter",
+    "reference_batch": "exporter",
+    "reference_pixels": "exporter",
+}
+_SUBMODULES = ("builder", "cards", "exporter", "listing", "publish", "registry", "report", "weights_io")
 
 _FUNCTIONS = [
     "available_weights",
@@ -38,6 +45,10 @@ _FUNCTIONS = [
 
 
 def __getattr__(name):
+    if name in _FROM_MODULES:
+        return getattr(importlib.import_module(f"keras_er.zoo.{_FROM_MODULES[name]}"), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"keras_er.zoo.{name}")
     constructor = get_constructor(name)  # resnet20_erk, vgg16_dense, ...
     if constructor is None:
         raise AttributeError(f"module 'keras_er.zoo' has no attribute {name!r}")
@@ -45,7 +56,7 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(constructor_names()))
+    return sorted(set(globals()) | set(_FROM_MODULES) | set(constructor_names()))
 
 
 __all__ = [*_FUNCTIONS, *constructor_names()]

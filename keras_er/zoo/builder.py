@@ -82,6 +82,7 @@ def build(
         entry = registry.find_entry(arch, scheme, density, popup, popup_density, dataset, root, dst, prune, seed)
         input_shape = _agree(input_shape, tuple(entry["input_shape"]), "input_shape", entry)
         classes = _agree(classes, entry["classes"], "classes", entry)
+        weights = registry.weight_path(entry, root)  # before the model is built: unavailable weights fail at once
     model = ARCHITECTURES[arch](tuple(input_shape or DEFAULT_INPUT_SHAPE), classes or DEFAULT_CLASSES)
     if scheme != "dense":
         model = sparsify(
@@ -96,7 +97,7 @@ def build(
     if entry is not None:
         load_weights(
             model,
-            registry.weight_path(entry, root),
+            weights,
             sha256=entry["sha256"],
             expect={"id": entry["id"], **identity(entry)},
         )

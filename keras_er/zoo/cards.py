@@ -1,5 +1,7 @@
 """Zoo cards: `card.md` rendered from an index entry alone, never edited in place."""
 
+from keras_er.zoo.registry import released
+
 POPUP_CARD_LINE = (
     "- strong ticket: the kernels were never trained (they are what the recorded seed and "
     "initializer produce); only the popup scores and the BatchNorm moving statistics were "
@@ -74,8 +76,10 @@ def _recipe(entry):
 def _weights_line(entry):
     if entry.get("origin"):
         name, megabytes = entry["origin"].rsplit("/", 1)[-1], entry.get("file_bytes", 0) / 1e6
-        return (
-            f"- weights: `{name}` ({megabytes:.0f} MB, not in the wheel: downloaded from {entry['origin']} "
-            f"on first use), sha256 `{entry['sha256']}`"
+        where = (
+            f"downloaded from {entry['origin']} on first use"
+            if released(entry)
+            else f"not distributed yet, to be published at {entry['origin']}: reproduce it with the command below"
         )
+        return f"- weights: `{name}` ({megabytes:.0f} MB, not in the wheel: {where}), sha256 `{entry['sha256']}`"
     return f"- weights: `{entry['file'].split('/')[-1]}`, sha256 `{entry['sha256']}`"

@@ -1,9 +1,17 @@
 """What the zoo offers: one constructor per architecture and scheme, and the published weights."""
 
+from keras_er import BACKENDS
 from keras_er.architectures import ARCHITECTURES
 from keras_er.masks.schemes import scheme_names
 from keras_er.zoo import registry
-from keras_er.zoo.builder import build
+from keras_er.zoo import report
+
+
+def build(*args, **kwargs):
+    """`keras_er.zoo.build`, imported on first call (it imports keras; listing the zoo does not)."""
+    from keras_er.zoo.builder import build
+
+    return build(*args, **kwargs)
 
 
 def _constructor(arch, scheme):
@@ -73,7 +81,17 @@ def list_models():
 
 
 def available_weights(root=None, print_fn=None):
-    """Rows (id, arch, scheme, density, dataset, top1, sha256) of published weights."""
+    """One row per zoo entry: what `keras-er list` shows.
+
+    Each row has id, arch, scheme, density (the constructor's, popup's ER
+    density for a popup entry), popup_density (None unless popup),
+    final_density (of the weights used: the README table's), dataset, top1
+    (per backend), sha256, and weights: where the file comes from
+    (`registry.weights_status`, e.g. "in the package" or "not distributed:
+    reproduce with the card's command"). `print_fn` (e.g. `print`) receives
+    the rows as an aligned table, header first.
+    """
+    entries = registry.load_index(root)
     rows = [
         {
             "id": e["id"],
@@ -81,13 +99,39 @@ def available_weights(root=None, print_fn=None):
             "scheme": e["scheme"],
             "density": e["density"],
             "popup_density": e.get("popup_density") if e.get("popup") else None,
+            "final_density": report.final_density(e),
             "dataset": e["dataset"],
             "top1": e.get("top1", {}),
             "sha256": e["sha256"],
+            "weights": registry.weights_status(e, root),
         }
-        for e in registry.load_index(root)
+        for e in entries
     ]
-    if print_fn is not None:
-        for row in rows:
-            print_fn(f"{row['id']:<40} {row['density']:<6g} {row['dataset']:<14} {row['top1']} {row['sha256'][:12]}")
+    if print_fn is not None and rows:
+        for line in _table(entries, rows):
+            print_fn(line)
     return rows
+
+
+def _table(entries, rows):
+    labels = report.BACKEND_LABELS
+    header = ["id", "scheme", "density", "dataset", *(f"top-1 % {labels[b]}" for b in BACKENDS), "weights"]
+    cells = [
+        [
+            row["id"],
+            report.scheme_text(entry),
+            f"{row['final_density']:g}",
+            row["dataset"],
+            *(report.percent(row["top1"].get(backend), missing="-") for backend in BACKENDS),
+            row["weights"],
+        ]
+        for entry, row in zip(entries, rows)
+    ]
+    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header))]
+    numeric = {2, 4, 5, 6}  # right-aligned, as the README's table
+
+    def line(values):
+        text = [v.rjust(w) if i in numeric else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))]
+        return "  ".join(text).rstrip()
+
+    return [line(header), *(line(values) for values in cells)]

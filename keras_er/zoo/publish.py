@@ -112,9 +112,12 @@ def move_out(entry_id, assets, root=None, base=None):
 
     The file goes to `assets` as `registry.asset_name(entry)`, to be published
     at `base` (default `registry.ASSET_BASE`); the entry records that URL as
-    its `origin` and the file's size, and loads from the Keras cache or a
-    download from then on (`registry.weight_path`). Copied and checked before
-    the entry changes and the zoo's copy goes, so a kill leaves a loadable zoo.
+    its `origin`, the file's size and `"released": false` (nothing is uploaded
+    yet: `keras-er list` says "not distributed"), and loads from the Keras cache
+    from then on, or from `$KERAS_ER_DOWNLOAD_BASE`; once the file is uploaded,
+    `mark_released` lets it download from its origin (`registry.weight_path`).
+    Copied and checked before the entry changes and the zoo's copy goes, so a
+    kill leaves a loadable zoo.
     """
     from keras_er.files import atomic_write
     from keras_er.files import folder_lock
@@ -141,8 +144,31 @@ def move_out(entry_id, assets, root=None, base=None):
         def record(entry):
             entry["origin"] = f"{(base or registry.ASSET_BASE).rstrip('/')}/{target.name}"
             entry["file_bytes"] = size
+            entry["released"] = False
 
         updated = registry.update_entry(entry_id, record, root)
         write_text_atomic(registry.zoo_root(root) / entry_id / "card.md", render_card(updated))
         local.unlink()
+    return updated
+
+
+def mark_released(entry_id, root=None):
+    """Record that the weights of entry `entry_id` are uploaded to its `origin`; return the entry.
+
+    From then on the entry downloads from there on first use, and its card and
+    `keras-er list` say so.
+    """
+    from keras_er.files import folder_lock
+    from keras_er.files import write_text_atomic
+    from keras_er.zoo import registry
+    from keras_er.zoo.cards import render_card
+
+    def release(entry):
+        if not entry.get("origin"):
+            raise ValueError(f"Zoo entry {entry_id!r} is shipped in the zoo folder; it has no origin to release.")
+        entry["released"] = True
+
+    with folder_lock(registry.zoo_root(root), purpose="being written"):
+        updated = registry.update_entry(entry_id, release, root)
+        write_text_atomic(registry.zoo_root(root) / entry_id / "card.md", render_card(updated))
     return updated

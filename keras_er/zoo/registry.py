@@ -11,6 +11,7 @@ from them: one merged dict per entry, read by everything that lists the zoo.
 
 import json
 import os
+import re
 from pathlib import Path
 
 
@@ -212,7 +213,8 @@ class ZooWeightsUnavailable(FileNotFoundError):
     `offline` is True only when no server could be reached (name resolution,
     connection refused, no route: `keras_er.data.errors.DownloadError.offline`);
     False when a server answered with an HTTP error, a truncated body, a stall
-    mid-body, or other bytes than the entry's sha256: a failure, never a skip.
+    mid-body, or other bytes than the entry's sha256: a failure, never a skip;
+    False too for an entry that is not distributed (`weights_status`).
     """
 
     def __init__(self, message, offline):
@@ -246,6 +248,37 @@ def available_offline(entry, root=None):
     return _file_without_download(entry, root) is not None
 
 
+SHIPPED = "in the package"
+CACHED = "in the Keras cache"
+DOWNLOADED = "downloaded on first use"
+NOT_DISTRIBUTED = "not distributed: reproduce with the card's command"
+
+
+def released(entry):
+    """Whether an entry kept out of the wheel is uploaded to its `origin` (`"released"`, absent: True)."""
+    return bool(entry.get("released", True))
+
+
+def weights_status(entry, root=None):
+    """Where the entry's weights come from, in words.
+
+    `SHIPPED` (the zoo folder holds them, so the wheel does), `CACHED` (a
+    sha256-matching copy of a file kept out of the wheel), `DOWNLOADED` (from
+    its `origin`, on first use) or `NOT_DISTRIBUTED` (kept out of the wheel and
+    not uploaded yet, `"released": false`: the card's command reproduces it).
+    """
+    found = _file_without_download(entry, root)
+    if found is not None:
+        return CACHED if found == cached_path(entry) else SHIPPED
+    return DOWNLOADED if released(entry) else NOT_DISTRIBUTED
+
+
+def reproduce_command(entry):
+    """The command in the entry's card that trains it again, or None if its notes have none."""
+    match = re.search(r"## Reproduce\s+```(?:bash)?\n(.+?)\n```", entry.get("notes") or "", re.DOTALL)
+    return match.group(1).strip() if match else None
+
+
 def weight_path(entry, root=None, timeout=None):
     """Local path of the entry's weights file.
 
@@ -270,19 +303,46 @@ def weight_path(entry, root=None, timeout=None):
     from keras_er.data.errors import DownloadError
 
     timeout = download_timeout(timeout)  # a bad timeout is a ValueError/TypeError, not "unavailable"
+    if not released(entry) and not os.environ.get("KERAS_ER_DOWNLOAD_BASE"):
+        raise ZooWeightsUnavailable(_not_distributed_message(entry, root), offline=False)
     url = download_url(entry["origin"])
     try:
         return fetch_file(url, cached, file_hash=entry["sha256"], timeout=timeout, progress=True)
     except DownloadError as error:
-        size = f"{entry['file_bytes'] / 1e6:.0f} MB, " if entry.get("file_bytes") else ""
+        # The message carries the download's error; its chain of socket and HTTP frames adds nothing.
         raise ZooWeightsUnavailable(
-            f"The weights of zoo entry {entry['id']!r} ({size}sha256 {entry['sha256']}) are not shipped "
-            f"with keras_er (too large for the wheel); they come from {entry['origin']}. "
-            f"Downloading {url} failed ({'unreachable' if error.offline else 'the server answered'}: {error}). "
-            f"Offline, place the file at {cached}, or set $KERAS_ER_DOWNLOAD_BASE to a folder or mirror holding "
-            f"{entry['origin'].rsplit('/', 1)[-1]}.",
+            f"{_outside_the_wheel(entry)}; they come from {entry['origin']}.\n"
+            f"Downloading {url} failed ({'unreachable' if error.offline else 'the server answered'}: {error}).\n"
+            f"{_by_hand(entry)}",
             offline=_unreachable(error),
-        ) from error
+        ) from None
+
+
+def _outside_the_wheel(entry):
+    size = f"{entry['file_bytes'] / 1e6:.0f} MB, " if entry.get("file_bytes") else ""
+    return (
+        f"The weights of zoo entry {entry['id']!r} ({size}sha256 {entry['sha256']}) are not shipped "
+        "with keras_er (too large for the wheel)"
+    )
+
+
+def _by_hand(entry):
+    return (
+        f"With a copy of the file, place it at {cached_path(entry)}, or set $KERAS_ER_DOWNLOAD_BASE to a "
+        f"folder or mirror holding {entry['origin'].rsplit('/', 1)[-1]}."
+    )
+
+
+def _not_distributed_message(entry, root):
+    card = zoo_root(root) / entry["id"] / "card.md"
+    command = reproduce_command(entry)
+    how = f"  {command}\nthen" if command else f"the command in {card}, then"
+    return (
+        f"{_outside_the_wheel(entry)} and not distributed: nothing is uploaded to {entry['origin']} yet.\n"
+        f"Reproduce them with the entry's card ({card}):\n{how} `keras-er export RUN --root FOLDER` and load "
+        "that entry with `root=FOLDER` (it has its own sha256).\n"
+        f"{_by_hand(entry)}"
+    )
 
 
 def _unreachable(error):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,15 @@ import pytest
 from keras_er import zoo
 from keras_er.zoo import publish
 from keras_er.zoo import registry
+from keras_er.zoo import report
 from tests.data.test_download import call_with_deadline
 from tests.data.test_download import misbehaving_server
 from tests.helpers import to_numpy
 
 
 @pytest.fixture
-def external(tmp_path, monkeypatch):
-    """A zoo with one entry moved out to an assets folder; an empty Keras cache; no mirror."""
+def moved_out(tmp_path, monkeypatch):
+    """A zoo with one entry moved out to an assets folder, not uploaded yet; an empty Keras cache; no mirror."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.delenv("KERAS_ER_DOWNLOAD_BASE", raising=False)
     model = zoo.resnet20_dense(pretrained=None, include_preprocessing=False)
@@ -29,6 +31,13 @@ def external(tmp_path, monkeypatch):
     moved = publish.move_out(entry["id"], tmp_path / "assets", root=root, base="http://127.0.0.1:1/zoo-v1")
     logits = to_numpy(model(zoo.reference_batch(entry["input_shape"]), training=False))
     return root, moved, tmp_path / "assets" / registry.asset_name(moved), logits
+
+
+@pytest.fixture
+def external(moved_out):
+    """The moved-out entry, released: it downloads from its origin (nothing listens there)."""
+    root, entry, asset, logits = moved_out
+    return root, publish.mark_released(entry["id"], root=root), asset, logits
 
 
 def load(root):
@@ -53,6 +62,7 @@ def test_without_the_file_the_error_says_where_it_comes_from(external):
     for expected in (entry["id"], entry["origin"], str(registry.cached_path(entry)), "KERAS_ER_DOWNLOAD_BASE"):
         assert expected in message
     assert error.value.offline  # connection refused: no answer
+    assert error.value.__cause__ is None and error.value.__suppress_context__  # one exception, not a chain
 
 
 def test_a_mirror_folder_or_a_placed_file_loads_the_same_logits(external, monkeypatch):
@@ -95,7 +105,7 @@ def test_cli_export_external_moves_the_exported_entry(tmp_path, monkeypatch):
     from keras_er import cli
 
     calls = []
-    monkeypatch.setattr(publish, "export_run", lambda run, root=None, limit=None: {"id": "an_entry"})
+    monkeypatch.setattr(publish, "export_run", lambda run, root=None, limit=None, replace=False: {"id": "an_entry"})
     monkeypatch.setattr(
         publish,
         "move_out",
@@ -191,3 +201,57 @@ def test_a_bad_timeout_is_refused_before_any_download(external, monkeypatch):
     monkeypatch.setenv("KERAS_ER_DOWNLOAD_TIMEOUT", "never")
     with pytest.raises(ValueError, match="KERAS_ER_DOWNLOAD_TIMEOUT"):
         load(root)
+
+
+def test_an_entry_not_uploaded_yet_is_not_distributed_and_tries_no_download(moved_out):
+    root, entry, asset, _ = moved_out
+    assert entry["released"] is False
+    assert registry.weights_status(entry, root) == registry.NOT_DISTRIBUTED
+    (row,) = zoo.available_weights(root=root)
+    assert row["weights"] == registry.NOT_DISTRIBUTED
+    assert registry.NOT_DISTRIBUTED in report.markdown_table(root)
+    assert "not distributed yet" in (root / entry["id"] / "card.md").read_text()
+    with pytest.raises(registry.ZooWeightsUnavailable) as error:
+        load(root)
+    message = str(error.value)
+    assert "not distributed" in message and "Downloading" not in message  # the origin (port 1) was never tried
+    assert str(root / entry["id"] / "card.md") in message and str(registry.cached_path(entry)) in message
+    assert not error.value.offline  # a failure for the published-entry tests, not a skip
+    assert error.value.__cause__ is None and error.value.__context__ is None
+
+
+def test_a_mirror_serves_an_entry_not_uploaded_yet_and_its_status_follows(moved_out, monkeypatch):
+    root, entry, asset, logits = moved_out
+    monkeypatch.setenv("KERAS_ER_DOWNLOAD_BASE", str(asset.parent))
+    model = load(root)
+    np.testing.assert_array_equal(to_numpy(model(zoo.reference_batch(entry["input_shape"]), training=False)), logits)
+    assert registry.weights_status(entry, root) == registry.CACHED
+    released = publish.mark_released(entry["id"], root=root)
+    assert json.loads((root / "index.json").read_text())["entries"][0]["released"] is True
+    assert "on first use" in (root / entry["id"] / "card.md").read_text()
+    registry.cached_path(entry).unlink()
+    assert registry.weights_status(released, root) == registry.DOWNLOADED
+
+
+def test_a_shipped_entry_cannot_be_marked_released(tmp_path):
+    root = tmp_path / "zoo"
+    entry = zoo.export(zoo.resnet20_dense(pretrained=None), "resnet20", "dense", root=root)
+    assert registry.weights_status(entry, root) == registry.SHIPPED
+    with pytest.raises(ValueError, match="shipped in the zoo folder"):
+        publish.mark_released(entry["id"], root=root)
+
+
+NOT_UPLOADED = [e for e in registry.load_index() if e.get("origin") and not registry.released(e)]
+
+
+@pytest.mark.parametrize("entry", NOT_UPLOADED, ids=[e["id"] for e in NOT_UPLOADED])
+def test_a_shipped_index_entry_not_uploaded_fails_at_once_naming_the_cards_command(entry, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no copy in the cache
+    monkeypatch.delenv("KERAS_ER_DOWNLOAD_BASE", raising=False)
+    assert registry.weights_status(entry) == registry.NOT_DISTRIBUTED
+    command = registry.reproduce_command(entry)
+    assert command.startswith("keras-er ") and f"--model {entry['arch']}" in command
+    with pytest.raises(registry.ZooWeightsUnavailable) as error:
+        zoo.load(entry["id"])
+    assert command in str(error.value) and error.value.__context__ is None
+    assert len(traceback.format_exception(error.value)) < 15  # one short traceback, no chain
