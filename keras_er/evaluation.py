@@ -7,41 +7,52 @@ def json_text(value):
     return json.dumps(value, indent=1)
 
 
-def accuracy_report(model, dataset, limit=None, raw_pixels=False):
+def accuracy_report(model, dataset, limit=None, raw_pixels=False, verbose=0):
     """Top-1, top-5 and per-class accuracy of `model` on `dataset`'s test split.
 
     `raw_pixels=True` feeds the stored uint8 images (for a model with its
     preprocessing, as the zoo builds them); otherwise the normalised images
-    `keras_er.data.load` gives (for a run's bare network).
+    `keras_er.data.load` gives (for a run's bare network). `per_class` maps
+    each class name of the dataset's spec (its label number where the spec
+    names none) to its accuracy, for the classes among the images evaluated.
+    `verbose` is `model.predict`'s (1: a progress bar).
     """
     import keras
     import numpy as np
 
     from keras_er import data
+    from keras_er.data.specs import class_names
 
     if raw_pixels:
         x, y = data.load_arrays(dataset, "test")
         x, y = x[:limit].astype("float32"), y[:limit]
     else:
         x, y = data.load(dataset, "test", as_numpy=True, limit=limit)
-    logits = keras.ops.convert_to_numpy(model.predict(x, batch_size=256, verbose=0))
+    logits = keras.ops.convert_to_numpy(model.predict(x, batch_size=256, verbose=verbose))
     top5 = np.argsort(-logits, axis=1)[:, :5]
     predicted = top5[:, 0]
     return {
+        "dataset": dataset,
+        "backend": keras.backend.backend(),
         "images": int(len(y)),
         "top1": float(np.mean(predicted == y)),
         "top5": float(np.mean((top5 == y[:, None]).any(axis=1))),
-        "per_class": [float(np.mean(predicted[y == c] == c)) for c in range(logits.shape[1]) if (y == c).any()],
+        "per_class": {
+            name: round(float(np.mean(predicted[y == c] == c)), 4)
+            for c, name in enumerate(class_names(dataset)[: logits.shape[1]])
+            if (y == c).any()
+        },
         # The subset the zoo tests re-check on every backend in CI.
         "top1_first1000": float(np.mean(predicted[:1000] == y[:1000])),
     }
 
 
-def evaluate(zoo_id=None, run=None, limit=None, record=False):
+def evaluate(zoo_id=None, run=None, limit=None, record=False, verbose=0):
     """The accuracy report of zoo entry `zoo_id` or of the finished run folder `run`.
 
     With `record=True` (zoo entries, full test set only) this backend's
-    top-1 goes into the entry's metadata, the index and its card.
+    top-1 goes into the entry's metadata, the index and its card. `verbose`
+    as in `accuracy_report`.
     """
     if (zoo_id is None) == (run is None):
         raise ValueError("Give exactly one of `zoo_id` and `run`.")
@@ -52,14 +63,14 @@ def evaluate(zoo_id=None, run=None, limit=None, record=False):
 
         model = zoo.load(zoo_id)  # names the published entries if there is none
         entry = next(e for e in zoo.registry.load_index() if e["id"] == zoo_id)
-        report = accuracy_report(model, entry["dataset"], limit, raw_pixels=True)
+        report = accuracy_report(model, entry["dataset"], limit, raw_pixels=True, verbose=verbose)
         if record:
             record_accuracy(entry, report)
         return report
     from keras_er.training.runs import load_run
 
     config, model = load_run(run)
-    return accuracy_report(model, config["dataset"], limit)
+    return accuracy_report(model, config["dataset"], limit, verbose=verbose)
 
 
 def record_accuracy(entry, report, root=None):

@@ -17,7 +17,10 @@ Example:
 >>> DATASET_SPECS["cifar10"].classes
 10
 >>> register_dataset(DatasetSpec("tiny", (8, 8, 1), 2, (127.5,), (127.5,)))
-DatasetSpec(name='tiny', shape=(8, 8, 1), classes=2, mean=(127.5,), std=(127.5,), augment=False, download=None)
+DatasetSpec(name='tiny', shape=(8, 8, 1), classes=2, mean=(127.5,), std=(127.5,), augment=False, download=None,
+class_names=None)
+>>> class_names("cifar10")[:3], class_names("tiny")
+(('airplane', 'automobile', 'bird'), ('0', '1'))
 >>> "tiny" in DATASETS, NORMALIZATION["tiny"]
 (True, ((127.5,), (127.5,)))
 >>> del DATASET_SPECS["tiny"]
@@ -38,6 +41,7 @@ class DatasetSpec:
     std: tuple
     augment: bool = False  # pad-4 crop + flip on the training split
     download: DownloadSource | None = None  # None: offline copies only
+    class_names: tuple | None = None  # label i is class_names[i]; None: the labels' numbers
 
 
 DATASET_SPECS = {}
@@ -92,6 +96,11 @@ def register_dataset(spec):
             f"DatasetSpec {spec.name!r}: `shape` must be (height, width, channels) with one "
             f"mean and std per channel; got shape={spec.shape}, mean={spec.mean}, std={spec.std}."
         )
+    if spec.class_names is not None and len(spec.class_names) != spec.classes:
+        raise ValueError(
+            f"DatasetSpec {spec.name!r}: `class_names` must name each of its {spec.classes} classes; "
+            f"got {len(spec.class_names)} names."
+        )
     if spec.download is not None and not isinstance(spec.download, DownloadSource):
         raise TypeError(
             f"DatasetSpec {spec.name!r}: `download` must be a DownloadSource or "
@@ -106,6 +115,12 @@ def get_spec(name):
     if name not in DATASET_SPECS:
         raise ValueError(f"Unknown dataset {name!r}; expected one of {', '.join(DATASET_SPECS)}.")
     return DATASET_SPECS[name]
+
+
+def class_names(name):
+    """The class names of dataset `name`, label order; "0", "1", ... where its spec has none."""
+    spec = get_spec(name)
+    return tuple(spec.class_names) if spec.class_names else tuple(str(label) for label in range(spec.classes))
 
 
 # Download facts as `keras.datasets.<name>.load_data()` (Keras 3.15) has them:
@@ -156,10 +171,54 @@ _FASHION_MNIST = DownloadSource(
     "idx",
 )
 
+_CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# cifar-100-python/meta's fine_label_names (alphabetical), the labels the reader loads.
+_CIFAR100_CLASSES = tuple(
+    """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel
+    can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur
+    dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion
+    lizard lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree
+    pear pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea
+    seal shark shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table
+    tank telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman
+    worm""".split()
+)
+_FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
 for _spec in (
-    DatasetSpec("cifar10", (32, 32, 3), 10, (125.31, 122.95, 113.87), (62.99, 62.09, 66.70), True, _CIFAR10),
-    DatasetSpec("cifar100", (32, 32, 3), 100, (129.30, 124.07, 112.43), (68.17, 65.39, 70.42), True, _CIFAR100),
-    DatasetSpec("fashion_mnist", (28, 28, 1), 10, (72.94,), (90.02,), download=_FASHION_MNIST),
+    DatasetSpec(
+        "cifar10", (32, 32, 3), 10, (125.31, 122.95, 113.87), (62.99, 62.09, 66.70), True, _CIFAR10, _CIFAR10_CLASSES
+    ),
+    DatasetSpec(
+        "cifar100",
+        (32, 32, 3),
+        100,
+        (129.30, 124.07, 112.43),
+        (68.17, 65.39, 70.42),
+        True,
+        _CIFAR100,
+        _CIFAR100_CLASSES,
+    ),
+    DatasetSpec(
+        "fashion_mnist",
+        (28, 28, 1),
+        10,
+        (72.94,),
+        (90.02,),
+        download=_FASHION_MNIST,
+        class_names=_FASHION_MNIST_CLASSES,
+    ),
     DatasetSpec("mnist", (28, 28, 1), 10, (33.32,), (78.57,), download=_MNIST),
 ):
     register_dataset(_spec)
