@@ -1,21 +1,46 @@
 """`keras-er` command line: parses the arguments and hands each command to its module.
 
-keras-er train --model resnet20 --scheme erk --density 0.1 --epochs 30 --out runs/r20
-keras-er train ... --out runs/r20 --resume      # continue a stopped run
-keras-er evaluate --run runs/r20                # or --zoo ID
-keras-er export runs/r20                        # -> zoo/<id>/ + index.json
-keras-er list
+The parser imports no framework (`--help` and `--version` are instant), and
+`list` reads the zoo index without keras. Before a command imports keras,
+`keras_er.framework_logs.quiet()` hides TensorFlow's start-up notices unless
+`-v` is given or `TF_CPP_MIN_LOG_LEVEL` is set.
 """
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 from keras_er import BACKENDS
+from keras_er import __version__
 
 CONV_PATHS = ("auto", "native", "matmul")  # keras_er.layers.conv_paths.MODES, without importing keras here
+
+DESCRIPTION = (
+    "Train, evaluate and publish random (Erdos-Renyi) sparse networks with Keras 3, "
+    "on TensorFlow, PyTorch or JAX. `keras-er COMMAND --help` describes each command."
+)
+EXAMPLES = """examples:
+  keras-er list                                          the zoo's published weights
+  keras-er evaluate --zoo resnet20_erk_d0.1_cifar10      accuracy of a zoo model on CIFAR-10
+  keras-er train --model resnet20 --scheme erk --density 0.1 --out runs/r20
+  keras-er train --model resnet20 --out runs/r20 --resume   continue a stopped run
+  keras-er evaluate --run runs/r20 --backend jax         --backend goes before or after the command
+  keras-er export runs/r20                               write the run as a zoo entry
+"""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' layout, and shows an option's default wherever it has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 def parser():
@@ -24,32 +49,46 @@ def parser():
     from keras_er.masks.schemes import scheme_names
     from keras_er.architectures import ARCHITECTURES
 
-    root = argparse.ArgumentParser(prog="keras-er", description=__doc__.split("\n")[0])
-    root.add_argument("--backend", choices=BACKENDS, help="Keras backend (sets KERAS_BACKEND)")
-    root.add_argument(
-        "--conv-path",
-        choices=CONV_PATHS,
-        help="how keras_er's Conv2D layers compute (keras_er.layers.set_conv_path); default auto: the backend's "
-        "convolution, except a matmul where XLA:CPU is pathologically slow",
+    root = argparse.ArgumentParser(
+        prog="keras-er", description=textwrap.fill(DESCRIPTION, 79), epilog=EXAMPLES, formatter_class=_HelpFormatter
     )
-    commands = root.add_subparsers(dest="command", required=True)
+    root.add_argument("--version", action="version", version=f"keras-er {__version__}")
+    _add_common_arguments(root, None)
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train an ER-sparse model")
-    train.add_argument("--model", required=True, choices=sorted(ARCHITECTURES))
-    train.add_argument("--scheme", default="erk", choices=[*scheme_names(), "dense"])
-    train.add_argument("--density", type=float, default=0.1)
-    train.add_argument("--popup", action="store_true", help="train popup scores only")
-    train.add_argument("--popup-density", type=float, default=0.5)
-    train.add_argument("--dataset", default="cifar10", choices=sorted(DATASET_SPECS))
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--lr", type=float, default=0.1)
-    train.add_argument("--warmup-epochs", type=int, help="default: 1 (0 for a 1-epoch run)")
-    train.add_argument("--weight-decay", type=float, default=5e-4)
-    train.add_argument("--label-smoothing", type=float, default=0.0)
-    train.add_argument("--seed", type=int, default=0)
+    def command(name, summary, description=None):
+        sub = commands.add_parser(
+            name, help=summary, description=textwrap.fill(description or summary, 79), formatter_class=_HelpFormatter
+        )
+        # Given after the command they override the root's; SUPPRESS leaves the root's value otherwise.
+        _add_common_arguments(sub.add_argument_group("options also accepted before the command"), argparse.SUPPRESS)
+        return sub
+
+    train = command(
+        "train",
+        "train a sparse model on a dataset into a run folder",
+        "Train a model whose masks are an Erdos-Renyi draw (or moved by DST, or set by pruning), with one "
+        "recipe: SGD with nesterov momentum 0.9, cosine decay after a linear warm-up, pad-4 crop + flip on CIFAR.",
+    )
+    train.add_argument("--model", required=True, choices=sorted(ARCHITECTURES), help="architecture")
+    train.add_argument(
+        "--scheme", default="erk", choices=[*scheme_names(), "dense"], help="how the density is spread over the layers"
+    )
+    train.add_argument("--density", type=float, default=0.1, help="fraction of the conv/dense weights kept")
+    train.add_argument("--popup", action="store_true", help="train popup scores only: the weights keep their init")
+    train.add_argument(
+        "--popup-density", type=float, default=0.5, help="with --popup: fraction of the masked weights kept"
+    )
+    train.add_argument("--dataset", default="cifar10", choices=sorted(DATASET_SPECS), help="training data")
+    train.add_argument("--epochs", type=int, default=30, help="training epochs")
+    train.add_argument("--batch-size", type=int, default=128, help="global batch size")
+    train.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
+    train.add_argument("--warmup-epochs", type=int, help="linear warm-up epochs (default: 1, 0 for a 1-epoch run)")
+    train.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay on the kernels")
+    train.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the loss")
+    train.add_argument("--seed", type=int, default=0, help="seed of the masks, the initial weights and the data order")
     train.add_argument("--limit", type=int, help="use only the first N training images")
-    train.add_argument("--out", required=True, help="run folder")
+    train.add_argument("--out", required=True, help="run folder (weights, log, config, learning curves)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument(
         "--devices",
@@ -59,10 +98,15 @@ def parser():
     )
     _add_sparse_training_arguments(train)
 
-    evaluate = commands.add_parser("evaluate", help="top-1/top-5 and per-class accuracy")
+    evaluate = command(
+        "evaluate",
+        "top-1, top-5 and per-class accuracy on the test split",
+        "Accuracy of a zoo model or of a trained run on its dataset's test split: top-1, top-5 and per class, "
+        "as JSON on stdout (the progress bar goes to stderr).",
+    )
     source = evaluate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--zoo", metavar="ID", help="a zoo entry id")
-    source.add_argument("--run", metavar="DIR", help="a run folder from `train`")
+    source.add_argument("--zoo", metavar="ID", help="a zoo entry id (see `keras-er list`)")
+    source.add_argument("--run", metavar="DIR", help="a run folder from `keras-er train`")
     evaluate.add_argument("--limit", type=int, help="use only the first N test images")
     evaluate.add_argument(
         "--record",
@@ -70,8 +114,8 @@ def parser():
         help="with --zoo: record this backend's accuracy in the zoo index and card",
     )
 
-    export = commands.add_parser("export", help="write a run as a zoo entry")
-    export.add_argument("run", metavar="DIR")
+    export = command("export", "write a finished run as a zoo entry (weights, card, index line)")
+    export.add_argument("run", metavar="DIR", help="a finished run folder")
     export.add_argument("--root", help="zoo folder (default: the package's zoo/)")
     export.add_argument("--limit", type=int, help="evaluate on the first N test images")
     export.add_argument("--replace", action="store_true", help="replace an entry with the same id (refused otherwise)")
@@ -79,10 +123,15 @@ def parser():
         "--external",
         metavar="ASSETS",
         help="move the weights file to folder ASSETS, out of the wheel, to be published as a "
-        "release asset; the entry downloads it on first use",
+        "release asset; the entry downloads it on first use once released",
     )
 
-    listing = commands.add_parser("list", help="published zoo weights")
+    listing = command(
+        "list",
+        "the zoo's published weights",
+        "The zoo's entries: scheme, final density (popup's share included), top-1 per backend, and where "
+        "the weights come from.",
+    )
     listing.add_argument("--markdown", action="store_true", help="print the README's zoo table")
     listing.add_argument("--plot", metavar="PNG", help="save top-1 vs density per scheme")
 
@@ -95,15 +144,43 @@ def parser():
     return root
 
 
+def _add_common_arguments(parser, default):
+    """--backend, --conv-path and -v; `default` None on the root, SUPPRESS after the command."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=default,
+        help="Keras backend (default: $KERAS_BACKEND, else Keras' default, tensorflow)",
+    )
+    parser.add_argument(
+        "--conv-path",
+        choices=CONV_PATHS,
+        default=default,
+        help="how keras_er's Conv2D layers compute (keras_er.layers.set_conv_path); default auto: the backend's "
+        "convolution, except a matmul where XLA:CPU is pathologically slow",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if default is None else default,
+        help="show TensorFlow's start-up notices and INFO/WARNING logs (hidden unless $TF_CPP_MIN_LOG_LEVEL is set)",
+    )
+
+
 def _add_sparse_training_arguments(train):
     from keras_er import dst
     from keras_er import pruning
 
     moving = train.add_argument_group("dynamic sparse training (Evci et al. 2020): masks move during training")
     moving.add_argument("--dst", choices=dst.method_names(), help="drop and regrow weights every --update-every steps")
-    moving.add_argument("--update-every", type=int, default=100)
-    moving.add_argument("--drop-fraction", type=float, default=0.3)
-    moving.add_argument("--end-fraction", type=float, default=0.75)
+    moving.add_argument("--update-every", type=int, default=100, help="optimizer steps between mask updates")
+    moving.add_argument(
+        "--drop-fraction", type=float, default=0.3, help="share of each layer's weights moved at the first update"
+    )
+    moving.add_argument(
+        "--end-fraction", type=float, default=0.75, help="part of training after which the masks stay fixed"
+    )
     pruned = train.add_argument_group("pruning at initialisation: masks from scores instead of an ER draw")
     pruned.add_argument("--prune", choices=pruning.method_names(), help="prune the dense model to --density first")
     pruned.add_argument(
@@ -122,6 +199,10 @@ def main(argv=None):
     _devices_before_frameworks_load(args)
     if args.backend:
         _switch_backend(args.backend, argv)
+    if not args.verbose:
+        from keras_er import framework_logs
+
+        framework_logs.quiet()
     if args.conv_path:
         from keras_er.layers import set_conv_path
 
@@ -134,10 +215,12 @@ def main(argv=None):
         hint = " (continue it with the same command and --resume)" if args.command == "train" else ""
         print(f"keras-er {args.command}: interrupted{hint}.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `keras-er list | head`: the reader left; Python's exit flush must not complain
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ValueError, TypeError, OSError, FolderLockedError) as error:
-        # One line, no traceback: bad settings, missing/corrupt/unwritable files.
-        message = str(error).replace("\n", " ") or type(error).__name__
-        print(f"keras-er {args.command}: error: {message}", file=sys.stderr)
+        # No traceback: bad settings, missing/corrupt/unwritable files. The message keeps its lines.
+        print(f"keras-er {args.command}: error: {str(error) or type(error).__name__}", file=sys.stderr)
         return 2
 
 
@@ -183,7 +266,9 @@ def _train(args):
 def _relaunch_under_torchrun(devices, argv):
     """torch trains one process per device: start `devices` of them on this host."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}"]
-    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    from keras_er import framework_logs
+
+    env = framework_logs.for_child({**os.environ, "KERAS_BACKEND": "torch"})
     return subprocess.run([*launcher, "-m", "keras_er", *argv], env=env).returncode
 
 
@@ -199,7 +284,8 @@ def _devices_before_frameworks_load(args):
 def _evaluate(args):
     from keras_er import evaluation
 
-    report = evaluation.evaluate(zoo_id=args.zoo, run=args.run, limit=args.limit, record=args.record)
+    with contextlib.redirect_stdout(sys.stderr):  # Keras' progress bar: stdout holds the report only
+        report = evaluation.evaluate(zoo_id=args.zoo, run=args.run, limit=args.limit, record=args.record, verbose=1)
     print(evaluation.json_text(report))
     return 0
 
@@ -210,7 +296,10 @@ def _export(args):
     entry = publish.export_run(Path(args.run), root=args.root, limit=args.limit, replace=args.replace)
     if args.external:
         entry = publish.move_out(entry["id"], args.external, root=args.root)
-        print(f"weights moved to {args.external}; publish them at {entry['origin']}")
+        print(
+            f"weights moved to {args.external}; upload them as {entry['origin']}, then mark the entry "
+            f"released: keras_er.zoo.publish.mark_released({entry['id']!r})"
+        )
     top1 = next(iter(entry["top1"].values()), None)
     shown = "not measured on the full test set" if top1 is None else f"{top1:.4f}"
     print(f"exported {entry['id']} (sha256 {entry['sha256'][:12]}, top-1 {shown})")
@@ -218,12 +307,12 @@ def _export(args):
 
 
 def _list(args):
-    from keras_er import zoo
+    from keras_er.zoo import listing
     from keras_er.zoo import report
 
     if args.markdown:
         print(report.markdown_table(), end="")
-    elif not zoo.available_weights(print_fn=print):
+    elif not listing.available_weights(print_fn=print):
         print("No zoo weights are published yet.")
     if args.plot:
         from keras_er import plotting

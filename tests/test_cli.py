@@ -1,5 +1,7 @@
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +10,7 @@ import numpy as np
 import pytest
 
 from keras_er import cli
+from keras_er.data.specs import class_names
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,10 +62,13 @@ def test_train_export_evaluate_round_trip(tiny_cifar, tmp_path, capsys, monkeypa
     capsys.readouterr()
     monkeypatch.setenv("KERAS_ER_ZOO_DIR", str(root))
     assert cli.main(["evaluate", "--zoo", entry["id"]]) == 0
-    report = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    report = json.loads(printed.out)  # stdout holds the report only
+    assert "1/1" in printed.err  # Keras' progress bar (100 images, batches of 256)
     (top1,) = entry["top1"].values()
     assert report["top1"] == pytest.approx(top1) and report["images"] == 100
-    assert len(report["per_class"]) == 10
+    assert list(report["per_class"]) == list(class_names("cifar10"))  # every class has test images here
+    assert class_names("cifar10")[:2] == ("airplane", "automobile")
 
 
 def test_resume_refuses_other_settings(tiny_cifar, tmp_path, capsys):
@@ -342,3 +348,199 @@ def test_export_refuses_an_existing_id_unless_replace(tiny_cifar, tmp_path, caps
     assert "already holds resnet20_erk_d0.1_cifar10" in capsys.readouterr().err
     assert {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
     assert cli.main(["export", str(run), "--root", str(root), "--limit", "20", "--replace"]) == 0
+
+
+def _cells(line):
+    return re.split(r"\s{2,}", line.strip())
+
+
+def test_list_is_an_aligned_table_with_the_readme_densities(capsys, monkeypatch, tmp_path):
+    from keras_er.zoo import registry, report
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache: no copy of external weights
+    assert cli.main(["list"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    names = ["id", "scheme", "density", "dataset", "top-1 % TF", "top-1 % torch", "top-1 % JAX", "weights"]
+    assert _cells(header) == names
+    entries = registry.load_index()
+    assert [_cells(row)[0] for row in rows] == [e["id"] for e in entries]
+    density_end = header.index("density") + len("density")  # right-aligned under its header
+    assert all(row[:density_end].endswith(_cells(row)[2]) for row in rows)
+    weights_start = header.index("weights")
+    assert all(row[weights_start - 2 : weights_start] == "  " and row[weights_start] != " " for row in rows)
+    readme_density = {
+        line.split("|")[1].strip(" `"): line.split("|")[3].strip() for line in report.markdown_table().splitlines()[2:]
+    }
+    assert {_cells(row)[0]: _cells(row)[2] for row in rows} == readme_density
+    popup = next(row for row in rows if "popup" in row)
+    assert _cells(popup)[1:3] == ["erk + popup 0.2", "0.1"]  # the weights used, not the ER mask's 0.5
+    assert "{" not in "".join(rows)  # top-1 per backend in columns, not a dict
+    flagship = next(_cells(row) for row in rows if row.startswith("resnet20_erk_d0.1_cifar10 "))
+    assert flagship[4:] == ["83.44", "83.44", "83.44", registry.SHIPPED]
+    for entry in entries:
+        row = next(_cells(row) for row in rows if _cells(row)[0] == entry["id"])
+        assert row[-1] == registry.weights_status(entry)
+
+
+def test_list_reads_the_index_without_keras(tmp_path):
+    code = (
+        "import sys; from keras_er.cli import main; code = main(['list']); "
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = set(result.stderr.split())
+    assert "keras_er.zoo.registry" in loaded
+    assert not {"keras", "tensorflow", "torch", "jax"} & loaded
+    assert result.stdout.startswith("id ")
+
+
+def test_version_is_the_package_version(capsys):
+    import keras_er
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"keras-er {keras_er.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "argv, backend, verbose",
+    [
+        (["--backend", "jax", "evaluate", "--zoo", "x"], "jax", False),
+        (["evaluate", "--backend", "jax", "--zoo", "x", "-v"], "jax", True),
+        (["--backend", "torch", "-v", "evaluate", "--zoo", "x", "--backend", "jax"], "jax", True),  # after wins
+        (["-v", "evaluate", "--zoo", "x"], None, True),
+    ],
+)
+def test_common_options_go_before_or_after_the_command(argv, backend, verbose):
+    args = cli.parser().parse_args(argv)
+    assert (args.command, args.zoo, args.backend, args.verbose) == ("evaluate", "x", backend, verbose)
+
+
+def test_help_describes_the_tool_and_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    assert text.startswith("usage: keras-er") and cli.DESCRIPTION.split(",")[0] in " ".join(text.split())
+    assert "examples:" in text and "--version" in text
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: erk)" in text and "(default: 0.1)" in text and "(default: 30)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_multi_line_errors_keep_their_lines(capsys, monkeypatch):
+    def fails(args):
+        raise ValueError("Nothing found. Looked in:\n  - the zoo folder\n  - the Keras cache")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", fails)
+    assert cli.main(["list"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "keras-er list: error: Nothing found. Looked in:",
+        "  - the zoo folder",
+        "  - the Keras cache",
+    ]
+
+
+TF_LINE = re.compile(r"absl::InitializeLog|oneDNN|cpu_feature_guard|^[IWE]\d{4} \d\d:\d\d:", re.MULTILINE)
+RUN_MAIN = (
+    "import sys; from keras_er.cli import main; code = main(); "
+    "print('tensorflow imported:', 'tensorflow' in sys.modules, file=sys.stderr); sys.exit(code)"
+)
+
+
+def _keras_er_process(argv, tmp_path, **env):
+    """`keras-er argv` in a fresh process; TF_CPP_MIN_LOG_LEVEL unset, as for a user who never set it."""
+    env = {**os.environ, "KERAS_ER_DATA": str(tmp_path), "PYTHONPATH": str(REPO), **env}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return subprocess.run([sys.executable, "-c", RUN_MAIN, *argv], cwd=REPO, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture
+def tiny_test_split(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (40, 32, 32, 3)).astype(np.uint8)
+    y = np.arange(40) % 10
+    np.savez(tmp_path / "cifar10.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    return tmp_path
+
+
+def test_no_tensorflow_start_up_lines_on_the_jax_backend(tiny_test_split):
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed: nothing would print its notices")
+    argv = ["evaluate", "--backend", "jax", "--zoo", "resnet20_erk_d0.1_cifar10", "--limit", "20"]
+    result = _keras_er_process(argv, tiny_test_split, KERAS_BACKEND="torch")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["backend"] == "jax"  # --backend after the command
+    assert "tensorflow imported: True" in result.stderr  # Keras loaded it (serialising a layer): the check shows
+    assert not TF_LINE.search(result.stdout + result.stderr), result.stderr[-3000:]
+
+
+def test_verbose_keeps_what_tensorflow_prints_at_import(tmp_path):
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed")
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    plain = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, capture_output=True, text=True)
+    notices = {_untimed(line) for line in plain.stderr.splitlines() if TF_LINE.search(line)}
+    if not notices:
+        pytest.skip("this TensorFlow prints nothing at import")
+    argv = ["--backend", "tensorflow", "--conv-path", "auto", "list"]  # the conv path imports keras, so TensorFlow
+    quiet = _keras_er_process(argv, tmp_path)
+    verbose = _keras_er_process([*argv, "-v"], tmp_path)
+    assert quiet.returncode == verbose.returncode == 0, quiet.stderr[-2000:] + verbose.stderr[-2000:]
+    assert not TF_LINE.search(quiet.stderr)
+    assert notices <= {_untimed(line) for line in verbose.stderr.splitlines()}
+
+
+def _untimed(line):
+    return re.sub(r"^[IWE]\d{4} [\d:.]+\s+\d+ ", "", line)
+
+
+QUIET_IMPORT = """
+import importlib.util, os, sys
+sys.path.insert(0, sys.argv[2])
+from keras_er import framework_logs
+print(framework_logs.quiet(sys.argv[1]), os.environ.get("TF_CPP_MIN_LOG_LEVEL"))
+importlib.util.find_spec(sys.argv[1])  # a lookup alone (torch does one) must not use up the silencing
+os.write(2, b"before\\n")
+importlib.import_module(sys.argv[1])
+os.write(2, b"after\\n")
+"""
+
+
+def _quiet_import(tmp_path, module, **env):
+    (tmp_path / "noisy.py").write_text("import os\nos.write(2, b'noise at import\\n')\n")
+    (tmp_path / "broken.py").write_text("import os\nos.write(2, b'noise\\n')\nraise ImportError('broken on purpose')\n")
+    env = {**{key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}, **env}
+    command = [sys.executable, "-c", QUIET_IMPORT, module, str(tmp_path)]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    return result.returncode, result.stdout.strip(), result.stderr.splitlines()
+
+
+def test_quiet_hides_what_the_first_import_writes_to_descriptor_2(tmp_path):
+    assert _quiet_import(tmp_path, "noisy") == (0, "True 2", ["before", "after"])
+
+
+def test_quiet_leaves_everything_to_a_user_who_set_the_level(tmp_path):
+    assert _quiet_import(tmp_path, "noisy", TF_CPP_MIN_LOG_LEVEL="0") == (
+        0,
+        "False 0",
+        ["before", "noise at import", "after"],
+    )
+
+
+def test_quiet_keeps_the_traceback_of_a_failing_import(tmp_path):
+    code, out, err = _quiet_import(tmp_path, "broken")
+    assert code == 1 and out == "True 2"
+    assert err[0] == "before" and err[1] == "Traceback (most recent call last):" and "noise" not in err
+    assert err[-1] == "ImportError: broken on purpose"
+
+
+def test_a_reader_that_leaves_early_gets_no_error_message(tmp_path):
+    command = [sys.executable, "-m", "keras_er", "list"]
+    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # before the child has imported anything: its first write meets a closed pipe
+    err = child.stderr.read().decode()
+    assert child.wait() == 1 and err == "", err
