@@ -4,6 +4,7 @@
     python -m benchmarks --backends jax --models resnet20 --repeats 5 --no-memory
     python -m benchmarks dst --backends tensorflow   # DST update overhead: dst_overhead.json, .md
     python -m benchmarks knobs --backends torch      # speed settings per backend: knobs.json, .md
+    python -m benchmarks load                        # fresh-process zoo.load seconds: load_time.json, .md
     python -m benchmarks --backends jax --update     # re-measure one backend, keep the others' rows
     python -m benchmarks gpu FOLDER --device NAME    # the GPU table from a lease's bench_<backend>.json
 
@@ -321,6 +322,10 @@ def main(argv=None):
         from benchmarks import knobs
 
         return knobs.main(argv[1:], ROOT / "results")
+    if argv[:1] == ["load"]:
+        from benchmarks import load_time
+
+        return load_time.main(argv[1:], ROOT / "results")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--models", nargs="+", default=["resnet20", "vgg16"])

@@ -13,6 +13,7 @@ import keras_er
 
 from benchmarks import dst_overhead
 from benchmarks import knobs
+from benchmarks import load_time
 from benchmarks import roofline
 from benchmarks import sparse_inference
 from benchmarks import worker
@@ -257,3 +258,31 @@ def test_update_readme_replaces_only_the_table(tmp_path):
     readme.write_text("intro\n<!-- bench-table -->\nold\n<!-- /bench-table -->\nafter\n")
     update_readme(readme, "new\n")
     assert readme.read_text() == "intro\n<!-- bench-table -->\nnew\n<!-- /bench-table -->\nafter\n"
+
+
+def test_a_fresh_process_load_reports_its_seconds_and_the_reference_logits():
+    result = load_time.run_child(keras.backend.backend(), "zoo.load", load_time.FLAGSHIP)
+    assert result["max_logit_error"] < 1e-4
+    assert 0 < result["import_keras_s"] < result["seconds"]
+    assert (result["xla_compiles"] is None) == (keras.backend.backend() != "jax")
+
+
+def test_load_time_table_marks_the_target():
+    def way(seconds, compiles):
+        return {
+            "median_s": seconds,
+            "runs": [{"seconds": seconds, "xla_compiles": compiles, "max_logit_error": 1e-6, "load_average": 2.0}],
+        }
+
+    results = {
+        "machine": {"cpu": "cpu", "cores": 2},
+        "repeats": 1,
+        "backends": {
+            "jax": {"entry": "e", "ways": {"zoo.load": way(6.0, 28), "initializers run": way(12.0, 60)}},
+            "torch": {"entry": "e", "ways": {"zoo.load": way(5.0, None), "initializers run": way(5.5, None)}},
+        },
+    }
+    lines = load_time.markdown(results).splitlines()
+    assert lines[2] == "| jax | e | 6.00 | 12.00 | 0.50 | 28 / 60 | 1.0e-06 | ≤ 12 s: met |"
+    assert lines[3] == "| torch | e | 5.00 | 5.50 | 0.91 | n/a | 1.0e-06 | no slower than initializers run |"
+    assert "2 cores (1-minute load average 2.0-2.0)" in lines[-1]

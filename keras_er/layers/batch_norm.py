@@ -22,10 +22,11 @@ import keras
 from keras import ops
 
 from keras_er import backend_helpers
+from keras_er.layers.placeholders import PlaceholderWeights
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
-class BatchNormalization(keras.layers.BatchNormalization):
+class BatchNormalization(PlaceholderWeights, keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` with a fused training step on TensorFlow (see the module docstring).
 
     Set `layer.fused = False` to run Keras' own code everywhere (e.g. to compare a run with one whose

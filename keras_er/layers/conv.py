@@ -13,10 +13,11 @@ Example:
 import keras
 
 from keras_er.layers import conv_paths
+from keras_er.layers.placeholders import PlaceholderWeights
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
-class Conv2D(keras.layers.Conv2D):
+class Conv2D(PlaceholderWeights, keras.layers.Conv2D):
     """`keras.layers.Conv2D` whose convolution follows `conv_paths.set_conv_path` (see the module docstring)."""
 
     def convolution_op(self, inputs, kernel):

@@ -5,13 +5,14 @@ import keras
 from keras import ops
 
 from keras_er.layers import popup as popup_lib
+from keras_er.layers.placeholders import PlaceholderWeights
 from keras_er.layers.weight_setup import check_mask
 from keras_er.layers.weight_setup import array_initializer, fresh_seed, optional_initializer, zero_optimizer_slots
 from keras_er.masks.sampling import sample_masks
 from keras_er.masks.schemes import validate_density
 
 
-class MaskedLayer(keras.layers.Layer):
+class MaskedLayer(PlaceholderWeights, keras.layers.Layer):
     """Base class: a layer whose kernel is multiplied by a fixed 0/1 mask.
 
     Subclasses create their weights with `_add_kernel` / `_add_bias` and use

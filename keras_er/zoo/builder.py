@@ -1,10 +1,13 @@
 """Zoo models: build an architecture with a scheme's masks, and load published weights."""
 
+import contextlib
+
 import keras
 import numpy as np
 
 from keras_er.architectures import ARCHITECTURES
 from keras_er.conversion import sparsify
+from keras_er.layers.placeholders import placeholder_weights
 from keras_er.masks.schemes import scheme_names
 from keras_er.masks.schemes import validate_density
 from keras_er.zoo import registry
@@ -83,17 +86,19 @@ def build(
         input_shape = _agree(input_shape, tuple(entry["input_shape"]), "input_shape", entry)
         classes = _agree(classes, entry["classes"], "classes", entry)
         weights = registry.weight_path(entry, root)  # before the model is built: unavailable weights fail at once
-    model = ARCHITECTURES[arch](tuple(input_shape or DEFAULT_INPUT_SHAPE), classes or DEFAULT_CLASSES)
-    if scheme != "dense":
-        model = sparsify(
-            model,
-            1.0 if prune else density,  # pruned masks are not an ER draw: the file holds them
-            scheme,
-            seed=seed,
-            method="exact",
-            popup=popup,
-            popup_density=popup_density,
-        )
+    # Weights about to be loaded are built as zeros: their initializers would only cost time.
+    with placeholder_weights() if entry is not None else contextlib.nullcontext():
+        model = ARCHITECTURES[arch](tuple(input_shape or DEFAULT_INPUT_SHAPE), classes or DEFAULT_CLASSES)
+        if scheme != "dense":
+            model = sparsify(
+                model,
+                1.0 if prune else density,  # pruned masks are not an ER draw: the file holds them
+                scheme,
+                seed=seed,
+                method="exact",
+                popup=popup,
+                popup_density=popup_density,
+            )
     if entry is not None:
         load_weights(
             model,
