@@ -6,6 +6,7 @@ import numpy as np
 import keras
 
 from keras_er.layers import MaskedLayer
+from keras_er.layers.in_place import is_functional_or_sequential
 from keras_er.layers.in_place import mask_in_place
 from keras_er.layers.in_place import maskable_in_place
 from keras_er.model_masks import _dense_layer_indices
@@ -106,7 +107,7 @@ def sparsify(
     validate_density(popup_density, "popup_density")
     candidates = [layer for layer in all_layers(model) if maskable(layer) or maskable_in_place(layer)]
     check_selectors(candidates, include, exclude)
-    if _is_functional_or_sequential(model):
+    if is_functional_or_sequential(model):
         replaced = [layer.name for layer in leaf_layers(model) if maskable(layer) and chosen(layer, include, exclude)]
         model = _clone_with_masked_layers(model, replaced, popup, popup_density, seed)
     targets = [layer for layer in all_layers(model) if maskable_in_place(layer) and chosen(layer, include, exclude)]
@@ -171,16 +172,8 @@ def _check_model(model):
         raise ValueError(
             f"Model '{model.name}' is not built; call it on data (or start it with keras.Input) before `sparsify`."
         )
-    if _is_functional_or_sequential(model) and not model.inputs:
+    if is_functional_or_sequential(model) and not model.inputs:
         raise ValueError(f"Model '{model.name}' has no inputs; start it with keras.Input(...) before `sparsify`.")
-
-
-def _is_functional_or_sequential(model):
-    if isinstance(model, keras.Sequential):
-        return True
-    # Functional is not public API; a model made by keras.Model(inputs,
-    # outputs) is an instance of exactly that class.
-    return type(model).__name__ == "Functional"
 
 
 def _layer_seeds(seed, names):

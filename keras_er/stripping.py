@@ -34,7 +34,7 @@ def strip(model):
     ('Dense', 0.5)
     """
     require_masked_layers(model)
-    if isinstance(model, keras.Sequential) or type(model).__name__ == "Functional":
+    if in_place.is_functional_or_sequential(model):
         plain = keras.models.clone_model(model, clone_function=_plain_copy, recursive=True)
     else:
         plain = _rebuilt(model)
@@ -65,8 +65,7 @@ def _plain_class(masked_class):
 
 
 def _unmasked_class(layer):
-    cls = type(layer)
-    return cls.__mro__[2] if isinstance(layer, in_place.InPlaceMasked) else cls
+    return layer.keras_class if isinstance(layer, in_place.InPlaceMasked) else type(layer)
 
 
 def _rebuilt(model):

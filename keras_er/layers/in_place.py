@@ -127,7 +127,7 @@ def mask_in_place(layer):
 
 def sublayers(layer):
     """The layers `layer` holds directly (a Functional model's in topological order)."""
-    if isinstance(layer, keras.Model) and hasattr(layer, "operations") and not _is_subclassed(layer):
+    if is_functional_or_sequential(layer):
         return list(layer.layers)
     return list(layer._flatten_layers(include_self=False, recursive=False))
 
@@ -157,8 +157,10 @@ def own_weights(layer):
     return [w for w in layer.weights if id(w) not in nested]
 
 
-def _is_subclassed(model):
-    return not (isinstance(model, keras.Sequential) or type(model).__name__ == "Functional")
+def is_functional_or_sequential(model):
+    """A model Keras can clone: a Sequential, or exactly what `keras.Model(inputs, outputs)` makes."""
+    # Functional is not public API; a model made by keras.Model(inputs, outputs) is an instance of exactly that class.
+    return isinstance(model, keras.Sequential) or type(model).__name__ == "Functional"
 
 
 def _spec(layer):
@@ -177,7 +179,7 @@ def _twin(cls, prop, stored):
             mask = getattr(self, "mask", None)
             return weight if mask is None else weight * ops.cast(mask, weight.dtype)
 
-        namespace = {prop: property(masked), "_masked_property": prop, "_stored_weight": stored}
+        namespace = {prop: property(masked), "_masked_property": prop, "_stored_weight": stored, "keras_class": cls}
         namespace["__module__"] = __name__
         _TWINS[cls] = type(f"InPlaceMasked{cls.__name__}", (InPlaceMasked, cls), namespace)
     return _TWINS[cls]
