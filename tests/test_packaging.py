@@ -52,6 +52,9 @@ def test_wheel_ships_the_zoo_and_loads_weights_offline(tmp_path):
     for per_entry in ("config.json", "metadata.json", "card.md"):  # each entry folder describes itself
         assert f"keras_er/zoo_files/{entry['id']}/{per_entry}" in names
     assert not [name for name in names if name.endswith((".lock", ".tmp"))]
+    top_level = {name.split("/")[0] for name in names if not name.startswith("keras_er-")}
+    assert top_level == {"keras_er"}, "only the library ships: tools/, benchmarks/ and tests/ stay in the checkout"
+    assert not [name for name in names if name.endswith(".py") and name.startswith("keras_er/zoo_files/")]
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],

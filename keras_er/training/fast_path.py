@@ -40,7 +40,7 @@ _ENVIRONMENT = {
     # torch's own default (all cores). On the idle 2-core machine (2026-11-26) one OpenMP thread lost:
     # 168 / 36 img/s against 218 / 63 with 2 threads (0.77x / 0.58x). It had won (178 / 28 against 35 / 10)
     # only while other processes held a core: torch's OpenMP barriers then stall. Set OMP_NUM_THREADS=1
-    # yourself when jobs share the cores (zoo/queue.sh does).
+    # yourself when jobs share the cores (tools/queue.sh does).
     "torch": {},
     "jax": {},
 }

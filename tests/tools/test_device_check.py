@@ -1,4 +1,4 @@
-"""benchmarks/device_check: its CPU mode end to end, and a report that fails when a check fails."""
+"""tools/device_check: its CPU mode end to end, and a report that fails when a check fails."""
 
 import json
 import os
@@ -9,10 +9,10 @@ from pathlib import Path
 import keras
 import pytest
 
-from benchmarks import device_check
+from tools import device_check
 from keras_er import data
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_cpu_mode_runs_every_check_and_matches_the_prepared_predictions(tmp_path):
@@ -26,7 +26,7 @@ def test_cpu_mode_runs_every_check_and_matches_the_prepared_predictions(tmp_path
     # The expected predictions come from torch (the fastest here): the check on
     # this backend must reproduce them image for image.
     subprocess.run(
-        [sys.executable, "-m", "benchmarks.device_check", "prepare", "--dir", str(prepared), "--images", "40"],
+        [sys.executable, "-m", "tools.device_check", "prepare", "--dir", str(prepared), "--images", "40"],
         cwd=REPO,
         env={**env, "KERAS_BACKEND": "torch"},
         check=True,
@@ -40,7 +40,7 @@ def test_cpu_mode_runs_every_check_and_matches_the_prepared_predictions(tmp_path
         DEVICE_CHECK_IMAGES="40",
         OUT=str(out),
     )
-    process = subprocess.run(["bash", "benchmarks/device_check.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    process = subprocess.run(["bash", "tools/device_check.sh"], cwd=REPO, env=env, capture_output=True, text=True)
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     summary = json.loads((out / "device_check.json").read_text())
     assert summary["failures"] == []

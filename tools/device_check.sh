@@ -2,9 +2,9 @@
 # One prepared check of keras_er on a lent GPU machine; DEVICE_CHECK_CPU=1 runs the
 # same code on this CPU on a tiny setting (CI does, so the script never rots).
 #
-#   bash benchmarks/device_check.sh prepare   # here, once: wheels -> .whl/, data -> .device/
-#   bash benchmarks/device_check.sh           # there (carry .whl and .device): results -> $OUT
-#   DEVICE_CHECK_CPU=1 bash benchmarks/device_check.sh   # here: tiny, on the CPU
+#   bash tools/device_check.sh prepare   # here, once: wheels -> .whl/, data -> .device/
+#   bash tools/device_check.sh           # there (carry .whl and .device): results -> $OUT
+#   DEVICE_CHECK_CPU=1 bash tools/device_check.sh   # here: tiny, on the CPU
 #
 # The GPU machine has torch and JAX with CUDA but no keras, no TensorFlow and no
 # network: `prepare` downloads keras and the two packages it lacks there as wheels
@@ -33,7 +33,7 @@ for name in ("keras", "namex", "optree"): print(f"{name}=={version(name)}")')
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl "${wheels[@]}"
   export KERAS_ER_DATA="${KERAS_ER_DATA:-$(cd .. && pwd)/shared/data}"
-  "$PYTHON" -m benchmarks.device_check prepare --dir .device --images 2000
+  "$PYTHON" -m tools.device_check prepare --dir .device --images 2000
   du -sh .whl .device
   exit 0
 fi
@@ -52,7 +52,7 @@ else
   backends="${DEVICE_CHECK_BACKENDS:-torch jax}"
   seconds="${DEVICE_CHECK_SECONDS:-220}"
   if [[ ! -d .whl || ! -f "${DEVICE_CHECK_DATA:-.device}/expected.json" ]]; then
-    echo "device_check: run 'bash benchmarks/device_check.sh prepare' here first and carry .whl and .device" >&2
+    echo "device_check: run 'bash tools/device_check.sh prepare' here first and carry .whl and .device" >&2
     exit 2
   fi
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -67,8 +67,8 @@ mkdir -p "$OUT"
 
 for backend in $backends; do
   echo "=== device check, KERAS_BACKEND=$backend (limit ${seconds} s)"
-  KERAS_BACKEND=$backend timeout "$seconds" "$PYTHON" -m benchmarks.device_check run \
+  KERAS_BACKEND=$backend timeout "$seconds" "$PYTHON" -m tools.device_check run \
     --out "$OUT/$backend.json" "${settings[@]}" || echo "device_check: $backend exited $?" >&2
 done
 # shellcheck disable=SC2086  # $backends is a list of words
-"$PYTHON" -m benchmarks.device_check report "$OUT" --expect $backends
+"$PYTHON" -m tools.device_check report "$OUT" --expect $backends

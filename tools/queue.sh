@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The zoo's training queue: the runs still to publish, as resumable jobs.
 #
-#   bash zoo/queue.sh a &        # lane a: half of the seed-1/2 ResNet20 runs (TensorFlow)
-#   bash zoo/queue.sh b &        # lane b: the other half
-#   bash zoo/queue.sh status     # how far every run got
-#   bash zoo/queue.sh args ID    # one job's train arguments
+#   bash tools/queue.sh a &        # lane a: half of the seed-1/2 ResNet20 runs (TensorFlow)
+#   bash tools/queue.sh b &        # lane b: the other half
+#   bash tools/queue.sh status     # how far every run got
+#   bash tools/queue.sh args ID    # one job's train arguments
 #
 # Each lane runs its jobs one after another on one core (taskset + one intra-op
 # thread), so two lanes share a 2-core machine. A job whose run folder holds
@@ -51,7 +51,7 @@ progress() {  # epochs finished, from the run's log
   echo $((lines > 1 ? lines - 1 : 0))
 }
 
-if [[ "${1:-}" == args ]]; then  # the train arguments of one job, for other runners (zoo/gpu_queue.sh)
+if [[ "${1:-}" == args ]]; then  # the train arguments of one job, for other runners (tools/gpu_queue.sh)
   for job in "${JOBS[@]}"; do
     read -r _ id _ args <<<"$job"
     [[ "$id" == "${2:-}" ]] && echo "$args" && exit 0
@@ -71,7 +71,7 @@ if [[ "${1:-}" == status ]]; then
   exit 0
 fi
 
-lane="${1:?usage: bash zoo/queue.sh a|b|status}"
+lane="${1:?usage: bash tools/queue.sh a|b|status}"
 core=$([[ "$lane" == a ]] && echo 0 || echo 1)
 mkdir -p "$RUNS"
 for job in "${JOBS[@]}"; do

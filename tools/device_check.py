@@ -1,10 +1,10 @@
 """One prepared check of keras_er on a lent GPU (or, tiny, on this CPU).
 
-    python -m benchmarks.device_check prepare          # here: .device/ data + CPU predictions
-    KERAS_BACKEND=torch python -m benchmarks.device_check run --out torch.json
-    python -m benchmarks.device_check report OUT_DIR   # device_check.{json,md}; exit 1 on a failure
+    python -m tools.device_check prepare          # here: .device/ data + CPU predictions
+    KERAS_BACKEND=torch python -m tools.device_check run --out torch.json
+    python -m tools.device_check report OUT_DIR   # device_check.{json,md}; exit 1 on a failure
 
-`benchmarks/device_check.sh` drives the three steps (and installs the carried
+`tools/device_check.sh` drives the three steps (and installs the carried
 wheels on the GPU machine). Per backend, `run` confirms where the model runs,
 then: every zoo entry's logits on its reference batch against the stored ones
 (at full float32 precision, and at the framework's default, which may use TF32

@@ -9,11 +9,11 @@ sha256 recorded here before anything trains on it. Runs come back as one tar
 filters, which Keras reads as they are) cut into pieces under the file limit;
 what does not fit one call's return waits on the machine for `fetch` calls.
 
-    python zoo/gpu_transfer.py pack-data --data ../shared/data/cifar10.npz --out .gpu
-    python zoo/gpu_transfer.py unpack-data .gpu/a .gpu/b --out /tmp/data/cifar10.npz
-    python zoo/gpu_transfer.py pack-runs /tmp/runs/* --extra results/ --pieces /tmp/pieces --out $OUT
-    python zoo/gpu_transfer.py fetch /tmp/pieces --first 4 --out $OUT   # a later call: the rest
-    python zoo/gpu_transfer.py unpack-runs /work/.device/N/runs.tar.* /work/.device/M/runs.tar.* --into ../runs
+    python tools/gpu_transfer.py pack-data --data ../shared/data/cifar10.npz --out .gpu
+    python tools/gpu_transfer.py unpack-data .gpu/a .gpu/b --out /tmp/data/cifar10.npz
+    python tools/gpu_transfer.py pack-runs /tmp/runs/* --extra results/ --pieces /tmp/pieces --out $OUT
+    python tools/gpu_transfer.py fetch /tmp/pieces --first 4 --out $OUT   # a later call: the rest
+    python tools/gpu_transfer.py unpack-runs /work/.device/N/runs.tar.* /work/.device/M/runs.tar.* --into ../runs
 
 Nothing is overwritten or half-written: every output is built in a scratch folder or
 file beside its target (same filesystem) and renamed into place only once complete; an
@@ -407,7 +407,7 @@ def fetch(pieces, first, out, replace=False):
     print(f"{out}: pieces {first}..{first + len(chosen) - 1} of {len(names)}")
     if rest > 0:
         print(
-            f"{rest} more: in the next call (within 30 s), `python3 zoo/gpu_transfer.py fetch {pieces} "
+            f"{rest} more: in the next call (within 30 s), `python3 tools/gpu_transfer.py fetch {pieces} "
             f"--first {first + len(chosen)} --out $OUT`"
         )
 

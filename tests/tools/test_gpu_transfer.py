@@ -1,4 +1,4 @@
-"""zoo/gpu_transfer.py: lossless CIFAR-10 coding for the GPU machine, runs back in checked pieces."""
+"""tools/gpu_transfer.py: lossless CIFAR-10 coding for the GPU machine, runs back in checked pieces."""
 
 import importlib.util
 import io
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("gpu_transfer", REPO / "zoo" / "gpu_transfer.py")
+REPO = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("gpu_transfer", REPO / "tools" / "gpu_transfer.py")
 gpu_transfer = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gpu_transfer)
 

@@ -3,19 +3,19 @@
 # benchmark in the same lease (the device tool: 15 minutes, 64 MiB per call there,
 # 8 files of 16 MiB back). GPU_QUEUE_CPU=1 runs the same code here on a tiny setting.
 #
-#   here, once:  python zoo/gpu_transfer.py pack-data --data ../shared/data/cifar10.npz --out .gpu
-#                bash benchmarks/device_check.sh prepare && cp .device/expected.json .gpu/b/
-#   call 1 (carry .gpu/a):                bash zoo/gpu_queue.sh stage a
-#   call 2, within 30 s (carry .gpu/b .whl): bash zoo/gpu_queue.sh ID...
-#   call 3.., within 30 s each, while call 2 says "more": python3 zoo/gpu_transfer.py fetch ... (as it prints)
-#   here, after: python zoo/gpu_transfer.py unpack-runs <each call's files_at>/runs.tar.* --into ../runs
+#   here, once:  python tools/gpu_transfer.py pack-data --data ../shared/data/cifar10.npz --out .gpu
+#                bash tools/device_check.sh prepare && cp .device/expected.json .gpu/b/
+#   call 1 (carry .gpu/a):                bash tools/gpu_queue.sh stage a
+#   call 2, within 30 s (carry .gpu/b .whl): bash tools/gpu_queue.sh ID...
+#   call 3.., within 30 s each, while call 2 says "more": python3 tools/gpu_transfer.py fetch ... (as it prints)
+#   here, after: python tools/gpu_transfer.py unpack-runs <each call's files_at>/runs.tar.* --into ../runs
 #
 # Call 2 unpacks CIFAR-10 (sha256-checked), starts every run ID (its arguments from
-# zoo/queue.sh, 30 epochs, its seed) at once on the GPU with JAX (torch if JAX cannot
-# reach the GPU), runs benchmarks/device_check.sh beside them, stops runs still going
+# tools/queue.sh, 30 epochs, its seed) at once on the GPU with JAX (torch if JAX cannot
+# reach the GPU), runs tools/device_check.sh beside them, stops runs still going
 # GPU_QUEUE_SECONDS (default 520) minus 80 s after the start, then times the
 # benchmark worker per backend in what is left, and packs finished runs, logs and
-# results into runs.tar.NN pieces (zoo/gpu_transfer.py pack-runs): the first four
+# results into runs.tar.NN pieces (tools/gpu_transfer.py pack-runs): the first four
 # come back in $OUT, the rest wait on the machine for `fetch` calls.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,13 +27,13 @@ if [[ "${1:-}" == stage ]]; then  # leave one carried part outside the work tree
   mkdir -p "$STAGE" && cp -r ".gpu/${2:?stage which part}/." "$STAGE/" && du -sh "$STAGE"
   exit
 fi
-(($#)) || { echo "usage: bash zoo/gpu_queue.sh stage PART | ID..." >&2; exit 2; }
+(($#)) || { echo "usage: bash tools/gpu_queue.sh stage PART | ID..." >&2; exit 2; }
 
 budget="${GPU_QUEUE_SECONDS:-520}"
 work="${GPU_QUEUE_WORK:-/tmp/gpu_queue}"
 results="$work/results"
 for id in "$@"; do  # every id known before anything starts
-  bash zoo/queue.sh args "$id" >/dev/null || exit 2
+  bash tools/queue.sh args "$id" >/dev/null || exit 2
 done
 rm -rf "$work"  # a warm machine keeps an earlier call's runs: never send those back as new
 mkdir -p "$work/runs" "$results/logs"
@@ -55,7 +55,7 @@ else
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
-"$PYTHON" zoo/gpu_transfer.py unpack-data "$STAGE" .gpu/b --out "$work/data/cifar10.npz" || exit
+"$PYTHON" tools/gpu_transfer.py unpack-data "$STAGE" .gpu/b --out "$work/data/cifar10.npz" || exit
 export KERAS_ER_DATA="$work/data"
 mkdir -p "$work/check" && cp .gpu/b/expected.json "$work/check/" && ln -sf "$work/data/cifar10.npz" "$work/check/"
 
@@ -67,12 +67,12 @@ echo "$(elapsed) s: training on $backend: $*"
 
 pids=()
 for id in "$@"; do
-  read -r -a args <<<"$(bash zoo/queue.sh args "$id")" || exit
+  read -r -a args <<<"$(bash tools/queue.sh args "$id")" || exit
   "$PYTHON" -m keras_er --backend "$backend" train "${args[@]}" "${train_extra[@]}" \
     --out "$work/runs/$id" >"$results/logs/$id.log" 2>&1 &
   pids+=($!)
 done
-env "${check_env[@]}" DEVICE_CHECK_DATA="$work/check" OUT="$results/check" bash benchmarks/device_check.sh >"$results/logs/device_check.log" 2>&1 &
+env "${check_env[@]}" DEVICE_CHECK_DATA="$work/check" OUT="$results/check" bash tools/device_check.sh >"$results/logs/device_check.log" 2>&1 &
 check=$!
 
 while (($(elapsed) < budget - 80)); do
@@ -109,5 +109,5 @@ done
 
 finished=()
 for id in "$@"; do [[ -d "$work/runs/$id" ]] && finished+=("$work/runs/$id"); done
-"$PYTHON" zoo/gpu_transfer.py pack-runs "${finished[@]}" --extra "$results" --pieces "$work/pieces" --out "$OUT"
+"$PYTHON" tools/gpu_transfer.py pack-runs "${finished[@]}" --extra "$results" --pieces "$work/pieces" --out "$OUT"
 echo "$(elapsed) s: packed"

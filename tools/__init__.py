@@ -1,0 +1,1 @@
+"""Tools of the project that are not the library: the training queue, the GPU lease, the device check."""
