@@ -8,7 +8,7 @@
     python -m benchmarks --backends jax --update     # re-measure one backend, keep the others' rows
     python -m benchmarks gpu FOLDER --device NAME    # the GPU table from a lease's bench_<backend>.json
 
-Each backend runs in its own process, on its fast path (keras_er.training.fast_path).
+Each backend runs in its own process, with Keras' compile defaults and keras_er's layers (their own fast paths).
 Speed is reported in absolute terms (img/s; GFLOP/s against a numpy GEMM measured
 just before that backend's process, see benchmarks.roofline) and as ratios to the
 same dense Keras model timed in the same process (interleaved steps, median).
@@ -52,13 +52,6 @@ def run_worker(backend, *args, env=None, timeout=None):
         return json.loads(out.read_text())
 
 
-def fast_path_environment(backend):
-    """The environment keras_er's fast path sets for `backend` (keras_er.training.fast_path)."""
-    from keras_er.training import fast_path
-
-    return fast_path.environment(backend, os.environ)
-
-
 def machine():
     import keras
 
@@ -91,7 +84,7 @@ def collect(args, previous=None):
         extra = ["--static"] if i == 0 else []
         gemm = roofline.gemm_bound()
         settings = ["--models", *args.models, "--repeats", str(args.repeats), *extra]
-        results["backends"][backend] = run_worker(backend, *settings, env=fast_path_environment(backend))
+        results["backends"][backend] = run_worker(backend, *settings)
         results["backends"][backend].update(gemm=gemm, gemm_gflops=gemm["gflops"])
         if args.memory:
             results["backends"][backend]["peak_rss_mib"] = {

@@ -24,7 +24,6 @@ from benchmarks import roofline
 from keras_er.masks import layer_densities
 from keras_er.masks import sample_masks
 from keras_er.models import ARCHITECTURES
-from keras_er.training import fast_path
 from keras_er.zoo import weights_io
 
 BATCH = 128
@@ -78,10 +77,10 @@ def time_interleaved(models, step, repeats, warmup=2):
 def throughput(arch, repeats, batch_size=BATCH, warmup=2, options=None, model_gemm=True):
     """Images/s of a train step and of inference, per variant, ratios to dense, and the dense step's GFLOP/s.
 
-    `options` are compile arguments (default: `keras_er.training.fast_path.compile_options`); `model_gemm`: also
+    `options` are compile arguments (default: Keras' own); `model_gemm`: also
     time numpy on the model's own GEMMs (a CPU bound; skipped on an accelerator).
     """
-    options = fast_path.compile_options(keras.backend.backend(), arch) if options is None else options
+    options = {} if options is None else options
     models = variants(arch, options)
     x, y = batch(batch_size)
     train = time_interleaved(models, lambda m: m.train_on_batch(x, y), repeats, warmup)

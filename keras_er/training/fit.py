@@ -11,7 +11,6 @@ from keras_er.files import write_text_atomic
 from keras_er.masks import masked_layers
 from keras_er.training.popup import freeze_normalization_affine
 from keras_er.training import checkpoint
-from keras_er.training import fast_path
 from keras_er.training.distribute import Engine
 from keras_er.training.recipe import Recipe
 
@@ -38,13 +37,12 @@ class _EpochTimer(keras.callbacks.Callback):
 def compile_for_training(model, recipe, steps_per_epoch, options=None):
     """Compile `model` with the recipe's optimizer and loss, accuracy and top-5 metrics.
 
-    `options` (keyword arguments of `model.compile`, e.g. `jit_compile`) default to
-    the backend's fast path for this model (`keras_er.training.fast_path`).
+    `options`: keyword arguments of `model.compile` (e.g. `jit_compile`); none by default, because Keras'
+    own defaults are the fastest measured setting on every backend (`python -m benchmarks knobs`,
+    benchmarks/results/knobs.md).
     """
-    if options is None:
-        options = fast_path.compile_options(keras.backend.backend(), model.name)
     model.compile(
-        **options,
+        **(options or {}),
         optimizer=recipe.optimizer(steps_per_epoch),
         loss=recipe.loss(),
         metrics=[
@@ -83,8 +81,7 @@ def fit(
     process restores from it on `resume`.
 
     `compile_options`: keyword arguments for `model.compile` (e.g.
-    `{"jit_compile": True}`), replacing the backend's fast path
-    (`keras_er.training.fast_path.compile_options`).
+    `{"jit_compile": True}`); Keras' defaults when None.
 
     Returns:
         The Keras `History`.

@@ -148,13 +148,11 @@ def test_label_smoothing_matches_the_formula():
     assert float(plain) == pytest.approx(-log_softmax[0], rel=1e-5)
 
 
-def test_compile_takes_the_fast_path_unless_told_otherwise(monkeypatch):
-    from keras_er.training import fast_path
+def test_compile_options_reach_compile_and_default_to_keras():
     from keras_er.training.fit import compile_for_training
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name="tiny")
-    monkeypatch.setitem(fast_path._COMPILE_PER_MODEL, (keras.backend.backend(), "tiny"), {"run_eagerly": True})
-    compile_for_training(model, Recipe(epochs=2), steps_per_epoch=10)
+    compile_for_training(model, Recipe(epochs=2), steps_per_epoch=10, options={"run_eagerly": True})
     assert model.run_eagerly
-    compile_for_training(model, Recipe(epochs=2), steps_per_epoch=10, options={})
+    compile_for_training(model, Recipe(epochs=2), steps_per_epoch=10)
     assert not model.run_eagerly
