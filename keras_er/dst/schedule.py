@@ -32,11 +32,6 @@ def drop_fraction_at(step, total_steps, drop_fraction=0.3, end_fraction=0.75):
     return drop_fraction / 2 * (1 + math.cos(math.pi * step / end))
 
 
-def is_update_step(step, update_every, total_steps, end_fraction=0.75):
-    """True where the masks change: a positive multiple of `update_every` before `end_fraction * total_steps`."""
-    return step > 0 and step % update_every == 0 and step < end_fraction * total_steps
-
-
 def check_arguments(update_every, drop_fraction, end_fraction):
     """Refuse schedule arguments out of range, naming the argument."""
     if isinstance(update_every, bool) or not isinstance(update_every, numbers.Integral) or update_every < 1:

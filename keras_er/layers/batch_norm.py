@@ -1,8 +1,8 @@
 """BatchNormalization: Keras' layer, with TensorFlow's fused kernel for its training steps.
 
 Keras 3 normalises with separate moment, subtract, scale and shift ops on every backend. On TensorFlow one
-fused op (oneDNN's batch norm on a CPU) does the same in one pass forward and one backward: ResNet20's train step
-takes 229 ms instead of 289 ms (batch 128, 2-core AMD EPYC; `python -m benchmarks knobs`). The result is the same
+fused op (oneDNN's batch norm on a CPU) does the same in one pass forward and one backward, which makes a
+ResNet20 train step faster (`python -m benchmarks knobs`). The result is the same
 layer - same weights, same moving-statistics update (the fused op's Bessel-corrected variance is converted back
 to Keras' biased one), same outputs up to float32 round-off - so zoo files and models move freely between this
 class and Keras'. Inference, the other backends and every case the fused op does not cover (masks, renorm,

@@ -1,12 +1,10 @@
 """How `Conv2D` and `MaskedConv2D` compute their convolution: the backend's own, or shifted slices and one matmul.
 
 XLA's CPU convolution (the JAX backend on a CPU) is pathologically slow when a convolution's output is 2 pixels
-wide: a 3x3 "same" convolution of a 128 x 2 x 2 x 512 batch to 512 channels takes 1.1 s forward (3.3 GFLOP/s with
-its gradients), where the same layer on a 3 x 3 input takes 33 ms and one on 4 x 4 67 ms (2-core AMD EPYC, jax
-0.10.2; no XLA flag tried changed it: oneDNN, XNNPACK, thunk runtime, Eigen threads). VGG's last block on 32 x 32
-images is such a layer, three times: 6.7 s of VGG16's 8.9 s gradient step. Written as a matmul over the nine
-shifted windows (im2col) the same layer takes 53 ms. Everywhere else the backend's convolution is as fast or
-faster (ResNet20's layers: XLA 31-34 ms, the matmul 36-103 ms), so "auto" uses the matmul only there.
+wide (VGG's last block on 32 x 32 images), and no XLA flag changes it; written as one matmul over the nine
+shifted windows (im2col) the same layer is about 20 times faster. Everywhere else the backend's convolution is
+as fast or faster, so "auto" uses the matmul only there. The measurements are in the performance docs and
+benchmarks/results/knobs.md.
 
 Modes (`set_conv_path`): "auto" (the rule above), "native" (always the backend's convolution), "matmul" (always
 the matmul where it applies: 2D, `groups=1`, known spatial sizes). Both compute the same convolution; results

@@ -6,8 +6,8 @@ records it with its sha256 in `backup/state.json`, keeping the previous epoch's
 file. `restore` loads the newest backup whose checksum and contents are good,
 falling back to the previous epoch (a warning names the damaged file), so a
 resume loses at most one epoch; if nothing loads, the error names every file.
-Runs backed up by Keras' `BackupAndRestore` (`latest.weights.h5` +
-`training_metadata.json`, written by keras_er before 0.2) are still restored.
+A folder backed up by Keras' `BackupAndRestore` (`training_metadata.json`) is
+refused: its file records no checksum.
 """
 
 import json
@@ -106,13 +106,11 @@ def _candidates(folder):
     state = _read_state(folder)
     if state:
         return [c for c in (state.get("latest"), state.get("previous")) if c]
-    legacy = folder / "training_metadata.json"  # Keras' BackupAndRestore, older runs
-    if legacy.is_file():
-        try:
-            epoch = json.loads(legacy.read_text())["epoch"]
-        except (ValueError, KeyError) as error:
-            raise ValueError(f"{legacy} is damaged ({error}).") from None
-        return [{"epoch": epoch, "file": "latest.weights.h5"}]
+    if (folder / "training_metadata.json").is_file():
+        raise ValueError(
+            f"{folder} holds a Keras BackupAndRestore backup, which keras_er does not resume (it records no "
+            "checksum); start the run again in a new folder."
+        )
     return []
 
 

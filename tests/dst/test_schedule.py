@@ -9,7 +9,6 @@ import pytest
 
 from keras_er.dst.schedule import check_arguments
 from keras_er.dst.schedule import drop_fraction_at
-from keras_er.dst.schedule import is_update_step
 
 
 def test_the_schedule_starts_at_the_drop_fraction_halves_midway_and_ends_at_zero():
@@ -24,11 +23,6 @@ def test_the_schedule_starts_at_the_drop_fraction_halves_midway_and_ends_at_zero
 def test_no_updates_after_end_fraction():
     assert all(drop_fraction_at(step, 100, 0.5, 0.5) == 0.0 for step in range(50, 200))
     assert drop_fraction_at(99, 100, 0.5, 1.0) > 0 and drop_fraction_at(100, 100, 0.5, 1.0) == 0.0
-
-
-def test_update_steps_are_positive_multiples_before_the_end():
-    steps = [step for step in range(0, 30) if is_update_step(step, 5, 20, 0.75)]
-    assert steps == [5, 10]
 
 
 @pytest.mark.parametrize(

@@ -5,18 +5,13 @@ import subprocess
 import sys
 import textwrap
 
-import keras
-import numpy as np
 import pytest
 
 from keras_er import training
 from keras_er.files import FolderLockedError
 from keras_er.training import checkpoint
-from keras_er.training.fit import _EpochSetter
-from keras_er.training.fit import _prepare
 from keras_er.training.recipe import Recipe
 from tests.helpers import masked_cnn
-from tests.helpers import to_numpy
 from tests.helpers import StopAt
 from tests.training.test_fit import synthetic
 
@@ -91,27 +86,16 @@ def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path):
         holder.wait()
 
 
-def test_a_run_backed_up_by_keras_backup_and_restore_still_resumes(tmp_path):
-    """Runs started before keras_er kept its own backups (Keras' BackupAndRestore files)."""
-    reference = masked_cnn(seed=0)
-    start = [to_numpy(w) for w in reference.weights]
-    training.fit(reference, synthetic(), RECIPE, verbose=0)
-
-    old = masked_cnn(seed=0)
-    for w, value in zip(old.weights, start):
-        w.assign(value)
-    data = synthetic()
-    _prepare(old, data, RECIPE)  # compiled as keras_er compiles
-    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
-    with pytest.raises(KeyboardInterrupt):
-        old.fit(data, epochs=3, shuffle=False, verbose=0, callbacks=[_EpochSetter(data), backup, StopAt(2)])
+def test_a_keras_backup_and_restore_folder_is_refused(tmp_path):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 1}))
     (tmp_path / "recipe.json").write_text(json.dumps(RECIPE.to_dict()))
-    assert (tmp_path / "backup" / "training_metadata.json").is_file()
-    resumed = masked_cnn(seed=5)
-    history = training.fit(resumed, synthetic(), RECIPE, out_dir=tmp_path, resume=True, verbose=0)
-    assert len(history.history["loss"]) == 1
-    for a, b in zip(reference.weights, resumed.weights):
-        np.testing.assert_array_equal(to_numpy(a), to_numpy(b), err_msg=a.path)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    before = sorted([*before, ".lock"])  # the folder's advisory lock file (files.folder_lock) stays
+    with pytest.raises(ValueError, match="BackupAndRestore"):
+        training.fit(masked_cnn(seed=0), synthetic(), RECIPE, out_dir=tmp_path, resume=True, verbose=0)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
 def test_a_kill_between_log_and_backup_leaves_no_gap_in_the_log(tmp_path, monkeypatch):
