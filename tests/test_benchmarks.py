@@ -1,6 +1,7 @@
 """The benchmark code runs (numbers are measured in benchmarks/, not asserted here)."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,16 @@ REPO = Path(__file__).resolve().parents[1]
 def test_worker_measures_ratios_for_every_variant():
     result = worker.throughput("resnet20", repeats=1, batch_size=4, warmup=1)
     assert set(result["train_ratio"]) == {"masked", "popup"}
-    assert all(ratio > 0 for ratio in result["train_ratio"].values())
-    assert result["infer_ratio"]["masked"] > 0
+    assert set(result["train_images_per_s"]) == {"dense", "masked", "popup"}
+    assert set(result["infer_images_per_s"]) == {"dense", "masked"}  # popup is inferred like masked
+    speed = result["train_images_per_s"]
+    for variant, ratio in result["train_ratio"].items():  # a ratio is the variant's speed over dense's
+        assert math.isfinite(ratio) and ratio == pytest.approx(speed[variant] / speed["dense"])
+    infer = result["infer_images_per_s"]
+    assert result["infer_ratio"]["masked"] == pytest.approx(infer["masked"] / infer["dense"])
+    flops = result["train_flops_per_image"]
+    assert flops == pytest.approx(0.245e9, rel=0.01)  # 3 x forward, forward = 2 x ResNet20's multiply-adds
+    assert result["train_gflops"] == pytest.approx(flops * speed["dense"] / 1e9)
 
 
 def _tiny_cnn(input_shape, classes):
