@@ -4,15 +4,22 @@ Built-in builders are named here with their module, so listing them (the
 CLI's choices) imports no keras. `register_architecture` adds one more.
 """
 
-from keras_er.lazy_registry import LazyRegistry
-from keras_er.lazy_registry import check_new_entry
+from keras_er.registry import Lazy
+from keras_er.registry import Registry
+from keras_er.registry import identifier_key
 
 _BUILTIN = {
     **{name: "keras_er.models.resnet_cifar" for name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")},
     **{name: "keras_er.models.resnet" for name in ("resnet18", "resnet34", "resnet50")},
     **{name: "keras_er.models.vgg" for name in ("vgg11", "vgg13", "vgg16", "vgg19")},
 }
-_REGISTERED = {}
+
+ARCHITECTURES = Registry(
+    "architecture",
+    {name: Lazy(module, name) for name, module in _BUILTIN.items()},
+    check_key=lambda kind, name: identifier_key(kind, name, lowercase=False),
+)
+"""Architecture name -> `builder(input_shape, classes) -> keras.Model`."""
 
 
 def register_architecture(name, builder):
@@ -21,13 +28,9 @@ def register_architecture(name, builder):
     The zoo then has `<name>_<scheme>` constructors and `keras-er train
     --model <name>` trains it.
     """
-    check_new_entry("architecture", name, builder, {**_BUILTIN, **_REGISTERED}, "builder", lowercase=False)
-    _REGISTERED[name] = builder
+    ARCHITECTURES.register(name, builder)
 
 
 def unregister_architecture(name):
-    """Remove an architecture added with `register_architecture`."""
-    _REGISTERED.pop(name, None)
-
-
-ARCHITECTURES = LazyRegistry("ARCHITECTURES", {name: (module, name) for name, module in _BUILTIN.items()}, _REGISTERED)
+    """Remove an architecture added with `register_architecture` (built-in ones stay)."""
+    ARCHITECTURES.unregister(name)

@@ -22,31 +22,51 @@ from keras_er.layers import (
     MaskedSeparableConv2D,
 )
 from keras_er.model_masks import all_layers, unmasked_kernels
+from keras_er.registry import Registry
 
-REPLACEMENTS = {
-    keras.layers.Dense: MaskedDense,
-    keras.layers.Conv1D: MaskedConv1D,
-    keras.layers.Conv2D: MaskedConv2D,
-    Conv2D: MaskedConv2D,  # keras_er's Conv2D (the architectures' faster twin of Keras')
-    keras.layers.Conv3D: MaskedConv3D,
-    keras.layers.Conv2DTranspose: MaskedConv2DTranspose,
-    keras.layers.DepthwiseConv2D: MaskedDepthwiseConv2D,
-    keras.layers.SeparableConv2D: MaskedSeparableConv2D,
-    keras.layers.EinsumDense: MaskedEinsumDense,
-}
+
+def _keras_layer_class(kind, keras_class):
+    if not (isinstance(keras_class, type) and issubclass(keras_class, keras.layers.Layer)):
+        raise TypeError(f"`keras_class` must be a keras.layers.Layer subclass; got {keras_class!r}.")
+
+
+def _masked_layer_class(kind, masked_class):
+    if not (isinstance(masked_class, type) and issubclass(masked_class, MaskedLayer)):
+        raise TypeError(f"`masked_class` must be a MaskedLayer subclass; got {masked_class!r}.")
+
+
+REPLACEMENTS = Registry(
+    "layer replacement",
+    {
+        keras.layers.Dense: MaskedDense,
+        keras.layers.Conv1D: MaskedConv1D,
+        keras.layers.Conv2D: MaskedConv2D,
+        Conv2D: MaskedConv2D,  # keras_er's Conv2D (the architectures' faster twin of Keras')
+        keras.layers.Conv3D: MaskedConv3D,
+        keras.layers.Conv2DTranspose: MaskedConv2DTranspose,
+        keras.layers.DepthwiseConv2D: MaskedDepthwiseConv2D,
+        keras.layers.SeparableConv2D: MaskedSeparableConv2D,
+        keras.layers.EinsumDense: MaskedEinsumDense,
+    },
+    check_key=_keras_layer_class,
+    check_entry=_masked_layer_class,
+)
+"""Keras layer class -> the keras_er masked layer `sparsify` puts in its place."""
 
 
 def register_replacement(keras_class, masked_class):
     """Let `sparsify` replace layers of exactly `keras_class` with `masked_class`.
 
     `masked_class` must be a `MaskedLayer` taking `keras_class`'s config
-    (plus `density`, `seed`, `popup`, `popup_density`).
+    (plus `density`, `seed`, `popup`, `popup_density`). A class that has a
+    replacement already is refused (`unregister_replacement` first).
     """
-    if not (isinstance(masked_class, type) and issubclass(masked_class, MaskedLayer)):
-        raise TypeError(f"`masked_class` must be a MaskedLayer subclass; got {masked_class!r}.")
-    if not (isinstance(keras_class, type) and issubclass(keras_class, keras.layers.Layer)):
-        raise TypeError(f"`keras_class` must be a keras.layers.Layer subclass; got {keras_class!r}.")
-    REPLACEMENTS[keras_class] = masked_class
+    REPLACEMENTS.register(keras_class, masked_class)
+
+
+def unregister_replacement(keras_class):
+    """Remove a replacement added with `register_replacement` (built-in ones stay)."""
+    REPLACEMENTS.unregister(keras_class)
 
 
 def matches(layer, item):

@@ -15,12 +15,9 @@ on first use.
 
 import importlib
 
-from keras_er.lazy_registry import LazyRegistry
-from keras_er.lazy_registry import check_new_entry
+from keras_er.registry import Lazy
+from keras_er.registry import Registry
 
-# Built-in methods: name -> class name in keras_er.dst.growth (imported when used).
-_BUILTIN = {"set": "SET", "rigl": "RigL"}
-_REGISTERED = {}
 _CALLBACKS = {
     "DynamicSparseTraining": "keras_er.dst.callbacks",
     "SET": "keras_er.dst.growth",
@@ -28,7 +25,10 @@ _CALLBACKS = {
 }
 
 
-METHODS = LazyRegistry("METHODS", {name: ("keras_er.dst.growth", cls) for name, cls in _BUILTIN.items()}, _REGISTERED)
+METHODS = Registry(
+    "DST method", {"set": Lazy("keras_er.dst.growth", "SET"), "rigl": Lazy("keras_er.dst.growth", "RigL")}
+)
+"""DST method name -> callback class (built-ins imported when used)."""
 
 
 def method_names():
@@ -41,13 +41,12 @@ def register_method(name, cls):
 
     A subclass of `DynamicSparseTraining` that defines `growth_scores` is the usual choice.
     """
-    check_new_entry("DST method", name, cls, {**_BUILTIN, **_REGISTERED}, "cls")
-    _REGISTERED[name] = cls
+    METHODS.register(name, cls)
 
 
 def unregister_method(name):
-    """Remove a method added with `register_method`."""
-    _REGISTERED.pop(name, None)
+    """Remove a method added with `register_method` (built-in ones stay)."""
+    METHODS.unregister(name)
 
 
 def get(name, **kwargs):
@@ -58,9 +57,7 @@ def get(name, **kwargs):
     >>> keras_er.dst.get("set", update_every=50).update_every
     50
     """
-    if name not in METHODS:
-        raise ValueError(f"Unknown DST method {name!r}; choose one of: {', '.join(METHODS)}.")
-    return METHODS[name](**kwargs)
+    return METHODS.lookup(name, "method")(**kwargs)
 
 
 def __getattr__(name):

@@ -5,9 +5,10 @@
 are reachable from here too; touching them imports keras.
 """
 
-from keras_er.masks.sampling import METHODS
+from keras_er.masks.sampling import SAMPLING_METHODS
 from keras_er.masks.sampling import sample_masks
 from keras_er.masks.schemes import layer_densities
+from keras_er.masks.schemes import SCHEMES
 from keras_er.masks.schemes import proportional_scheme
 from keras_er.masks.schemes import register_scheme
 from keras_er.masks.schemes import scheme_names
@@ -16,7 +17,7 @@ from keras_er.masks.schemes import unregister_scheme
 _MODEL_LEVEL = ("assign", "masked_layers", "summary")
 
 __all__ = [
-    "METHODS",
+    "SAMPLING_METHODS",
     "SCHEMES",
     "assign",
     "layer_densities",
@@ -31,8 +32,6 @@ __all__ = [
 
 
 def __getattr__(name):
-    if name == "SCHEMES":  # at access time: registered schemes are included
-        return scheme_names()
     if name in _MODEL_LEVEL:
         from keras_er import model_masks
 

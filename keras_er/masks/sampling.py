@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-METHODS = ("bernoulli", "exact")
+SAMPLING_METHODS = ("bernoulli", "exact")  # how `sample_masks` draws: see its `method`
 
 
 def sample_masks(shapes, densities, seed=0, method="exact", repair_flow=False):
@@ -40,8 +40,8 @@ def sample_masks(shapes, densities, seed=0, method="exact", repair_flow=False):
     >>> [int(m.sum()) for m in masks]
     [216, 64]
     """
-    if method not in METHODS:
-        raise ValueError(f"Unknown `method` {method!r}; expected one of {', '.join(METHODS)}.")
+    if method not in SAMPLING_METHODS:
+        raise ValueError(f"Unknown `method` {method!r}; expected one of {', '.join(SAMPLING_METHODS)}.")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
     if len(shapes) != len(densities):

@@ -11,9 +11,7 @@ import numbers
 
 import numpy as np
 
-from keras_er.lazy_registry import check_new_entry
-
-_SCHEMES = {}  # name -> function(free_shapes, free_sizes, budget) -> densities
+from keras_er.registry import Registry
 
 
 def register_scheme(name, densities_fn):
@@ -32,24 +30,17 @@ def register_scheme(name, densities_fn):
     True
     >>> unregister_scheme("fan_in")
     """
-    check_new_entry("scheme", name, densities_fn, {"dense", *_SCHEMES}, "densities_fn")
-    _SCHEMES[name] = densities_fn
+    SCHEMES.register(name, densities_fn)
 
 
 def unregister_scheme(name):
-    """Remove a scheme added with `register_scheme`."""
-    _SCHEMES.pop(name, None)
+    """Remove a scheme added with `register_scheme` (built-in schemes stay)."""
+    SCHEMES.unregister(name)
 
 
 def scheme_names():
-    """The names of every registered scheme, built-in ones first."""
-    return tuple(_SCHEMES)
-
-
-def __getattr__(name):
-    if name == "SCHEMES":  # read at access time, so registered schemes are included
-        return scheme_names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    """The names of every scheme, built-in ones first."""
+    return tuple(SCHEMES)
 
 
 def proportional_scheme(weight_fn):
@@ -73,8 +64,7 @@ def validate_density(density, name="density"):
 
 
 def validate_scheme(scheme):
-    if not isinstance(scheme, str) or scheme.lower() not in _SCHEMES:
-        raise ValueError(f"Unknown `scheme` {scheme!r}; expected one of {', '.join(_SCHEMES)}.")
+    SCHEMES.lookup(scheme.lower() if isinstance(scheme, str) else scheme, "scheme")
     return scheme.lower()
 
 
@@ -134,7 +124,7 @@ def layer_densities(shapes, density, scheme="erk", *, dense_layers=()):
         raise ValueError(_infeasible_message(density, sizes, dense))
 
     free_shapes = [tuple(int(d) for d in shapes[i]) for i in free]
-    free_densities = np.asarray(_SCHEMES[scheme](free_shapes, sizes[free], budget), float)
+    free_densities = np.asarray(SCHEMES[scheme](free_shapes, sizes[free], budget), float)
     _check_scheme_result(scheme, free_densities, sizes[free], budget)
     densities = np.ones(len(sizes))
     densities[free] = free_densities
@@ -211,7 +201,14 @@ def _pyramidal(shapes, sizes, budget):
     return ((lo + hi) / 2) ** exponents
 
 
-register_scheme("uniform", proportional_scheme(lambda shape: 1.0))
-register_scheme("erk", proportional_scheme(lambda shape: sum(shape) / math.prod(shape)))
-register_scheme("balanced", proportional_scheme(lambda shape: 1.0 / math.prod(shape)))
-register_scheme("pyramidal", _pyramidal)
+SCHEMES = Registry(
+    "scheme",
+    {
+        "uniform": proportional_scheme(lambda shape: 1.0),
+        "erk": proportional_scheme(lambda shape: sum(shape) / math.prod(shape)),
+        "balanced": proportional_scheme(lambda shape: 1.0 / math.prod(shape)),
+        "pyramidal": _pyramidal,
+    },
+    reserved=("dense",),  # a model without masks, not a scheme
+)
+"""Scheme name -> `densities_fn(shapes, sizes, budget)`; `register_scheme` adds one."""

@@ -29,14 +29,13 @@ _EXPORTS = {
     "unregister_method": "keras_er.pruning.scores",
     "method_names": "keras_er.pruning.scores",
     "PruningContext": "keras_er.pruning.scores",
+    "METHODS": "keras_er.pruning.scores",
 }
 
-__all__ = ["METHODS", *_EXPORTS]
+__all__ = [*_EXPORTS]
 
 
 def __getattr__(name):
-    if name == "METHODS":  # read at access time, so registered methods are included
-        return importlib.import_module("keras_er.pruning.scores").method_names()
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,15 +34,14 @@ import numbers
 
 import numpy as np
 
-from keras_er.lazy_registry import check_new_entry
+from keras_er.registry import Registry
 from keras_er.pruning import select
 from keras_er.pruning.synflow import synflow_scores
 
 # keras (and the framework) load on first use, so the registry can be listed
 # without them (`keras-er --help`).
 
-_METHODS = {}  # name -> score_fn(context)
-_NEEDS_DATA = set()  # methods that score on a batch of `data`
+_NEEDS_DATA = {"snip"}  # methods that score on a batch of `data`
 
 # How a method's non-finite scores are reported: (the message's subject, what to check).
 _SCORE_MESSAGES = {
@@ -66,17 +65,16 @@ def register_method(name, score_fn, *, needs_data=False):
     `needs_data=True` (a method that scores on `context.batch()`),
     `prune` and `GradualPruning` refuse to run it without `data`.
     """
-    check_new_entry("pruning method", name, score_fn, _METHODS, "score_fn")
     if not isinstance(needs_data, bool):
         raise TypeError(f"`needs_data` must be True or False; got {needs_data!r}.")
-    _METHODS[name] = score_fn
+    METHODS.register(name, score_fn)
     if needs_data:
         _NEEDS_DATA.add(name)
 
 
 def unregister_method(name):
-    """Remove a method added with `register_method`."""
-    _METHODS.pop(name, None)
+    """Remove a method added with `register_method` (built-in ones stay)."""
+    METHODS.unregister(name)
     _NEEDS_DATA.discard(name)
 
 
@@ -104,21 +102,13 @@ def check_scores(method, scores, names):
 
 
 def method_names():
-    """The names of every registered method, built-in ones first."""
-    return tuple(_METHODS)
+    """The names of every method, built-in ones first."""
+    return tuple(METHODS)
 
 
 def get_method(name):
     """The score function registered as `name`, or a ValueError naming the known methods."""
-    if not isinstance(name, str) or name.lower() not in _METHODS:
-        raise ValueError(f"Unknown pruning `method` {name!r}; expected one of {', '.join(_METHODS)}.")
-    return _METHODS[name.lower()]
-
-
-def __getattr__(name):
-    if name == "METHODS":  # read at access time, so registered methods are included
-        return method_names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return METHODS.lookup(name.lower() if isinstance(name, str) else name, "method")
 
 
 @dataclasses.dataclass
@@ -245,7 +235,8 @@ def validate_iterations(iterations):
     return int(iterations)
 
 
-register_method("magnitude", magnitude_scores)
-register_method("random", random_scores)
-register_method("snip", snip_scores, needs_data=True)
-register_method("synflow", synflow_scores)
+METHODS = Registry(
+    "pruning method",
+    {"magnitude": magnitude_scores, "random": random_scores, "snip": snip_scores, "synflow": synflow_scores},
+)
+"""Pruning method name -> `score_fn(context)`; `register_method` adds one."""

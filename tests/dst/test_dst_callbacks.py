@@ -239,7 +239,7 @@ def test_the_registry():
     assert dst.method_names()[:2] == ["set", "rigl"]
     assert dst.METHODS["set"] is dst.SET and dst.METHODS["rigl"] is dst.RigL
     assert isinstance(dst.get("set", update_every=3), keras.callbacks.Callback)
-    with pytest.raises(ValueError, match="Unknown DST method 'nope'"):
+    with pytest.raises(ValueError, match="Unknown DST method 'nope' for `method`"):
         dst.get("nope")
 
     class Largest(dst.DynamicSparseTraining):  # grow where the position index is largest

@@ -125,7 +125,7 @@ shape_lists = st.lists(
 
 
 @settings(max_examples=60, deadline=None)
-@given(shapes=shape_lists, density=st.floats(0.01, 1.0), scheme=st.sampled_from(SCHEMES))
+@given(shapes=shape_lists, density=st.floats(0.01, 1.0), scheme=st.sampled_from(tuple(SCHEMES)))
 def test_property_target_met_and_densities_valid(shapes, density, scheme):
     got = layer_densities(shapes, density, scheme)
     assert len(got) == len(shapes)
@@ -137,7 +137,7 @@ def test_property_target_met_and_densities_valid(shapes, density, scheme):
 @given(
     shapes=shape_lists.filter(lambda s: len(s) >= 2),
     density=st.floats(0.01, 1.0),
-    scheme=st.sampled_from(SCHEMES),
+    scheme=st.sampled_from(tuple(SCHEMES)),
 )
 def test_property_dense_layers_honoured_or_rejected(shapes, density, scheme):
     sizes = [math.prod(s) for s in shapes]

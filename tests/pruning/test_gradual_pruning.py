@@ -103,9 +103,9 @@ def test_from_an_er_start_the_schedule_starts_at_the_model_density():
         (dict(initial_density=0.2, final_density=0.5), "must not exceed"),
         (dict(begin_step=10, end_step=10), "must be greater than"),
         (dict(frequency=0), "positive integer"),
-        (dict(method="prune_me"), "Unknown pruning `method` 'prune_me'; expected one of magnitude"),
+        (dict(method="prune_me"), "Unknown pruning method 'prune_me' for `method`; expected one of: magnitude"),
         (dict(final_density=0.0), r"`final_density` must be in \(0, 1\]"),
-        (dict(scheme="nope"), "Unknown `scheme`"),
+        (dict(scheme="nope"), "Unknown scheme .* for `scheme`"),
     ],
 )
 def test_bad_arguments_are_refused_before_training(kwargs, message):

@@ -127,7 +127,7 @@ def test_the_default_fit_function_trains_with_the_recipe():
         (dict(density_per_round=True), TypeError, "`density_per_round` must be a number"),
         (dict(rewind_epoch=-1), ValueError, "`rewind_epoch` must be a non-negative integer"),
         (dict(rewind_epoch=2), ValueError, "ended before that epoch"),
-        (dict(scheme="nope"), ValueError, "Unknown `scheme`"),
+        (dict(scheme="nope"), ValueError, "Unknown scheme .* for `scheme`"),
         (dict(recipe=Recipe(epochs=1, warmup_epochs=0)), ValueError, "not both"),
     ],
 )

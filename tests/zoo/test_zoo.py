@@ -23,7 +23,7 @@ def test_every_arch_and_scheme_has_a_constructor():
     names = zoo.list_models()
     assert len(names) == len(ARCHITECTURES) * (len(SCHEMES) + 1)
     for arch in ARCHITECTURES:
-        for scheme in SCHEMES + ("dense",):
+        for scheme in (*SCHEMES, "dense"):
             assert callable(getattr(zoo, f"{arch}_{scheme}"))
 
 
