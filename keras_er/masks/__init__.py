@@ -5,6 +5,8 @@
 are reachable from here too; touching them imports keras.
 """
 
+from keras_er.masks.n_m import is_n_m
+from keras_er.masks.n_m import sample_n_m_masks
 from keras_er.masks.sampling import METHODS
 from keras_er.masks.sampling import sample_masks
 from keras_er.masks.schemes import layer_densities
@@ -13,17 +15,23 @@ from keras_er.masks.schemes import register_scheme
 from keras_er.masks.schemes import scheme_names
 from keras_er.masks.schemes import unregister_scheme
 
-_MODEL_LEVEL = ("assign", "masked_layers", "summary")
+_MODEL_LEVEL = ("assign", "assign_n_m", "masked_layers", "model_n_m", "record_n_m", "reduction_axis", "summary")
 
 __all__ = [
     "METHODS",
     "SCHEMES",
     "assign",
+    "assign_n_m",
+    "is_n_m",
     "layer_densities",
     "masked_layers",
+    "model_n_m",
     "proportional_scheme",
+    "record_n_m",
+    "reduction_axis",
     "register_scheme",
     "sample_masks",
+    "sample_n_m_masks",
     "scheme_names",
     "summary",
     "unregister_scheme",
