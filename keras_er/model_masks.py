@@ -172,9 +172,7 @@ def assign_n_m(model, n_m=(2, 4), seed=0, dense_layers=()):
     dense = set(_dense_layer_indices(dense_layers, layers))
     reasons = n_m_dense_reasons(layers, n_m)
     shapes = [tuple(layer.kernel_variable.shape) for layer in layers]
-    axes = [
-        None if i in dense or id(layer) in reasons else reduction_axis(layer) for i, layer in enumerate(layers)
-    ]
+    axes = [None if i in dense or id(layer) in reasons else reduction_axis(layer) for i, layer in enumerate(layers)]
     masks = n_m_lib.sample_n_m_masks(shapes, axes, n_m, seed)
     optimizer = getattr(model, "optimizer", None)
     for layer, axis, mask in zip(layers, axes, masks):
