@@ -138,10 +138,6 @@ class DynamicSparseTraining(keras.callbacks.Callback):
         masks = [_numpy(layer.mask).astype(bool) for layer in layers]
         patterns = _patterns(model, layers)
         moves = [updates.moves_for(fraction, int(m.sum()), int(m.size - m.sum())) for m in masks]
-        moves = [
-            k if pattern is None else min(k, updates.n_m_capacity(m.shape, pattern[0], pattern[1]))
-            for k, m, pattern in zip(moves, masks, patterns)
-        ]
         scores = self.growth_scores(layers, step, batch) if any(moves) else [None] * len(layers)
         names = _layer_names(layers)
         self._check_finite(names, kernels, masks, scores, moves)  # before any mask changes

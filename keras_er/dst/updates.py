@@ -75,7 +75,8 @@ def drop_and_grow_n_m(kernel, mask, scores, k, n_m, axis):
 
     Args:
         kernel, mask, scores: as in `drop_and_grow`; `mask` must be N:M along `axis`.
-        k: weights to move, at most `n_m_capacity(mask.shape, n_m, axis)`.
+        k: weights to move, at most the number of active and of inactive weights (as in
+            `drop_and_grow`; with `min(N, M - N)` per group, that many can always move).
         n_m: `(N, M)`.
         axis: the axis the groups run along (the layer's reduction axis).
 
@@ -93,9 +94,6 @@ def drop_and_grow_n_m(kernel, mask, scores, k, n_m, axis):
     if not is_n_m(mask, (n, m), axis):
         raise ValueError(f"`mask` is not {n}:{m} along axis {axis}.")
     k = move_count(k, int(mask.sum()), int(mask.size - mask.sum()))
-    capacity = n_m_capacity(mask.shape, (n, m), axis)
-    if k > capacity:
-        raise ValueError(f"`k`={k} weights cannot move in {n}:{m} groups: at most {capacity} can.")
     active_g = group_view(mask, m, axis).reshape(-1, m)
     magnitudes = np.abs(group_view(kernel, m, axis).reshape(-1).astype(np.float64))
     active = np.flatnonzero(active_g.ravel())
@@ -119,12 +117,6 @@ def drop_and_grow_n_m(kernel, mask, scores, k, n_m, axis):
         return from_group_view(groups_array.reshape(shape), mask.shape, axis)
 
     return Update(back((active_g & ~dropped_g) | grown_g), back(dropped_g), back(grown_g))
-
-
-def n_m_capacity(shape, n_m, axis):
-    """How many weights one update can move in an N:M mask of `shape`: `min(N, M - N)` per group."""
-    n, m = validate_n_m(n_m)
-    return int(np.prod(shape)) // m * min(n, m - n)
 
 
 def move_count(k, active, inactive):
