@@ -1,8 +1,9 @@
-"""Erdos-Renyi masks: per-layer density schemes and seeded sampling, in numpy only.
+"""Erdos-Renyi masks: per-layer density schemes and seeded sampling, in numpy only; N:M structured masks.
 
 `import keras_er.masks` loads no keras. The model-level operations
-(`assign`, `summary`, `masked_layers`) live in `keras_er.model_masks` and
-are reachable from here too; touching them imports keras.
+(`assign`, `assign_n_m`, `record_n_m`, `model_n_m`, `reduction_axis`,
+`summary`, `masked_layers`) live in `keras_er.model_masks` and are reachable
+from here too; touching them imports keras.
 """
 
 from keras_er.masks.n_m import is_n_m
