@@ -106,23 +106,23 @@ def reduction_axis(layer):
     - DepthwiseConv2D (each channel is filtered alone: no sum over channels)
       and Embedding (a lookup sums over nothing): None; N:M leaves them dense.
     """
-    shape = tuple(layer.kernel_variable.shape) if is_masked(layer) else None
     if isinstance(layer, (MaskedDepthwiseConv2D, keras.layers.DepthwiseConv2D, keras.layers.Embedding)):
         return None
-    if isinstance(layer, (MaskedConv2DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)):
-        return len(_kernel_shape(layer, shape)) - 1
+    transposed = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
+    if isinstance(layer, (MaskedConv2DTranspose, *transposed)):
+        return _kernel_rank(layer) - 1
     equation = getattr(layer, "equation", None)
     if isinstance(equation, str):
         return _einsum_reduction_axis(equation)
     if isinstance(layer, (MaskedDense, keras.layers.Dense)):
         return 0
     if isinstance(layer, (MaskedConvBase, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
-        return len(_kernel_shape(layer, shape)) - 2
+        return _kernel_rank(layer) - 2
     return None
 
 
-def _kernel_shape(layer, shape):
-    return shape if shape is not None else tuple(layer.kernel.shape)
+def _kernel_rank(layer):
+    return len((layer.kernel_variable if is_masked(layer) else layer.kernel).shape)
 
 
 def _einsum_reduction_axis(equation):
