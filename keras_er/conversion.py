@@ -26,6 +26,7 @@ from keras_er.replacements import replaceable_names
 from keras_er.replacements import warn_about_dense_kernels
 from keras_er.training.popup import freeze_normalization_affine
 from keras_er.masks.n_m import validate_n_m
+from keras_er.masks.sampling import METHODS
 from keras_er.masks.schemes import validate_density
 from keras_er.masks.schemes import validate_scheme
 
@@ -177,6 +178,8 @@ def _resolve_pattern(n_m, density, scheme, method, repair_flow, popup):
         density = validate_density(0.1 if density is None else density)
         return None, density, validate_scheme("erk" if scheme is None else scheme)
     n, m = validate_n_m(n_m)
+    if method not in METHODS:
+        raise ValueError(f"Unknown `method` {method!r}; expected one of {', '.join(METHODS)}.")
     if density is not None and not math.isclose(validate_density(density), n / m, rel_tol=1e-9):
         raise ValueError(
             f"`density`={density} conflicts with `n_m`=({n}, {m}), which keeps {n / m:g} of every layer: "

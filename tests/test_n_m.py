@@ -158,6 +158,7 @@ def test_reduction_axis_per_layer(layer, input_shape, axis):
         (dict(n_m=(2, 4), density=0.3), ValueError, r"`density`=0.3 conflicts with `n_m`=\(2, 4\)"),
         (dict(n_m=(2, 4), scheme="erk"), ValueError, "`scheme`='erk' does not apply with `n_m`"),
         (dict(n_m=(2, 4), method="bernoulli"), ValueError, "`method`='bernoulli' would break the 2:4"),
+        (dict(n_m=(2, 4), method="exactly"), ValueError, "Unknown `method` 'exactly'"),
         (dict(n_m=(2, 4), repair_flow=True), ValueError, "`repair_flow`=True would break"),
         (dict(n_m=(2, 4), popup=True), ValueError, "`popup=True`"),
         (dict(n_m=(2.0, 4)), TypeError, "`n_m`"),
@@ -290,9 +291,10 @@ def test_masks_assign_forgets_the_pattern():
 
 
 def n_m_classifier(seed=0):
+    """16 -> 16 -> 6 -> 4: the last kernel (6, 4) cannot group by 4 and stays dense."""
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)])
-    sparse, _ = sparsify_quietly(model, n_m=(2, 4), seed=seed)
+    units = [keras.layers.Dense(16, activation="relu"), keras.layers.Dense(6, activation="relu"), keras.layers.Dense(4)]
+    sparse, _ = sparsify_quietly(keras.Sequential([keras.Input((16,)), *units]), n_m=(2, 4), seed=seed)
     sparse.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(seed)
     return sparse, rng.normal(size=(32, 16)).astype("float32"), rng.integers(0, 4, size=32)
@@ -302,10 +304,11 @@ def test_zeros_stay_zero_after_training():
     model, x, y = n_m_classifier()
     before = [layer.active_mask() for layer in masks.masked_layers(model)]
     model.fit(x, y, batch_size=8, epochs=2, verbose=0)
-    for layer, mask in zip(masks.masked_layers(model), before):
+    for layer, mask in zip(masks.masked_layers(model)[:2], before):
         kernel = to_numpy(layer.kernel_variable)
         assert np.all(kernel[~mask] == 0) and np.count_nonzero(kernel[mask]) == mask.sum()
         assert masks.is_n_m(kernel != 0, (2, 4), 0)
+    assert np.count_nonzero(to_numpy(masks.masked_layers(model)[2].kernel_variable)) == 24
 
 
 @pytest.mark.parametrize("method", ["set", "rigl"])
@@ -317,9 +320,11 @@ def test_dst_keeps_the_n_m_pattern(method):
     model.fit(x, y, batch_size=8, epochs=2, callbacks=[dst], verbose=0)
     assert [record["step"] for record in dst.history] == [2, 4, 6]
     moved = 0
-    for layer, old in zip(masks.masked_layers(model), before):
+    *grouped, dense = masks.masked_layers(model)
+    assert dense.active_mask().all() and dense.n_m is None
+    for layer, old in zip(grouped, before):
         mask = layer.active_mask()
-        assert masks.is_n_m(mask, (2, 4), 0)
+        assert masks.is_n_m(mask, (2, 4), 0) and layer.n_m == (2, 4)
         assert np.all(to_numpy(layer.kernel_variable)[~mask] == 0)
         moved += int(np.count_nonzero(mask & ~old))
     assert moved > 0
