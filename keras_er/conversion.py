@@ -1,6 +1,7 @@
 """`sparsify`: any built Keras model -> ER-sparse (a masked copy of a Functional/Sequential model, else in place)."""
 
 import inspect
+import math
 
 import numpy as np
 import keras
@@ -12,6 +13,8 @@ from keras_er.layers.in_place import maskable_in_place
 from keras_er.model_masks import _dense_layer_indices
 from keras_er.model_masks import all_layers
 from keras_er.model_masks import assign
+from keras_er.model_masks import assign_n_m
+from keras_er.model_masks import n_m_dense_reasons
 from keras_er.model_masks import is_masked
 from keras_er.model_masks import leaf_layers
 from keras_er.model_masks import masked_layers
@@ -22,6 +25,8 @@ from keras_er.replacements import maskable
 from keras_er.replacements import replaceable_names
 from keras_er.replacements import warn_about_dense_kernels
 from keras_er.training.popup import freeze_normalization_affine
+from keras_er.masks.n_m import validate_n_m
+from keras_er.masks.sampling import SAMPLING_METHODS
 from keras_er.masks.schemes import validate_density
 from keras_er.masks.schemes import validate_scheme
 
@@ -30,8 +35,8 @@ _BASE_LAYER_ARGS = {"name", "trainable", "dtype", "activity_regularizer", "autoc
 
 def sparsify(
     model,
-    density=0.1,
-    scheme="erk",
+    density=None,
+    scheme=None,
     seed=0,
     method="exact",
     dense_layers=(),
@@ -40,6 +45,7 @@ def sparsify(
     popup_density=0.5,
     include=None,
     exclude=None,
+    n_m=None,
 ):
     """Make every Dense, EinsumDense, Conv and Embedding weight of `model` ER-sparse.
 
@@ -65,10 +71,23 @@ def sparsify(
     embedding) stay dense: one warning names them, and `masks.summary` counts
     them as kept.
 
+    With `n_m=(N, M)` the masks are N:M structured instead (the pattern
+    sparse tensor cores accelerate): in every group of `M` consecutive
+    weights along a kernel's reduction axis (`keras_er.masks.reduction_axis`:
+    a Dense kernel's inputs, a convolution's input channels, the last summed
+    axis of an EinsumDense), `N` are kept at random from `seed`. Kernels with
+    no reduction axis (DepthwiseConv2D, Embedding) or one that is not a
+    multiple of `M` keep all-ones masks: the warning names them too, and
+    `masks.summary` counts them as kept. Each masked layer records its
+    pattern (`layer.n_m`), so `pruning.prune(n_m=)` and SET/RigL keep it.
+
     Args:
         model: a built `keras.Model` (any kind).
-        density: global fraction of weights kept, in (0, 1].
-        scheme: one of `"erk"`, `"uniform"`, `"balanced"`, `"pyramidal"` (or a registered scheme).
+        density: global fraction of weights kept, in (0, 1]; default 0.1. With
+            `n_m` it is `N / M` in every layer: leave it None (or pass `N / M`).
+        scheme: one of `"erk"` (the default), `"uniform"`, `"balanced"`,
+            `"pyramidal"` (or a registered scheme). With `n_m` every layer
+            keeps `N / M`: None or `"uniform"` only.
         seed: mask seed; the same seed gives the same masks on every backend.
         method: `"exact"` (default; each layer keeps exactly round(density x size)
             weights, as the zoo does) or `"bernoulli"`.
@@ -87,6 +106,9 @@ def sparsify(
             paths (`"encoder/attention/query"`), glob patterns on either
             (`"*attention*"`) or layer classes (`keras.layers.EinsumDense`).
         exclude: what to leave dense, in the same forms.
+        n_m: None (Erdos-Renyi masks) or `(N, M)`, ints with `1 <= N < M`
+            (`(2, 4)`: 2:4 sparsity). Not with `popup`, `repair_flow` or
+            `method="bernoulli"`, which would break the pattern.
 
     Returns:
         The sparse `keras.Model`: a copy (Functional, Sequential) or `model` itself.
@@ -100,10 +122,24 @@ def sparsify(
     >>> sparse = keras_er.sparsify(keras.Model(inputs, outputs), density=0.3)
     >>> round(keras_er.masks.summary(sparse, print_fn=None)["global_density"], 3)
     0.3
+
+    N:M (here 2:4; the first Conv2D's 3 input channels are not a multiple of 4, so it stays dense):
+
+    >>> inputs = keras.Input((16, 16, 3))
+    >>> x = keras.layers.Conv2D(8, 3)(inputs)
+    >>> x = keras.layers.Conv2D(8, 3)(x)
+    >>> outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x))
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     sparse = keras_er.sparsify(keras.Model(inputs, outputs), n_m=(2, 4), seed=0)
+    >>> [layer.n_m for layer in keras_er.masks.masked_layers(sparse)]
+    [None, (2, 4), (2, 4)]
+    >>> any("(3, 3, 3, 8) is not a multiple of 4" in str(w.message) for w in caught)
+    True
     """
     _check_model(model)
-    validate_density(density)
-    validate_scheme(scheme)
+    n_m, density, scheme = _resolve_pattern(n_m, density, scheme, method, repair_flow, popup)
     validate_density(popup_density, "popup_density")
     candidates = [layer for layer in all_layers(model) if maskable(layer) or maskable_in_place(layer)]
     check_selectors(candidates, include, exclude)
@@ -122,11 +158,44 @@ def sparsify(
         mask_in_place(layer)
     if targets:
         _reset_compiled_functions(model)
-    warn_about_dense_kernels(model)
-    assign(model, density, scheme, seed, method, dense_layers, repair_flow)
+    if n_m is None:
+        warn_about_dense_kernels(model)
+        assign(model, density, scheme, seed, method, dense_layers, repair_flow)
+    else:
+        layers = masked_layers(model)
+        dense = set(_dense_layer_indices(dense_layers, layers))
+        reasons = n_m_dense_reasons([layer for i, layer in enumerate(layers) if i not in dense], n_m)
+        warn_about_dense_kernels(model, reasons)
+        assign_n_m(model, n_m, seed, dense_layers)
     if popup:
         freeze_normalization_affine(model)
     return model
+
+
+def _resolve_pattern(n_m, density, scheme, method, repair_flow, popup):
+    """`(n_m, density, scheme)` checked: ER defaults without `n_m`; with it, only what agrees with N:M."""
+    if n_m is None:
+        density = validate_density(0.1 if density is None else density)
+        return None, density, validate_scheme("erk" if scheme is None else scheme)
+    n, m = validate_n_m(n_m)
+    if method not in SAMPLING_METHODS:
+        raise ValueError(f"Unknown `method` {method!r}; expected one of {', '.join(SAMPLING_METHODS)}.")
+    if density is not None and not math.isclose(validate_density(density), n / m, rel_tol=1e-9):
+        raise ValueError(
+            f"`density`={density} conflicts with `n_m`=({n}, {m}), which keeps {n / m:g} of every layer: "
+            "leave `density` None."
+        )
+    if scheme is not None and validate_scheme(scheme) != "uniform":
+        raise ValueError(
+            f"`scheme`={scheme!r} does not apply with `n_m`: every layer keeps {n} of every {m} weights "
+            "(a uniform density). Leave `scheme` None."
+        )
+    for name, value, compatible in (("method", method, "exact"), ("repair_flow", repair_flow, False)):
+        if value != compatible:
+            raise ValueError(f"`{name}`={value!r} would break the {n}:{m} pattern; it is not supported with `n_m`.")
+    if popup:
+        raise ValueError(f"`popup=True` picks weights by score and would break the {n}:{m} pattern; not with `n_m`.")
+    return (n, m), n / m, "uniform"
 
 
 def _clone_with_masked_layers(model, replaced, popup, popup_density, seed):

@@ -113,13 +113,20 @@ def maskable(layer):
     return getattr(layer, "padding", None) != "causal"  # no masked causal conv yet
 
 
-def warn_about_dense_kernels(model):
-    """One warning naming every trainable matrix (>= 2-D weight) of `model` that stays dense."""
-    left = [
-        f"{getattr(layer, 'path', layer.name)} ({type(layer).__name__}: {', '.join(w.name for w in weights)})"
-        for layer in all_layers(model)
-        if (weights := unmasked_kernels(layer))
-    ]
+def warn_about_dense_kernels(model, kept_dense=None):
+    """One warning naming every trainable matrix (>= 2-D weight) of `model` that stays dense.
+
+    `kept_dense` (`{id(layer): reason}`) adds masked layers whose masks stay all ones (N:M
+    cannot group them), each with its reason.
+    """
+    kept_dense = kept_dense or {}
+    left = []
+    for layer in all_layers(model):
+        name = f"{getattr(layer, 'path', layer.name)} ({type(layer).__name__}"
+        if id(layer) in kept_dense:
+            left.append(f"{name}: {layer.kernel_variable.name}, {kept_dense[id(layer)]})")
+        if weights := unmasked_kernels(layer):
+            left.append(f"{name}: {', '.join(w.name for w in weights)})")
     if left:
         warnings.warn(
             f"sparsify leaves these weights dense: {'; '.join(left)}. masks.summary counts them as kept; "

@@ -5,7 +5,10 @@ Every `update_every` optimizer steps, each masked layer drops the fraction
 active weights with the smallest magnitude and grows as many where it had
 none: at random (SET) or where the dense loss gradient is largest (RigL).
 Per-layer counts (the scheme's ERK/uniform/... profile) stay exactly as they
-are; grown weights start at zero with zero optimizer slots. A NaN or
+are; grown weights start at zero with zero optimizer slots. A model whose
+masks are recorded as N:M (`keras_er.sparsify(n_m=)`, `pruning.prune(n_m=)`,
+`keras_er.masks.record_n_m`) stays N:M: each group grows back, in the same
+group, as many weights as it lost (`updates.drop_and_grow_n_m`). A NaN or
 infinite weight or growth score is refused (a ValueError naming the layer
 and the method) before any mask changes. Where to grow is
 each method's `growth_scores`: SET and RigL live in `keras_er.dst.growth`
@@ -23,6 +26,8 @@ from keras_er.dst import checks
 from keras_er.dst import schedule
 from keras_er.dst import updates
 from keras_er.layers.weight_setup import zero_optimizer_slots
+from keras_er.model_masks import model_n_m
+from keras_er.model_masks import reduction_axis
 from keras_er.pruning import select
 
 
@@ -131,15 +136,19 @@ class DynamicSparseTraining(keras.callbacks.Callback):
         fraction = schedule.drop_fraction_at(step, total, self.drop_fraction, self.end_fraction)
         kernels = [_numpy(layer.kernel_variable) for layer in layers]
         masks = [_numpy(layer.mask).astype(bool) for layer in layers]
+        patterns = _patterns(model, layers)
         moves = [updates.moves_for(fraction, int(m.sum()), int(m.size - m.sum())) for m in masks]
         scores = self.growth_scores(layers, step, batch) if any(moves) else [None] * len(layers)
         names = _layer_names(layers)
         self._check_finite(names, kernels, masks, scores, moves)  # before any mask changes
         optimizer = getattr(model, "optimizer", None)
         record = {"step": step, "fraction": fraction, "layers": {}}
-        for layer, name, kernel, mask, score, k in zip(layers, names, kernels, masks, scores, moves):
+        for layer, name, kernel, mask, score, k, pattern in zip(layers, names, kernels, masks, scores, moves, patterns):
             if k:
-                change = updates.drop_and_grow(kernel, mask, score, k)
+                if pattern is None:
+                    change = updates.drop_and_grow(kernel, mask, score, k)
+                else:
+                    change = updates.drop_and_grow_n_m(kernel, mask, score, k, *pattern)
                 kept = change.mask & ~change.grown
                 # Grown weights start at exactly zero (masked entries already are), dropped ones become zero.
                 layer.kernel_variable.assign((kernel * kept).astype(kernel.dtype))
@@ -211,6 +220,15 @@ class DynamicSparseTraining(keras.callbacks.Callback):
 def _numpy(variable):
     # A copy: on JAX a converted buffer may be donated to the next train step.
     return np.array(ops.convert_to_numpy(variable), copy=True)
+
+
+def _patterns(model, layers):
+    """Per layer: `((N, M), axis)` for a layer recorded as N:M (its groups then stay N:M), else None."""
+    if model_n_m(model) is None:  # also refuses a recorded pattern its mask no longer has
+        return [None] * len(layers)
+    return [
+        None if getattr(layer, "n_m", None) is None else (tuple(layer.n_m), reduction_axis(layer)) for layer in layers
+    ]
 
 
 def _layer_names(layers):

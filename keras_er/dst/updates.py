@@ -14,6 +14,10 @@ from collections import namedtuple
 
 import numpy as np
 
+from keras_er.masks.n_m import from_group_view
+from keras_er.masks.n_m import group_view
+from keras_er.masks.n_m import is_n_m
+from keras_er.masks.n_m import validate_n_m
 from keras_er.pruning.select import ranking
 
 Update = namedtuple("Update", ["mask", "dropped", "grown"])
@@ -57,6 +61,62 @@ def drop_and_grow(kernel, mask, scores, k):
     new_mask = (mask.reshape(-1) & ~dropped) | grown
     shape = mask.shape
     return Update(new_mask.reshape(shape), dropped.reshape(shape), grown.reshape(shape))
+
+
+def drop_and_grow_n_m(kernel, mask, scores, k, n_m, axis):
+    """`drop_and_grow` that keeps an N:M mask N:M: every group grows back as many weights as it lost.
+
+    The `k` active weights of smallest `|kernel|` are dropped, at most
+    `min(N, M - N)` per group (a group cannot grow more than the `M - N`
+    positions it had free), and each group grows, among its positions that
+    were inactive before the update, as many as it lost, those of largest
+    `scores`. Ties go to the lower index in the groups' order (`group_view`):
+    the result is a function of the arrays alone.
+
+    Args:
+        kernel, mask, scores: as in `drop_and_grow`; `mask` must be N:M along `axis`.
+        k: weights to move, at most the number of active and of inactive weights (as in
+            `drop_and_grow`; with `min(N, M - N)` per group, that many can always move).
+        n_m: `(N, M)`.
+        axis: the axis the groups run along (the layer's reduction axis).
+
+    Example:
+
+    >>> kernel = np.array([[0.5, 0.0, -0.1, 0.0], [0.0, 0.9, 0.0, 0.2]])
+    >>> mask = kernel != 0
+    >>> scores = np.array([[0.0, 1.0, 0.0, 2.0], [3.0, 0.0, 0.0, 0.0]])
+    >>> drop_and_grow_n_m(kernel, mask, scores, k=2, n_m=(2, 4), axis=1).mask.astype(int)
+    array([[1, 0, 0, 1],
+           [1, 1, 0, 0]])
+    """
+    kernel, mask, scores = _check(kernel, mask, scores)
+    n, m = validate_n_m(n_m)
+    if not is_n_m(mask, (n, m), axis):
+        raise ValueError(f"`mask` is not {n}:{m} along axis {axis}.")
+    k = move_count(k, int(mask.sum()), int(mask.size - mask.sum()))
+    active_g = group_view(mask, m, axis).reshape(-1, m)
+    magnitudes = np.abs(group_view(kernel, m, axis).reshape(-1).astype(np.float64))
+    active = np.flatnonzero(active_g.ravel())
+    order = active[ranking(-magnitudes[active])]  # smallest first, ties to the lower index
+    groups = order // m
+    by_group = np.argsort(groups, kind="stable")
+    starts = np.searchsorted(groups[by_group], groups[by_group])
+    rank_in_group = np.empty(order.size, dtype=np.int64)
+    rank_in_group[by_group] = np.arange(order.size) - starts
+    dropped_flat = order[rank_in_group < min(n, m - n)][:k]
+    lost = np.bincount(dropped_flat // m, minlength=active_g.shape[0])
+    growth = np.where(active_g, -np.inf, group_view(scores, m, axis).reshape(-1, m).astype(np.float64))
+    growth_rank = np.argsort(np.argsort(-growth, axis=-1, kind="stable"), axis=-1, kind="stable")
+    grown_g = growth_rank < lost[:, None]
+    dropped_g = np.zeros(active_g.size, dtype=bool)
+    dropped_g[dropped_flat] = True
+    dropped_g = dropped_g.reshape(active_g.shape)
+    shape = group_view(mask, m, axis).shape
+
+    def back(groups_array):
+        return from_group_view(groups_array.reshape(shape), mask.shape, axis)
+
+    return Update(back((active_g & ~dropped_g) | grown_g), back(dropped_g), back(grown_g))
 
 
 def move_count(k, active, inactive):

@@ -1,10 +1,13 @@
-"""Erdos-Renyi masks: per-layer density schemes and seeded sampling, in numpy only.
+"""Erdos-Renyi masks: per-layer density schemes and seeded sampling, in numpy only; N:M structured masks.
 
 `import keras_er.masks` loads no keras. The model-level operations
-(`assign`, `summary`, `masked_layers`) live in `keras_er.model_masks` and
-are reachable from here too; touching them imports keras.
+(`assign`, `assign_n_m`, `record_n_m`, `model_n_m`, `reduction_axis`,
+`summary`, `masked_layers`) live in `keras_er.model_masks` and are reachable
+from here too; touching them imports keras.
 """
 
+from keras_er.masks.n_m import is_n_m
+from keras_er.masks.n_m import sample_n_m_masks
 from keras_er.masks.sampling import SAMPLING_METHODS
 from keras_er.masks.sampling import sample_masks
 from keras_er.masks.schemes import layer_densities
@@ -14,17 +17,23 @@ from keras_er.masks.schemes import register_scheme
 from keras_er.masks.schemes import scheme_names
 from keras_er.masks.schemes import unregister_scheme
 
-_MODEL_LEVEL = ("assign", "masked_layers", "summary")
+_MODEL_LEVEL = ("assign", "assign_n_m", "masked_layers", "model_n_m", "record_n_m", "reduction_axis", "summary")
 
 __all__ = [
     "SAMPLING_METHODS",
     "SCHEMES",
     "assign",
+    "assign_n_m",
+    "is_n_m",
     "layer_densities",
     "masked_layers",
+    "model_n_m",
     "proportional_scheme",
+    "record_n_m",
+    "reduction_axis",
     "register_scheme",
     "sample_masks",
+    "sample_n_m_masks",
     "scheme_names",
     "summary",
     "unregister_scheme",

@@ -7,7 +7,8 @@ only); these work on `keras_er` masked models, numpy for scores and masks:
   one-shot (or SynFlow's iterative) pruning at or after initialization, by a
   method of the open registry `METHODS` (`register_method(name, score_fn)`):
   `magnitude`, `random` (an Erdos-Renyi mask), `snip` (Lee et al. 2019),
-  `synflow` (Tanaka et al. 2020).
+  `synflow` (Tanaka et al. 2020). `prune(model, method, n_m=(2, 4))` keeps
+  the 2 best of every 4 weights along each kernel's reduction axis (N:M).
 - `GradualPruning`: a Keras callback for Zhu & Gupta 2017's cubic schedule
   during training (what `tfmot.sparsity.keras.prune_low_magnitude` with
   `PolynomialDecay(power=3)` does in Keras 2).

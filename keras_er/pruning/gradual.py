@@ -13,6 +13,7 @@ from keras_er.pruning import select
 from keras_er.pruning.pruner import model_density
 from keras_er.pruning.pruner import prunable_layers
 from keras_er.pruning.pruner import prune
+from keras_er.pruning.pruner import refuse_n_m
 
 
 def cubic_density(step, initial_density, final_density, begin_step, end_step):
@@ -64,6 +65,11 @@ class GradualPruning(keras.callbacks.Callback):
     the zoo). tfmot updates the masks before the step whose count is due,
     this callback after it. Masked weights and their optimizer slots are
     zeroed when a mask changes, so they stay exactly zero (SGD momentum, Adam, ...).
+
+    A model recorded as N:M (`keras_er.sparsify(n_m=)`, `prune(n_m=)`) is
+    refused when training begins: the schedule's densities above and below
+    `N / M` are not N:M. Prune it once with `prune(model, method, n_m=...)`
+    instead (tfmot's `sparsity_m_by_n` ignores its schedule's sparsity too).
 
     Args:
         initial_density: density at `begin_step` (None: the model's density when training begins).
@@ -141,6 +147,7 @@ class GradualPruning(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         prunable_layers(self.model)
+        refuse_n_m(self.model, "GradualPruning")
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is None:
             raise ValueError("GradualPruning needs a compiled model (it counts `model.optimizer.iterations`).")

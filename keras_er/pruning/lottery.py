@@ -10,6 +10,7 @@ from keras_er.masks.schemes import validate_scheme
 from keras_er.pruning.pruner import model_density
 from keras_er.pruning.pruner import prunable_layers
 from keras_er.pruning.pruner import prune
+from keras_er.pruning.pruner import refuse_n_m
 
 
 def imp(
@@ -88,6 +89,7 @@ def imp(
         raise ValueError("Pass either `fit_fn` or `recipe` (the recipe of the default fit function), not both.")
     scheme = None if scheme is None else validate_scheme(scheme)
     prunable_layers(model)
+    refuse_n_m(model, "imp")
     sync_training_state(model)
     saved = _snapshot(model) if rewind_epoch == 0 else None
     records = []

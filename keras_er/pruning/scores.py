@@ -34,6 +34,7 @@ import numbers
 
 import numpy as np
 
+from keras_er.masks.n_m import keep_top_n_m
 from keras_er.registry import Registry
 from keras_er.pruning import select
 from keras_er.pruning.synflow import synflow_scores
@@ -127,6 +128,8 @@ class PruningContext:
         iterations: iterations of an iterative method (SynFlow).
         loss: a Keras loss `loss(y, y_pred)` for data-driven methods, or None (cross-entropy on logits).
         method: the method's name, for messages.
+        n_m: None, or `(N, M)`: `select` keeps the `N` best of every group of `M`.
+        axes: with `n_m`, each layer's grouping axis (None: the layer keeps its active weights).
     """
 
     model: object
@@ -139,6 +142,8 @@ class PruningContext:
     iterations: int = 100
     loss: object = None
     method: str = ""
+    n_m: object = None
+    axes: object = None
 
     def kernels(self):
         """The masked layers' kernels, as numpy arrays (copies)."""
@@ -147,9 +152,16 @@ class PruningContext:
     def select(self, scores, density):
         """Masks keeping the best of `self.active` at `density` (global, or per layer with the scheme).
 
+        With `n_m`, the `N` best active weights of every group instead (`density` is `N / M`).
+
         Non-finite scores are refused (a ValueError naming the layer and the method).
         """
         check_scores(self.method, scores, [layer.name for layer in self.layers])
+        if self.n_m is not None:
+            return [
+                active.copy() if axis is None else keep_top_n_m(score, active, self.n_m, axis)
+                for score, active, axis in zip(scores, self.active, self.axes)
+            ]
         if self.scheme is None:
             sizes = [a.size for a in self.active]
             return select.select_global(scores, self.active, select.global_count(sizes, density))
