@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 BACKENDS = ("tensorflow", "torch", "jax")  # the Keras backends keras_er supports and tests
 
-_SUBMODULES = ("data", "dst", "layers", "masks", "model_masks", "models", "pruning", "training", "zoo")
+_SUBMODULES = ("callbacks", "data", "dst", "layers", "masks", "model_masks", "models", "pruning", "training", "zoo")
 
 __all__ = ["BACKENDS", "__version__", "sparsify", "strip", *_SUBMODULES]
 

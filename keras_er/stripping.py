@@ -1,5 +1,7 @@
 """`strip`: a sparse model -> the same network in plain Keras layers, masks folded into the weights."""
 
+import inspect
+
 import keras
 from keras import ops
 
@@ -53,15 +55,59 @@ def _plain_copy(layer):
         for key, value in config.items():
             if key.endswith("_initializer") and value is None:
                 config[key] = "glorot_uniform"
-        return plain_class.from_config(config)
+        return plain_class.from_config(_accepted_config(layer, plain_class, config))
     return _unmasked_class(layer).from_config(layer.get_config())
 
 
 def _plain_class(masked_class):
-    for keras_class, replacement in REPLACEMENTS.items():
-        if replacement is masked_class and keras_class.__module__.startswith("keras"):
-            return keras_class
-    raise TypeError(f"keras_er has no plain Keras layer for {masked_class.__name__}.")
+    """The layer class `masked_class` replaces: Keras' own first, else one registered with `register_replacement`."""
+    registered = [keras_class for keras_class, replacement in REPLACEMENTS.items() if replacement is masked_class]
+    keras_own = [cls for cls in registered if cls.__module__.split(".")[0] == "keras"]
+    if keras_own or registered:
+        return (keras_own or registered)[0]
+    raise TypeError(
+        f"keras_er has no plain layer for {masked_class.__name__}: register the layer it replaces with "
+        "keras_er.replacements.register_replacement(PlainClass, MaskedClass)."
+    )
+
+
+def _accepted_config(layer, plain_class, config):
+    """`config` without the MaskedLayer arguments a user's plain class does not take, if they are at their defaults.
+
+    A registered layer of a user's own need not take `activation`, `kernel_regularizer`, ...: left at
+    what MaskedLayer does without them (initializers do not matter: the weights are copied), they are
+    dropped; set to anything else they would be lost, so that is an error.
+    """
+    accepted = _init_arguments(plain_class)
+    if accepted is None:
+        return config
+    defaults = {"activation": ("linear", None)}
+    dropped = {}
+    for key in [k for k in config if k not in accepted]:
+        value = config.pop(key)
+        if not (key.endswith("_initializer") or value is None or value in defaults.get(key, ())):
+            dropped[key] = value
+    if dropped:
+        raise ValueError(
+            f"strip: layer '{layer.name}' has {dropped}, which {plain_class.__name__} does not take; "
+            "its plain copy would lose them."
+        )
+    return config
+
+
+def _init_arguments(cls):
+    """The config keys `cls.from_config` takes; None when it takes whatever a masked layer writes (a Keras layer)."""
+    names = {"name", "trainable", "dtype", "autocast", "activity_regularizer"}
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] == "keras":
+            return names if klass is keras.layers.Layer else None
+        if "__init__" not in vars(klass):
+            continue
+        parameters = list(inspect.signature(klass.__init__).parameters.values())[1:]
+        names.update(p.name for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names
+    return names
 
 
 def _unmasked_class(layer):
