@@ -66,7 +66,7 @@ class Block(keras.layers.Layer):
 def registered():
     replacements.register_replacement(Linear, MaskedLinear)
     yield
-    replacements.REPLACEMENTS.pop(Linear)
+    replacements.unregister_replacement(Linear)
 
 
 def model_with_linear(use_bias):

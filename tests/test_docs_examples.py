@@ -1,6 +1,5 @@
 """Every ```python block of docs/tfmot_migration.md runs as it is, on the backend under test."""
 
-import inspect
 import re
 import subprocess
 import sys
@@ -38,16 +37,6 @@ def python_blocks(path):
 BLOCKS = python_blocks(PAGE)
 
 
-def needs_n_m(code):
-    return "n_m=" in code
-
-
-def n_m_supported():
-    from keras_er.pruning import prune
-
-    return all("n_m" in inspect.signature(fn).parameters for fn in (keras_er.sparsify, prune))
-
-
 def test_the_page_has_examples_and_maps_every_tfmot_pruning_api():
     headings = " ".join(re.findall(r"^## (.*)$", PAGE.read_text(), flags=re.MULTILINE))
     assert [api for api in TFMOT_APIS if f"`{api}`" not in headings] == []  # each has its section
@@ -56,19 +45,17 @@ def test_the_page_has_examples_and_maps_every_tfmot_pruning_api():
 
 @pytest.mark.parametrize("line, code", BLOCKS, ids=[f"line{line}" for line, _ in BLOCKS])
 def test_python_block_runs(line, code, tmp_path, monkeypatch):
-    if needs_n_m(code) and not n_m_supported():
-        pytest.skip("keras_er.sparsify / pruning.prune do not take `n_m=` yet (N:M masks are not in this checkout)")
     from keras_er import replacements
 
-    registered = dict(replacements.REPLACEMENTS)
+    registered = set(replacements.REPLACEMENTS)
     monkeypatch.chdir(tmp_path)  # examples write their files (log.csv, *.keras) here
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # sparsify's note on weights left dense
             exec(compile(code, f"{PAGE.name}:{line}", "exec"), {"__name__": f"docs_example_{line}"})
     finally:
-        replacements.REPLACEMENTS.clear()
-        replacements.REPLACEMENTS.update(registered)
+        for keras_class in set(replacements.REPLACEMENTS) - registered:  # what the example registered
+            replacements.unregister_replacement(keras_class)
 
 
 def test_loading_a_masked_model_needs_keras_er_layers_imported(tmp_path):
