@@ -14,7 +14,8 @@ def synflow_scores(context):
 
     Every floating-point weight of the model is replaced by its absolute value
     (BatchNorm runs in inference mode), the input of the network (behind the
-    raw-pixel front of a keras_er model) is all ones, and `R = sum(model(ones))`; the scores are `|dR/dw * w|`. Iteration
+    raw-pixel front of a keras_er model) is all ones, and `R = sum(model(ones))`;
+    the scores are `|dR/dw * w|`. Iteration
     `k = 1..iterations` prunes to `d0 * (density / d0) ** (k / iterations)`,
     `d0` the starting density (`density ** (k / iterations)` from a dense
     model); the last iteration's scores are returned and `prune` applies the

@@ -2,7 +2,6 @@
 
 import contextlib
 
-import keras
 import numpy as np
 
 from keras_er.architectures import ARCHITECTURES
@@ -187,8 +186,9 @@ def load(entry_id, root=None, *, include_preprocessing=True):
 
 def identity(entry):
     """What a weight file records about itself, to be checked against its index entry."""
-    keys = ("arch", "scheme", "density", "popup", "popup_density", "dataset", "dst", "prune", "variant")
-    return {key: entry.get(key) for key in keys}
+    keys = ("arch", "scheme", "density", "popup", "popup_density", "dataset", "dst", "prune")
+    variant = {"variant": entry["variant"]} if entry.get("variant") else {}  # files of the zoo's recipe have none
+    return {**{key: entry.get(key) for key in keys}, **variant}
 
 
 def _agree(requested, published, name, entry):
