@@ -319,4 +319,4 @@ def epoch_stats(log_csv):
     lines = Path(log_csv).read_text().strip().splitlines()
     column = lines[0].split(",").index("epoch_seconds")
     seconds = [float(line.split(",")[column]) for line in lines[1:]]
-    return len(seconds), statistics.median(seconds)
+    return len(seconds), statistics.median(seconds) if seconds else 0.0
