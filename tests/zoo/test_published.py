@@ -102,7 +102,10 @@ def test_the_flagship_evaluated_on_data_load_gives_its_published_first_1000_accu
     normalised = data.load("cifar10", "test", batch_size=250, limit=250, download=False, normalize=True)
     loss, _ = model.evaluate(normalised, verbose=0)  # the mix-up: NaN, not a plausible accuracy
     assert np.isnan(loss)
-    assert np.isnan(to_numpy(model.predict(normalised[0][0], verbose=0))).all()
+    x = normalised[0][0]
+    flagged = np.isnan(to_numpy(model.predict(x, verbose=0))).all(axis=1)
+    np.testing.assert_array_equal(flagged, x.min(axis=(1, 2, 3)) < 0)  # every image but a few all-bright ones
+    assert flagged.mean() > 0.95
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
