@@ -114,7 +114,16 @@ def parser():
         help="with --zoo: record this backend's accuracy in the zoo index and card",
     )
 
-    export = command("export", "write a finished run as a zoo entry (weights, card, index line)")
+    export = command(
+        "export",
+        "write a finished run as a zoo entry (weights, card, index line)",
+        "Write a finished run as a zoo entry (weights, card, index line). Only a run trained with the zoo's "
+        "recipe (train's defaults, all training images) gets the published id; any other run's id ends with a "
+        "tag naming each difference, e.g. resnet20_erk_d0.1_cifar10_e1_w0_limit1000 for --epochs 1 --limit 1000 "
+        "(e epochs, b batch size, lr, m momentum, wd weight decay, w warm-up epochs, ls label smoothing, limit "
+        "training images, u/drop/end DST and it pruning settings). An unfinished run, or an id the zoo already "
+        "holds (without --replace), is refused before anything is written.",
+    )
     export.add_argument("run", metavar="DIR", help="a finished run folder")
     export.add_argument("--root", help="zoo folder (default: the package's zoo/)")
     export.add_argument("--limit", type=int, help="evaluate on the first N test images")

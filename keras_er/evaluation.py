@@ -7,12 +7,12 @@ def json_text(value):
     return json.dumps(value, indent=1)
 
 
-def accuracy_report(model, dataset, limit=None, raw_pixels=False, verbose=0):
+def accuracy_report(model, dataset, limit=None, verbose=0):
     """Top-1, top-5 and per-class accuracy of `model` on `dataset`'s test split.
 
-    `raw_pixels=True` feeds the stored uint8 images (for a model with its
-    preprocessing, as the zoo builds them); otherwise the normalised images
-    `keras_er.data.load` gives (for a run's bare network). `per_class` maps
+    A model keras_er built (the zoo's, a run's) gets the raw pixels it takes;
+    a bare network (`include_preprocessing=False`) the normalised images
+    `keras_er.data.load(..., normalize=True)` gives. `per_class` maps
     each class name of the dataset's spec (its label number where the spec
     names none) to its accuracy, for the classes among the images evaluated.
     `verbose` is `model.predict`'s (1: a progress bar).
@@ -22,12 +22,9 @@ def accuracy_report(model, dataset, limit=None, raw_pixels=False, verbose=0):
 
     from keras_er import data
     from keras_er.data.specs import class_names
+    from keras_er.zoo.builder import takes_raw_pixels
 
-    if raw_pixels:
-        x, y = data.load_arrays(dataset, "test")
-        x, y = x[:limit].astype("float32"), y[:limit]
-    else:
-        x, y = data.load(dataset, "test", as_numpy=True, limit=limit)
+    x, y = data.load(dataset, "test", as_numpy=True, limit=limit, normalize=not takes_raw_pixels(model))
     logits = keras.ops.convert_to_numpy(model.predict(x, batch_size=256, verbose=verbose))
     top5 = np.argsort(-logits, axis=1)[:, :5]
     predicted = top5[:, 0]
@@ -63,7 +60,7 @@ def evaluate(zoo_id=None, run=None, limit=None, record=False, verbose=0):
 
         model = zoo.load(zoo_id)  # names the published entries if there is none
         entry = next(e for e in zoo.registry.load_index() if e["id"] == zoo_id)
-        report = accuracy_report(model, entry["dataset"], limit, raw_pixels=True, verbose=verbose)
+        report = accuracy_report(model, entry["dataset"], limit, verbose=verbose)
         if record:
             record_accuracy(entry, report)
         return report

@@ -3,9 +3,11 @@
 import inspect
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_er.layers import MaskedLayer
+from keras_er.layers import pixels
 from keras_er.layers import in_place
 from keras_er.model_masks import all_layers
 from keras_er.model_masks import require_masked_layers
@@ -20,7 +22,8 @@ def strip(model):
     Every masked weight becomes the weight the forward pass used (`kernel *
     mask`, popup's top-k included): masked entries are exact zeros. The copy
     has no keras_er class, so its `.keras` file loads where keras_er is not
-    installed, with the same outputs. `model` is not modified. As
+    installed, with the same outputs (a keras_er model keeps its raw-pixel
+    front, without the guard against normalised input). `model` is not modified. As
     `tfmot.sparsity.keras.strip_pruning` and `torch.nn.utils.prune.remove`.
 
     A Functional or Sequential model is cloned; any other model is rebuilt
@@ -36,6 +39,11 @@ def strip(model):
     ('Dense', 0.5)
     """
     require_masked_layers(model)
+    if pixels.takes_raw_pixels(model):  # keras_er's raw-pixel front stays, in Keras' own layers (no guard)
+        config = model.get_layer(pixels.FRONT).get_config()
+        std = [float(v) ** 0.5 for v in np.ravel(config["variance"])]
+        network = strip(pixels.without_preprocessing(model))
+        return pixels.with_raw_pixel_front(network, np.ravel(config["mean"]).tolist(), std, guard=False)
     if in_place.is_functional_or_sequential(model):
         plain = keras.models.clone_model(model, clone_function=_plain_copy, recursive=True)
     else:

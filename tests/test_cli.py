@@ -544,3 +544,34 @@ def test_a_reader_that_leaves_early_gets_no_error_message(tmp_path):
     child.stdout.close()  # before the child has imported anything: its first write meets a closed pipe
     err = child.stderr.read().decode()
     assert child.wait() == 1 and err == "", err
+
+
+def _zoo_bytes(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_short_run_is_exported_under_a_tagged_id_that_no_constructor_loads(tiny_cifar, tmp_path, capsys):
+    from keras_er import zoo
+
+    run, root = tmp_path / "run", tmp_path / "zoo"
+    assert cli.main(TRAIN + ["--limit", "100", "--out", str(run)]) == 0
+    assert cli.main(["export", str(run), "--root", str(root)]) == 0
+    (entry,) = json.loads((root / "index.json").read_text())["entries"]
+    assert entry["id"] == "resnet20_erk_d0.1_cifar10_e1_b100_w0_limit100" and entry["variant"] == "e1_b100_w0_limit100"
+    assert "exported resnet20_erk_d0.1_cifar10_e1_b100_w0_limit100" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="No published weights for resnet20_erk_d0.1_"):
+        zoo.resnet20_erk(0.1, root=root)  # the published id is not taken
+    assert zoo.load(entry["id"], root=root).count_params() > 0  # by its id only
+
+
+def test_a_refused_export_leaves_the_zoo_byte_identical(tiny_cifar, tmp_path, capsys):
+    run, root = tmp_path / "run", tmp_path / "zoo"
+    assert cli.main(TRAIN + ["--out", str(run)]) == 0
+    assert cli.main(["export", str(run), "--root", str(root), "--limit", "20"]) == 0
+    before = _zoo_bytes(root)
+    log = run / "log.csv"
+    log.write_text("\n".join(log.read_text().splitlines()[:1]) + "\n")  # the epoch row gone: not finished
+    capsys.readouterr()
+    assert cli.main(["export", str(run), "--root", str(root), "--replace"]) == 2
+    assert "records 0 epochs but the run's recipe has 1" in capsys.readouterr().err
+    assert _zoo_bytes(root) == before

@@ -60,7 +60,7 @@ def test_images(data_dir, images):
 
     if data_dir is not None and (Path(data_dir) / f"{DATASET}.npz").is_file():
         os.environ["KERAS_ER_DATA"] = str(data_dir)
-    return data.load(DATASET, "test", as_numpy=True, limit=images)
+    return data.load(DATASET, "test", as_numpy=True, limit=images, normalize=True)  # for the bare networks
 
 
 # --- prepare (on this machine) ------------------------------------------------------

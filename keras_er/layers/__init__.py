@@ -1,5 +1,6 @@
 """Masked Keras 3 layers (a fixed 0/1 mask on the kernel, optional popup scores), and the Conv2D and
-BatchNormalization the architectures use (Keras' layers on a faster path: see `conv_paths`, `batch_norm`)."""
+BatchNormalization the architectures use (Keras' layers on a faster path: see `conv_paths`, `batch_norm`), and the
+RawPixelGuard behind the raw-pixel front of every keras_er model (`pixels`)."""
 
 from keras_er.layers import conv_paths
 from keras_er.layers.batch_norm import BatchNormalization
@@ -15,6 +16,7 @@ from keras_er.layers.masked_depthwise_conv import MaskedDepthwiseConv2D
 from keras_er.layers.masked_depthwise_conv import MaskedSeparableConv2D
 from keras_er.layers.masked_einsum_dense import MaskedEinsumDense
 from keras_er.layers.masked_layer import MaskedLayer
+from keras_er.layers.pixels import RawPixelGuard
 
 __all__ = [
     "BatchNormalization",
@@ -29,6 +31,7 @@ __all__ = [
     "MaskedEinsumDense",
     "MaskedLayer",
     "MaskedSeparableConv2D",
+    "RawPixelGuard",
     "conv_paths",
     "set_conv_path",
 ]

@@ -13,8 +13,9 @@ def synflow_scores(context):
     """SynFlow (Tanaka et al. 2020): iterative, data-free, exponential schedule.
 
     Every floating-point weight of the model is replaced by its absolute value
-    (BatchNorm runs in inference mode), the input is all ones, and
-    `R = sum(model(ones))`; the scores are `|dR/dw * w|`. Iteration
+    (BatchNorm runs in inference mode), the input of the network (behind the
+    raw-pixel front of a keras_er model) is all ones, and `R = sum(model(ones))`;
+    the scores are `|dR/dw * w|`. Iteration
     `k = 1..iterations` prunes to `d0 * (density / d0) ** (k / iterations)`,
     `d0` the starting density (`density ** (k / iterations)` from a dense
     model); the last iteration's scores are returned and `prune` applies the
@@ -28,7 +29,11 @@ def synflow_scores(context):
     from keras_er.pruning.scores import _numpy
     from keras_er.pruning.scores import check_scores
 
-    model = context.model
+    from keras_er.layers.pixels import without_preprocessing
+
+    # The network itself, without a raw-pixel front: its input is the all-ones SynFlow linearises at
+    # (through the front, ones would become negative and the ReLUs would pass no flow).
+    model = without_preprocessing(context.model)
     ones = np.ones((1, *_input_shape(model, context.data)), dtype="float32")
     zero_labels = np.zeros((1,), dtype="float32")
     kernels = [layer.kernel_variable for layer in context.layers]

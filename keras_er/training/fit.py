@@ -8,6 +8,7 @@ import keras
 
 from keras_er.files import folder_lock
 from keras_er.files import write_text_atomic
+from keras_er.layers.pixels import check_pixels_match
 from keras_er.masks import masked_layers
 from keras_er.training.popup import freeze_normalization_affine
 from keras_er.training import checkpoint
@@ -66,6 +67,9 @@ def fit(
 ):
     """Train `model` on `train` (a `keras_er.data.ImageBatches`) with `recipe`.
 
+    A model keras_er built takes raw pixels (`keras_er.data.load`'s default);
+    normalised batches (`normalize=True`, for a bare network) are refused for it.
+
     With `out_dir`, the run keeps a checked backup each epoch (the previous one
     too), a per-epoch `log.csv` and `recipe.json`, and holds the folder's lock
     while it trains. `resume=True` continues a run that stopped, from its last
@@ -91,6 +95,8 @@ def fit(
             with another recipe, or backups that cannot be loaded.
         keras_er.files.FolderLockedError: another process trains in `out_dir`.
     """
+    for batches in (train, validation):
+        check_pixels_match(model, batches)  # before anything is written
     recipe = recipe or Recipe()
     engine = distribution or Engine()
     train = engine.shard(train)

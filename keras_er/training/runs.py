@@ -4,6 +4,12 @@ A run folder holds `config.json` (what model, on what data), `recipe.json`
 (how it is trained), `log.csv`, epoch backups, and when finished
 `model.weights.h5`, `summary.json` and `curves.png`. It is locked while a
 `train` writes to it and checked before anything is written.
+
+A run's model takes raw pixels and normalises them itself, as every model
+keras_er builds; its config says so (`"inputs": "pixels"`). A folder without
+that field was trained as a bare network on normalised batches: it resumes
+exactly so, and `load_run` puts the raw-pixel front on its trained network,
+so evaluating and exporting it work as for any run.
 """
 
 import contextlib
@@ -13,6 +19,8 @@ import time
 from pathlib import Path
 
 CONFIG_KEYS = ("model", "scheme", "density", "popup", "popup_density", "dataset", "seed", "limit")
+# `config["inputs"]`: what the run's model takes. Run folders without the field hold a bare network.
+RAW_PIXELS, NORMALISED = "pixels", "normalised"
 
 
 def json_text(value):
@@ -26,6 +34,7 @@ def config_from_args(args):
     folders, which reads the same).
     """
     config = {key: getattr(args, key) for key in CONFIG_KEYS}
+    config["inputs"] = RAW_PIXELS
     config["dst"] = None
     if getattr(args, "dst", None):
         config["dst"] = {
@@ -55,13 +64,22 @@ def recipe_from_args(args):
     )
 
 
+def run_inputs(config):
+    """What the model of the run `config` takes: `RAW_PIXELS`, or `NORMALISED` for folders without the field."""
+    inputs = config.get("inputs", NORMALISED)
+    if inputs not in (RAW_PIXELS, NORMALISED):
+        raise ValueError(f"The run's config.json has inputs {inputs!r}; expected {RAW_PIXELS!r} or {NORMALISED!r}.")
+    return inputs
+
+
 def build_model(config, pretrained=None):
-    """The model a run's `config` describes (the zoo's builder, without preprocessing)."""
+    """The model a run's `config` describes (the zoo's builder; raw pixels in unless the run is a bare network)."""
     from keras_er import zoo
     from keras_er.data.specs import get_spec
 
     spec = get_spec(config["dataset"])
     pruned = bool(config.get("prune"))  # all-ones masks first; `prune` (or the weight file) sets them
+    raw = run_inputs(config) == RAW_PIXELS
     return zoo.build(
         config["model"],
         "uniform" if pruned else config["scheme"],
@@ -72,7 +90,8 @@ def build_model(config, pretrained=None):
         popup_density=config["popup_density"],
         input_shape=spec.shape,
         classes=spec.classes,
-        include_preprocessing=False,
+        include_preprocessing=raw,
+        dataset=config["dataset"] if raw and pretrained is None else None,
     )
 
 
@@ -97,6 +116,8 @@ def train_run(config, recipe, out, resume=False, argv=(), devices=None):
     from keras_er.training import distribute
 
     out = Path(out)
+    if resume:  # a folder keeps the pixel convention it was started with
+        config = {**config, "inputs": _saved_inputs(out, config)}
     if config["scheme"] != "dense":
         validate_density(config["density"])  # before the run folder is created
     check_config_values(config)
@@ -115,14 +136,18 @@ def train_run(config, recipe, out, resume=False, argv=(), devices=None):
         keras.utils.set_random_seed(config["seed"])
         with engine.scope():
             model = build_model(config)
-        train_data = data.load(
-            config["dataset"], "train", recipe.batch_size, seed=config["seed"], limit=config["limit"]
-        )
-        test_data = data.load(config["dataset"], "test", 256)
+        normalised = run_inputs(config) == NORMALISED
+
+        def train_batches(normalize):
+            options = {"seed": config["seed"], "limit": config["limit"], "normalize": normalize}
+            return data.load(config["dataset"], "train", recipe.batch_size, **options)
+
+        train_data = train_batches(normalised)
+        test_data = data.load(config["dataset"], "test", 256, normalize=normalised)
         # A resumed run's masks come from its backup; a run killed before its first
         # backup prunes again (deterministic: same seed, same first batch, same masks).
         if config.get("prune") and not (resume and has_backup(out / "backup")):
-            prune_at_start(model, config, train_data)
+            prune_at_start(model, config, train_batches(True))
         if not resume and chief:
             record = {**config, "command": "keras-er " + shlex.join(argv), "backend": keras.backend.backend()}
             write_text_atomic(out / "config.json", json_text({**record, **engine.describe()}))
@@ -207,12 +232,17 @@ def check_final_density(model, config):
 
 
 def prune_at_start(model, config, train_data):
-    """Prune the all-ones masked model to the run's density with the run's method."""
+    """Prune the all-ones masked model to the run's density with the run's method.
+
+    The network behind the raw-pixel front is pruned, on `train_data`'s normalised batches: the scores
+    (and so the masks) are those of the network itself, whichever pixels the run's model takes.
+    """
     from keras_er import pruning
+    from keras_er.layers.pixels import without_preprocessing
 
     settings = config["prune"]
     pruning.prune(
-        model,
+        without_preprocessing(model),
         settings["method"],
         config["density"],
         scheme=config["scheme"] if settings["scope"] == "scheme" else None,
@@ -246,20 +276,40 @@ def check_config(out, config, resume):
         raise ValueError(f"--resume: {out} holds no run to continue (no config.json).")
     from keras_er.training.fit import describe_changes
 
-    details = describe_changes(json.loads(path.read_text()), config)
+    saved = json.loads(path.read_text())
+    details = describe_changes({"inputs": NORMALISED, **saved}, config)
     if details:
         raise ValueError(f"--resume with other settings than the run in {out}: {details}.")
 
 
 def load_run(run):
-    """`(config, model)` of a finished run folder, its trained weights loaded."""
+    """`(config, model)` of a finished run folder, its trained weights loaded; the model takes raw pixels.
+
+    A folder trained as a bare network (no `"inputs"` in its config) gets the raw-pixel front of its
+    dataset after its weights are loaded.
+    """
     run = Path(run)
     if not (run / "config.json").is_file() or not (run / "model.weights.h5").is_file():
         raise FileNotFoundError(f"{run} is not a finished run (config.json + model.weights.h5).")
     config = json.loads((run / "config.json").read_text())
     model = build_model(config)
     model.load_weights(str(run / "model.weights.h5"))
+    if run_inputs(config) == NORMALISED:
+        from keras_er.zoo.builder import input_normalization
+        from keras_er.zoo.builder import with_preprocessing
+
+        model = with_preprocessing(model, *input_normalization(dataset=config["dataset"]))
     return config, model
+
+
+def _saved_inputs(out, config):
+    """The pixel convention of the run folder `out` (the new run's, if it holds no readable config yet)."""
+    path = Path(out) / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return config.get("inputs", RAW_PIXELS)  # check_config names the problem
+    return run_inputs(saved)
 
 
 def epoch_stats(log_csv):
@@ -269,4 +319,4 @@ def epoch_stats(log_csv):
     lines = Path(log_csv).read_text().strip().splitlines()
     column = lines[0].split(",").index("epoch_seconds")
     seconds = [float(line.split(",")[column]) for line in lines[1:]]
-    return len(seconds), statistics.median(seconds)
+    return len(seconds), statistics.median(seconds) if seconds else 0.0

@@ -2,11 +2,13 @@
 
 import contextlib
 
-import keras
 import numpy as np
 
 from keras_er.architectures import ARCHITECTURES
 from keras_er.conversion import sparsify
+from keras_er.layers.pixels import with_raw_pixel_front
+from keras_er.layers.pixels import takes_raw_pixels  # noqa: F401 (part of the builder's API)
+from keras_er.layers.pixels import without_preprocessing  # noqa: F401
 from keras_er.layers.placeholders import placeholder_weights
 from keras_er.masks.schemes import scheme_names
 from keras_er.masks.schemes import validate_density
@@ -29,15 +31,21 @@ def build(
     input_shape=None,
     classes=None,
     include_preprocessing=True,
+    dataset=None,
     dst=None,
     prune=None,
+    variant=None,
     root=None,
 ):
     """Build `arch` with `scheme` masks; the zoo constructors call this.
 
     The model takes raw pixels (0-255, any numeric dtype) and normalises them
-    itself, as keras.applications models do; `include_preprocessing=False`
-    gives the bare network, which expects normalised inputs.
+    itself, as keras.applications models do: feed it `keras_er.data.load`'s
+    batches or `data.load_arrays`' uint8 images. Its last layer,
+    `keras_er.layers.RawPixelGuard`, gives NaN logits for images that are
+    already normalised, so that mix-up cannot pass as a low accuracy.
+    `include_preprocessing=False` gives the bare network, which expects
+    normalised inputs (`data.load(..., normalize=True)`).
 
     Args:
         arch: a name from `keras_er.models.ARCHITECTURES` (e.g. "resnet20").
@@ -58,8 +66,13 @@ def build(
             masks were moved or pruned (see `keras_er.zoo.load`); its masks
             then come from the weight file.
         include_preprocessing: put the dataset's input normalisation in the
-            model (the entry's, or CIFAR-10's for a random model with 3 input
-            channels; a random model for other inputs stays bare).
+            model: the entry's; for a random model, `dataset`'s.
+        dataset: whose mean/std a random model (`pretrained=None`) normalises
+            with; default "cifar10" for 3-channel inputs. A random model with
+            other inputs needs it (or `include_preprocessing=False`).
+        variant: a published entry trained with another recipe than the
+            zoo's (its id's last part, e.g. "e1_limit1000"; see
+            `keras_er.zoo.publish.recipe_variant`); None: the zoo's recipe.
         root: zoo folder (default: `keras_er.zoo.registry.zoo_root()`).
     """
     if arch not in ARCHITECTURES:
@@ -79,10 +92,14 @@ def build(
             "`dst`/`prune` name how a published entry's masks were made; for a new model use "
             "keras_er.dst callbacks or keras_er.pruning.prune on a random one."
         )
+    if dataset is not None and pretrained is not None:
+        raise ValueError("`dataset` names a random model's input statistics; a pretrained model has its entry's.")
     entry = None
     if pretrained is not None:
-        dataset = pretrained if isinstance(pretrained, str) else None
-        entry = registry.find_entry(arch, scheme, density, popup, popup_density, dataset, root, dst, prune, seed)
+        wanted = pretrained if isinstance(pretrained, str) else None
+        entry = registry.find_entry(
+            arch, scheme, density, popup, popup_density, wanted, root, dst, prune, seed, variant=variant
+        )
         input_shape = _agree(input_shape, tuple(entry["input_shape"]), "input_shape", entry)
         classes = _agree(classes, entry["classes"], "classes", entry)
         weights = registry.weight_path(entry, root)  # before the model is built: unavailable weights fail at once
@@ -107,10 +124,13 @@ def build(
             expect={"id": entry["id"], **identity(entry)},
         )
     if include_preprocessing:
-        mean, std = input_normalization(entry)
-        if entry is not None or len(mean) == model.inputs[0].shape[-1]:
-            model = with_preprocessing(model, mean, std)
-        # else: a random model for other inputs than CIFAR-10's: no statistics to use, it stays bare
+        channels = model.inputs[0].shape[-1]
+        if entry is None and dataset is None and channels != 3:
+            raise ValueError(
+                f"A random model with {channels}-channel inputs normalises raw pixels with a dataset's mean/std: "
+                "pass `dataset=` (e.g. 'fashion_mnist'), or include_preprocessing=False for the bare network."
+            )
+        model = with_preprocessing(model, *input_normalization(entry, dataset or "cifar10"))
     return model
 
 
@@ -128,30 +148,11 @@ def input_normalization(entry=None, dataset="cifar10"):
 def with_preprocessing(model, mean, std):
     """`model` behind a fixed normalisation layer: raw pixels in, logits out.
 
-    The layer has no weights, so the weight file (and every weight path)
-    is the bare model's.
+    The normalisation and the guard behind the network
+    (`keras_er.layers.pixels`) have no weights, so the weight file (and every
+    weight path) is the bare model's.
     """
-    shape = tuple(model.inputs[0].shape[1:])
-    if len(mean) != shape[-1]:
-        raise ValueError(
-            f"The input normalisation has {len(mean)} channels but the model takes {shape}; "
-            "pass include_preprocessing=False and normalise the inputs yourself."
-        )
-    inputs = keras.Input(shape, name="pixels")
-    normalize = keras.layers.Normalization(
-        mean=list(mean),
-        variance=[s * s for s in std],
-        name="normalize_pixels",
-    )
-    return keras.Model(inputs, model(normalize(inputs)), name=model.name)
-
-
-def without_preprocessing(model):
-    """The bare network inside a model made by `with_preprocessing` (else `model`)."""
-    names = [layer.name for layer in model.layers]
-    if len(names) == 3 and names[1] == "normalize_pixels":
-        return model.layers[2]
-    return model
+    return with_raw_pixel_front(model, mean, std)
 
 
 def load(entry_id, root=None, *, include_preprocessing=True):
@@ -178,6 +179,7 @@ def load(entry_id, root=None, *, include_preprocessing=True):
         include_preprocessing=include_preprocessing,
         dst=entry.get("dst"),
         prune=entry.get("prune"),
+        variant=entry.get("variant"),
         root=root,
     )
 
@@ -185,7 +187,8 @@ def load(entry_id, root=None, *, include_preprocessing=True):
 def identity(entry):
     """What a weight file records about itself, to be checked against its index entry."""
     keys = ("arch", "scheme", "density", "popup", "popup_density", "dataset", "dst", "prune")
-    return {key: entry.get(key) for key in keys}
+    variant = {"variant": entry["variant"]} if entry.get("variant") else {}  # files of the zoo's recipe have none
+    return {**{key: entry.get(key) for key in keys}, **variant}
 
 
 def _agree(requested, published, name, entry):

@@ -1,6 +1,7 @@
 """Publishing a model as a zoo entry: weights file, reference logits, card, index."""
 
 import os
+import re
 
 import keras
 import numpy as np
@@ -71,6 +72,7 @@ def export(
     notes="",
     dst=None,
     prune=None,
+    variant=None,
     root=None,
     replace=False,
 ):
@@ -83,13 +85,22 @@ def export(
     atomically, so a killed or concurrent export leaves a loadable zoo.
     `dst`/`prune` record how the masks were moved or pruned (the run's
     settings); they become part of the id, and the masks come from the file.
+    `variant` tags an entry trained with another recipe than the zoo's (the
+    id's last part, `keras_er.zoo.publish.recipe_variant`); such an entry is
+    loaded by its id only (`zoo.load`), never by the constructors.
     """
     recipe = dict(recipe or {})
+    if variant is not None and not (
+        isinstance(variant, str) and re.fullmatch(r"[A-Za-z0-9.+-]+(_[A-Za-z0-9.+-]+)*", variant)
+    ):
+        raise ValueError(
+            f"`variant` must be an id tag such as 'e1_limit1000' (letters, digits, . + -, _); got {variant!r}."
+        )
     if "input_normalization" not in recipe and model is not without_preprocessing(model):
         recipe["input_normalization"] = _normalization_of(model)  # what the wrapper applied, kept
     model = without_preprocessing(model)  # the entry records the bare network's logits
     density = 1.0 if scheme == "dense" else validate_density(density)
-    entry_id = registry.entry_id(arch, scheme, density, popup, popup_density, dataset, dst, prune, seed)
+    entry_id = registry.entry_id(arch, scheme, density, popup, popup_density, dataset, dst, prune, seed, variant)
     folder = registry.zoo_root(root) / entry_id
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     logits = keras.ops.convert_to_numpy(model(reference_batch(input_shape), training=False))
@@ -106,6 +117,7 @@ def export(
         "seed": seed,
         "dst": dst,
         "prune": prune,
+        **({"variant": variant} if variant else {}),
         "top1": top1 or {},
         "top1_first1000": top1_first1000 or {},
         "recipe": recipe or {},

@@ -17,7 +17,9 @@ def build(*args, **kwargs):
 def _constructor(arch, scheme):
     if scheme == "dense":
 
-        def constructor(*, pretrained=True, input_shape=None, classes=None, include_preprocessing=True, root=None):
+        def constructor(
+            *, pretrained=True, input_shape=None, classes=None, include_preprocessing=True, dataset=None, root=None
+        ):
             return build(
                 arch,
                 "dense",
@@ -25,6 +27,7 @@ def _constructor(arch, scheme):
                 input_shape=input_shape,
                 classes=classes,
                 include_preprocessing=include_preprocessing,
+                dataset=dataset,
                 root=root,
             )
 
@@ -40,6 +43,7 @@ def _constructor(arch, scheme):
             input_shape=None,
             classes=None,
             include_preprocessing=True,
+            dataset=None,
             root=None,
         ):
             return build(
@@ -53,6 +57,7 @@ def _constructor(arch, scheme):
                 input_shape=input_shape,
                 classes=classes,
                 include_preprocessing=include_preprocessing,
+                dataset=dataset,
                 root=root,
             )
 

@@ -12,6 +12,15 @@ def export_run(run, root=None, limit=None, replace=False):
     Records hold only what was measured: with `limit`, the entry has no
     top-1 and its card says which images were used. An entry with the run's
     id (seed included) is refused before anything is evaluated, unless `replace`.
+
+    Only a run trained with the zoo's recipe (what `keras-er train` does by
+    default: `Recipe()`, all training images, the default DST/pruning
+    settings) gets the published id, the one `keras_er.zoo.build` loads. Any
+    other run's id ends with a tag naming each difference (`recipe_variant`):
+    a 1-epoch run on 1000 images of the flagship's settings becomes
+    `resnet20_erk_d0.1_cifar10_e1_w0_limit1000`, which no constructor picks.
+    A run whose log holds fewer epochs than its recipe is refused. Every
+    refusal comes before anything is written.
     """
     import keras
 
@@ -27,13 +36,19 @@ def export_run(run, root=None, limit=None, replace=False):
 
     run = Path(run)
     config, model = load_run(run)
+    recipe = _read_recipe(run)
+    epochs, epoch_seconds = epoch_stats(run / "log.csv")
+    if epochs < recipe.get("epochs", 0):
+        raise ValueError(
+            f"{run}/log.csv records {epochs} epochs but the run's recipe has {recipe['epochs']}: the run did not "
+            "finish. Resume it (keras-er train ... --resume) before exporting it."
+        )
+    variant = recipe_variant(config, recipe)
     if not replace:
-        refuse_existing(_run_entry_id(config), root)  # before minutes of evaluation
+        refuse_existing(_run_entry_id(config, variant), root)  # before minutes of evaluation
     report = accuracy_report(model, config["dataset"], limit)
     spec = get_spec(config["dataset"])
-    recipe = json.loads((run / "recipe.json").read_text())
     recipe["input_normalization"] = {"mean": list(spec.mean), "std": list(spec.std), "units": "pixels 0-255"}
-    epochs, epoch_seconds = epoch_stats(run / "log.csv")
     test_size = len(load_arrays(config["dataset"], "test")[1])
     full = limit is None or report["images"] == test_size
     backend = keras.backend.backend()
@@ -53,6 +68,7 @@ def export_run(run, root=None, limit=None, replace=False):
         top1_first1000=({backend: report["top1_first1000"]} if report["images"] >= min(1000, test_size) else {}),
         dst=config.get("dst"),
         prune=config.get("prune"),
+        variant=variant,
         root=root,
         replace=replace,
     )
@@ -63,7 +79,81 @@ def export_run(run, root=None, limit=None, replace=False):
     return entry
 
 
-def _run_entry_id(config):
+# How each setting that differs from the zoo's recipe is named in an entry id's tag.
+_RECIPE_TAGS = {
+    "epochs": "e",
+    "batch_size": "b",
+    "learning_rate": "lr",
+    "momentum": "m",
+    "weight_decay": "wd",
+    "warmup_epochs": "w",
+    "label_smoothing": "ls",
+}
+_DST_TAGS = {"update_every": "u", "drop_fraction": "drop", "end_fraction": "end"}
+
+
+def published_settings():
+    """What the zoo's entries were trained with: `keras-er train`'s defaults (`recipe`, `dst`, `prune`)."""
+    from keras_er import cli
+    from keras_er.training.runs import recipe_from_args
+
+    args = cli.parser().parse_args(["train", "--model", "resnet20", "--out", "-"])
+    recipe = recipe_from_args(args).to_dict()
+    dst = {"update_every": args.update_every, "drop_fraction": args.drop_fraction, "end_fraction": args.end_fraction}
+    return {"recipe": recipe, "dst": dst, "prune": {"iterations": args.prune_iterations}}
+
+
+def recipe_variant(config, recipe):
+    """The id tag of a run trained otherwise than the zoo's entries (None: the zoo's recipe).
+
+    One part per difference, in a fixed order: recipe fields (`e1` epochs,
+    `b64` batch size, `lr0.05`, `m0.8` momentum, `nonesterov`, `wd0` weight
+    decay, `w0` warm-up epochs, `ls0.1` label smoothing, any other field as
+    name and value), `limit1000` (training images), then DST (`u50`,
+    `drop0.5`, `end0.5`) and pruning (`it10`) settings. The seed is in the id already.
+
+    >>> recipe_variant({"limit": 1000}, {"epochs": 1, "warmup_epochs": 0, "seed": 0})
+    'e1_w0_limit1000'
+    >>> recipe_variant({"limit": None}, {"epochs": 30, "seed": 3}) is None
+    True
+    """
+    published = published_settings()
+    parts = []
+    for key, value in recipe.items():
+        default = published["recipe"].get(key)
+        if key == "seed" or value == default:
+            continue
+        if key == "nesterov":
+            parts.append("nesterov" if value else "nonesterov")
+        else:
+            parts.append(f"{_RECIPE_TAGS.get(key, key.replace('_', ''))}{_tag_number(value)}")
+    if config.get("limit") is not None:
+        parts.append(f"limit{config['limit']}")
+    for key, value in (config.get("dst") or {}).items():
+        if key in _DST_TAGS and value != published["dst"][key]:
+            parts.append(f"{_DST_TAGS[key]}{_tag_number(value)}")
+    iterations = (config.get("prune") or {}).get("iterations")
+    if iterations is not None and iterations != published["prune"]["iterations"]:
+        parts.append(f"it{iterations}")
+    return "_".join(parts) or None
+
+
+def _tag_number(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _read_recipe(run):
+    path = Path(run) / "recipe.json"
+    try:
+        recipe = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} cannot be read ({error}); the run cannot be exported.") from None
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{path} must hold the run's recipe as a JSON object.")
+    return recipe
+
+
+def _run_entry_id(config, variant=None):
     from keras_er.zoo import registry
 
     popup_density = config["popup_density"] if config["popup"] else None
@@ -78,6 +168,7 @@ def _run_entry_id(config):
         config.get("dst"),
         config.get("prune"),
         config["seed"],
+        variant,
     )
 
 

@@ -36,6 +36,7 @@ CONFIG_FIELDS = (
     "seed",
     "dst",
     "prune",
+    "variant",
 )
 REQUIRED_FIELDS = (
     "id",
@@ -107,7 +108,7 @@ def write_entry(entry, root=None):
 
 def write_entry_files(entry, folder):
     """Write the entry's `config.json` and `metadata.json` into its folder."""
-    config = {key: entry.get(key) for key in CONFIG_FIELDS}
+    config = {key: entry.get(key) for key in CONFIG_FIELDS if key != "variant" or entry.get(key)}
     metadata = {key: value for key, value in entry.items() if key not in CONFIG_FIELDS}
     write_text_atomic(folder / "config.json", json.dumps(config, indent=1) + "\n")
     write_text_atomic(folder / "metadata.json", json.dumps(metadata, indent=1) + "\n")
@@ -153,11 +154,22 @@ def update_entry(entry_id, change, root=None):
 
 
 def entry_id(
-    arch, scheme, density=None, popup=False, popup_density=None, dataset="cifar10", dst=None, prune=None, seed=0
+    arch,
+    scheme,
+    density=None,
+    popup=False,
+    popup_density=None,
+    dataset="cifar10",
+    dst=None,
+    prune=None,
+    seed=0,
+    variant=None,
 ):
-    """`<arch>_<scheme>_d<density>[_popup<p>][_<dst method>][_<prune method>-<scope>]_<dataset>[_s<seed>]`.
+    """`<arch>_<scheme>_d<density>[_popup<p>][_<dst method>][_<prune method>-<scope>]_<dataset>[_s<seed>][_<variant>]`.
 
-    Seed 0 has no suffix: those are the entries the constructors load.
+    Seed 0 has no suffix: those are the entries the constructors load. `variant`
+    names how a run's recipe differs from the zoo's (e.g. "e1_limit1000",
+    `keras_er.zoo.publish.recipe_variant`).
     """
     parts = [arch, scheme]
     if scheme != "dense":
@@ -171,15 +183,20 @@ def entry_id(
     parts.append(dataset)
     if seed:
         parts.append(f"s{seed}")
+    if variant:
+        parts.append(variant)
     return "_".join(parts)
 
 
-def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=None, dst=None, prune=None, seed=None):
+def find_entry(
+    arch, scheme, density, popup, popup_density, dataset=None, root=None, dst=None, prune=None, seed=None, variant=None
+):
     """The entry for these settings, or a ValueError naming what does exist.
 
     Masks moved by DST or set by pruning are other entries than the ER ones:
     `dst`/`prune` (the run's settings, None for ER) must match too. With
-    `seed`, only that seed's entry; without, seed 0's first.
+    `seed`, only that seed's entry; without, seed 0's first. An entry trained
+    with another recipe than the zoo's is found only by its `variant`.
     """
     entries = load_index(root)
     matches = [
@@ -194,11 +211,14 @@ def find_entry(arch, scheme, density, popup, popup_density, dataset=None, root=N
         and (e.get("dst") or None) == (dst or None)
         and (e.get("prune") or None) == (prune or None)
         and (seed is None or e.get("seed", 0) == seed)
+        and (e.get("variant") or None) == (variant or None)
     ]
     if matches:
         return sorted(matches, key=lambda e: (e["dataset"] != "cifar10", e.get("seed", 0) != 0, e.get("seed", 0)))[0]
     siblings = [e["id"] for e in entries if e["arch"] == arch]
-    wanted = entry_id(arch, scheme, density, popup, popup_density, dataset or "<any dataset>", dst, prune, seed or 0)
+    wanted = entry_id(
+        arch, scheme, density, popup, popup_density, dataset or "<any dataset>", dst, prune, seed or 0, variant
+    )
     raise ValueError(
         f"No published weights for {wanted}. "
         + (f"Published for {arch}: {', '.join(siblings)}. " if siblings else f"Nothing is published for {arch} yet. ")

@@ -124,10 +124,10 @@ def test_a_sparse_model_learns_real_fashion_mnist_and_stays_sparse():
             MaskedDense(10, density=0.5, seed=2),
         ]
     )
-    train = data.load("fashion_mnist", "train", batch_size=64, limit=2048)
+    train = data.load("fashion_mnist", "train", batch_size=64, limit=2048, normalize=True)  # a bare network
     recipe = Recipe(epochs=1, warmup_epochs=0, learning_rate=0.05)
     training.fit(model, train, recipe, verbose=0)  # compiles with the recipe
-    x, y = data.load("fashion_mnist", "test", as_numpy=True, limit=1000)
+    x, y = data.load("fashion_mnist", "test", as_numpy=True, limit=1000, normalize=True)
     before = masked_weights(model)
     loss_after_1 = model.evaluate(x, y, verbose=0)[0]
     training.fit(model, train, Recipe(epochs=2, warmup_epochs=0, learning_rate=0.05), verbose=0)

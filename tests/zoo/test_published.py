@@ -85,6 +85,29 @@ def test_entry_accuracy_on_the_first_1000_raw_uint8_test_images(entry):
         assert abs(accuracy - value) <= 0.005, (backend, value, accuracy)
 
 
+def test_the_flagship_evaluated_on_data_load_gives_its_published_first_1000_accuracy():
+    """One pixel convention: `data.load`'s batches are what the zoo's models take; normalised ones are refused."""
+    import keras
+
+    try:
+        batches = data.load("cifar10", "test", batch_size=250, limit=1000, download=False)
+    except data.DatasetNotFoundError as error:
+        pytest.skip(f"cifar10 test split not available offline: {error}")
+    entry = next(e for e in ENTRIES if e["id"] == "resnet20_erk_d0.1_cifar10")
+    model = zoo.resnet20_erk(density=0.1)
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    _, accuracy = model.evaluate(batches, verbose=0)
+    for backend, value in entry["top1_first1000"].items():
+        assert abs(accuracy - value) <= 0.005, (backend, value, accuracy)
+    normalised = data.load("cifar10", "test", batch_size=250, limit=250, download=False, normalize=True)
+    loss, _ = model.evaluate(normalised, verbose=0)  # the mix-up: NaN, not a plausible accuracy
+    assert np.isnan(loss)
+    x = normalised[0][0]
+    flagged = np.isnan(to_numpy(model.predict(x, verbose=0))).all(axis=1)
+    np.testing.assert_array_equal(flagged, x.min(axis=(1, 2, 3)) < 0)  # every image but a few all-bright ones
+    assert flagged.mean() > 0.95
+
+
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 def test_entry_files_are_not_git_ignored(entry):
     """A weight file that git ignores exists here but is missing from every clone."""

@@ -165,3 +165,24 @@ def test_pruned_and_dst_entries_are_their_own_entries_with_masks_from_the_file(t
     ticket = zoo.build("resnet20", "erk", 0.1, pretrained=None, include_preprocessing=False)
     assert zoo.export(ticket, "resnet20", "erk", 0.1, dst=dst, root=tmp_path)["id"] == "resnet20_erk_d0.1_set_cifar10"
     assert zoo.load("resnet20_erk_d0.1_set_cifar10", root=tmp_path) is not None
+
+
+def test_a_random_model_takes_raw_pixels_with_its_datasets_statistics():
+    from keras_er.layers.pixels import takes_raw_pixels
+
+    with pytest.raises(ValueError, match="dataset="):
+        zoo.resnet20_erk(0.1, pretrained=None, input_shape=(28, 28, 1))  # whose mean/std? not guessed
+    with pytest.raises(ValueError, match="`dataset`"):
+        zoo.build("resnet20", "erk", 0.1, dataset="fashion_mnist")  # a pretrained model has its entry's
+    model = zoo.resnet20_erk(0.1, pretrained=None, input_shape=(28, 28, 1), dataset="fashion_mnist")
+    assert takes_raw_pixels(model)
+    config = model.get_layer("normalize_pixels").get_config()
+    assert np.ravel(config["mean"]).tolist() == pytest.approx([72.94]) and np.ravel(config["variance"]) ** 0.5 == (
+        pytest.approx([90.02])
+    )
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1)).astype("float32")
+    bare = model.layers[2]
+    np.testing.assert_allclose(
+        to_numpy(model(pixels)), to_numpy(bare((pixels - 72.94) / 90.02)), atol=1e-4
+    )  # the front is the only difference
+    assert np.isnan(to_numpy(model((pixels - 72.94) / 90.02))).all()  # normalised twice: refused loudly
