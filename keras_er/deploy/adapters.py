@@ -74,14 +74,7 @@ def write_onnx(model, path, input_name):
     if keras.backend.backend() == "tensorflow":
         return _write_onnx_tensorflow(model, path, input_name)
     if keras.backend.backend() == "jax":
-        try:
-            import jax2onnx  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "ONNX export on the JAX backend goes through Keras' jax2onnx route, and the `jax2onnx` package "
-                "is not installed (pip install jax2onnx; it pulls in flax and orbax). Or export with "
-                "KERAS_BACKEND=torch or KERAS_BACKEND=tensorflow."
-            ) from None
+        _import("jax2onnx", "jax2onnx", "ONNX export on the JAX backend (Keras' route)")
     else:
         _import("onnx", "onnx", "ONNX export on the torch backend")
     model.export(str(path), format="onnx", verbose=False)

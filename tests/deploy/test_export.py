@@ -7,15 +7,11 @@ import pytest
 import keras_er
 from keras_er import deploy
 from keras_er.deploy import adapters
+from keras_er.deploy import exporting
 
 BACKEND = keras.backend.backend()
-WRITABLE = [f for f in deploy.FORMATS if deploy.SUPPORT[(f, BACKEND)] is None]
-if BACKEND == "jax":  # Keras' jax2onnx route: only where the package is installed
-    try:
-        import jax2onnx  # noqa: F401
-    except ImportError:
-        WRITABLE.remove("onnx")
-REFUSED = [f for f in deploy.FORMATS if deploy.SUPPORT[(f, BACKEND)] is not None]
+WRITABLE = [f for f in deploy.FORMATS if deploy.refusal(f, BACKEND) is None]
+REFUSED = [f for f in deploy.FORMATS if deploy.refusal(f, BACKEND) is not None]
 NAMES = {"litert": "model.tflite", "onnx": "model.onnx", "tf_saved_model": "saved"}
 
 
@@ -65,12 +61,12 @@ def test_a_mismatch_leaves_no_file(model, format, tmp_path, monkeypatch):
 def test_an_existing_path_is_kept_unless_overwrite(model, format, tmp_path):
     path = tmp_path / NAMES[format]
     keras_er.export(model, path, format=format)
-    before = deploy._size(path)
+    before = exporting._size(path)
     with pytest.raises(FileExistsError, match="overwrite=True"):
         keras_er.export(model, path, format=format)
-    assert deploy._size(path) == before
+    assert exporting._size(path) == before
     report = keras_er.export(model, path, format=format, overwrite=True)
-    assert report["bytes"] == deploy._size(path) and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    assert report["bytes"] == exporting._size(path) and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
 @pytest.mark.parametrize("format", REFUSED)
@@ -80,13 +76,16 @@ def test_unsupported_backend_format_pair_is_refused_with_the_reason(model, forma
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="ONNX on JAX needs jax2onnx")
-def test_onnx_on_jax_without_jax2onnx_names_the_alternatives(model, tmp_path):
-    if "onnx" in WRITABLE:
-        pytest.skip("jax2onnx is installed")
-    with pytest.raises(ImportError, match="jax2onnx.*KERAS_BACKEND=torch"):
-        keras_er.export(model, tmp_path / "model.onnx", format="onnx")
-    assert list(tmp_path.iterdir()) == []
+def test_refusal_of_onnx_on_jax_depends_on_jax2onnx(monkeypatch):
+    from keras_er.deploy import support
+
+    monkeypatch.setattr(support.importlib.util, "find_spec", lambda name: None)
+    assert "pip install jax2onnx" in support.refusal("onnx", "jax") and "KERAS_BACKEND=torch" in support.refusal(
+        "onnx", "jax"
+    )
+    assert support.refusal("onnx", "torch") is None
+    monkeypatch.setattr(support.importlib.util, "find_spec", lambda name: object())
+    assert support.refusal("onnx", "jax") is None
 
 
 def test_bad_format_lists_the_allowed_values(model, tmp_path):
