@@ -126,7 +126,7 @@ def _checked_format(format, filepath):
         inferred = [f for f, s in SUFFIXES.items() if s and s == suffix]
         if not inferred:
             raise ValueError(
-                f"Give `format`, one of {', '.join(map(repr, FORMATS))}: it cannot be inferred from {filepath!r}."
+                f"Give `format`, one of {', '.join(map(repr, FORMATS))}: it cannot be inferred from {str(filepath)!r}."
             )
         return inferred[0]
     if format not in FORMATS:

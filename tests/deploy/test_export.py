@@ -99,15 +99,15 @@ def test_bad_format_lists_the_allowed_values(model, tmp_path):
 
 
 def test_bad_sample_and_atol_are_refused_before_anything_is_written(model, tmp_path):
-    path = tmp_path / "model.onnx"
+    path = tmp_path / NAMES[WRITABLE[0]]
     with pytest.raises(ValueError, match="non-finite"):
-        keras_er.export(model, path, sample=np.full((2, 8, 8, 3), np.nan, "float32"))
+        keras_er.export(model, path, format=WRITABLE[0], sample=np.full((2, 8, 8, 3), np.nan, "float32"))
     with pytest.raises(ValueError, match="shape"):
-        keras_er.export(model, path, sample=np.zeros((2, 4, 4, 3), "float32"))
+        keras_er.export(model, path, format=WRITABLE[0], sample=np.zeros((2, 4, 4, 3), "float32"))
     with pytest.raises(ValueError, match="atol"):
-        keras_er.export(model, path, atol=float("inf"))
+        keras_er.export(model, path, format=WRITABLE[0], atol=float("inf"))
     with pytest.raises(TypeError, match="keras.Model"):
-        keras_er.export("model", path)
+        keras_er.export("model", path, format=WRITABLE[0])
     assert list(tmp_path.iterdir()) == []
 
 
