@@ -177,7 +177,23 @@ def markdown(results):
             for format, ms in formats.items():
                 ratio = ms[sparse] / ms[dense]
                 lines.append(f"| {pair} | {runtimes[format]} | {ms[sparse]:.2f} | {ms[dense]:.2f} | {ratio:.2f} |")
+    lines += ["", caption(results)]
     return "\n".join(lines) + "\n"
+
+
+def caption(results):
+    m = results.get("machine", {})
+    versions = ", ".join(f"{p} {m[p]}" for p in ("keras", "tensorflow") if p in m)
+    return (
+        f"Machine: {m.get('cpu', 'n/a')}, {m.get('cores', 'n/a')} cores ({versions}; shared with other jobs). "
+        "Every file written on the TensorFlow backend by `keras_er.export` and verified by its runtime "
+        "(max runtime error: the largest |runtime - Keras| logit over 4 raw-pixel images, all formats). "
+        "LiteRT: the TFLite converter's sparse encoding; 'zeros stored': the same model with `sparse=False`. "
+        "ONNX: sparse initializers (12 bytes per nonzero: value and int64 index); SavedModel stores its "
+        "variables densely. Latency: none of the three runtimes has sparse kernels for these layers (LiteRT "
+        "and onnxruntime expand the sparse tensors to dense ones when they load the file), so a sparse model "
+        "is not faster: the sparse/dense latency ratios are about 1 by construction, and differences are noise."
+    )
 
 
 def main(argv, results_dir):

@@ -24,6 +24,9 @@ Routes (the backend is the running Keras backend):
   mean and variance, so onnxruntime asks for them.
 - ONNX, torch and JAX: Keras' own `model.export(format="onnx")` (torch's
   TorchScript exporter with a dynamic batch axis; jax2onnx on JAX).
+- ONNX, every backend: initializers that are mostly zeros then move to the
+  graph's `sparse_initializer` list (values and int64 indices), which
+  onnxruntime expands when a session loads the file.
 - SavedModel, TensorFlow and JAX: Keras' `model.export(format="tf_saved_model")`
   (jax2tf on JAX).
 """
@@ -70,14 +73,46 @@ def write_litert(model, path, sparse=True):
         handle.write(flatbuffer)
 
 
-def write_onnx(model, path, input_name):
+def write_onnx(model, path, input_name, sparse=True):
+    onnx = _import("onnx", "onnx", "ONNX export")
     if keras.backend.backend() == "tensorflow":
-        return _write_onnx_tensorflow(model, path, input_name)
-    if keras.backend.backend() == "jax":
-        _import("jax2onnx", "jax2onnx", "ONNX export on the JAX backend (Keras' route)")
+        _write_onnx_tensorflow(model, path, input_name)
     else:
-        _import("onnx", "onnx", "ONNX export on the torch backend")
-    model.export(str(path), format="onnx", verbose=False)
+        if keras.backend.backend() == "jax":
+            _import("jax2onnx", "jax2onnx", "ONNX export on the JAX backend (Keras' route)")
+        model.export(str(path), format="onnx", verbose=False)
+    if sparse:
+        proto = onnx.load(str(path))
+        sparse_initializers(proto)
+        onnx.save(proto, str(path))
+
+
+def sparse_initializers(proto):
+    """Move each float32 initializer that its nonzeros store in fewer bytes into `sparse_initializer`.
+
+    ONNX's sparse encoding (`SparseTensorProto`): the nonzero values and their
+    int64 flat indices, 12 bytes per nonzero, so it pays below a third of the
+    weights; onnxruntime expands it to a dense tensor when the session loads.
+    Returns how many initializers moved.
+    """
+    from onnx import helper
+    from onnx import numpy_helper
+
+    graph = proto.graph
+    dense, sparse = [], []
+    for initializer in graph.initializer:
+        array = numpy_helper.to_array(initializer)
+        nonzero = np.flatnonzero(array) if array.dtype == np.float32 else None
+        if nonzero is None or 12 * len(nonzero) >= 4 * array.size:
+            dense.append(initializer)
+            continue
+        values = numpy_helper.from_array(array.reshape(-1)[nonzero], initializer.name)
+        indices = numpy_helper.from_array(nonzero.astype(np.int64))
+        sparse.append(helper.make_sparse_tensor(values, indices, list(array.shape)))
+    del graph.initializer[:]
+    graph.initializer.extend(dense)
+    graph.sparse_initializer.extend(sparse)
+    return len(sparse)
 
 
 def _write_onnx_tensorflow(model, path, input_name):

@@ -1,9 +1,9 @@
 """`keras_er.export`: a (sparse) Keras model -> a deployment file, verified by its format's own runtime.
 
 Formats (Keras' names): `"litert"` (a `.tflite` flatbuffer, sparse weights in
-TFLite's sparse encoding), `"onnx"` (a `.onnx` file; ONNX has no sparse
-encoding for weights, so zeros are stored densely) and `"tf_saved_model"`
-(a SavedModel folder). Which Keras backend can write which format is in
+TFLite's sparse encoding), `"onnx"` (a `.onnx` file, sparse weights as ONNX
+sparse initializers) and `"tf_saved_model"` (a SavedModel folder; variables
+are stored densely, zeros included). Which Keras backend can write which format is in
 `SUPPORT`; an unsupported pair is refused with the reason and what to do.
 
 The framework-specific code lives in `keras_er.deploy.adapters`; this module
@@ -64,7 +64,9 @@ def export(model, filepath, format=None, *, overwrite=False, sample=None, atol=1
         sample: the batch the runtime must reproduce (default: 4 seeded inputs of the model's
             input shape; uniform 0-255 for a model with a `Normalization` front, else N(0, 1)).
         atol: the largest absolute difference allowed between runtime and Keras outputs.
-        sparse: LiteRT only: store sparse weights in TFLite's sparse encoding (False: densely).
+        sparse: LiteRT and ONNX: store sparse weights in the format's sparse encoding (False: densely,
+            zeros included). The runtimes expand them when they load the file: smaller files, not
+            faster inference.
         verbose: print what was written.
 
     Returns:
@@ -94,7 +96,7 @@ def export(model, filepath, format=None, *, overwrite=False, sample=None, atol=1
         if format == "litert":
             adapters.write_litert(plain, scratch, sparse=sparse)
         elif format == "onnx":
-            adapters.write_onnx(plain, scratch, input_name=_input_name(model))
+            adapters.write_onnx(plain, scratch, input_name=_input_name(model), sparse=sparse)
         else:
             adapters.write_saved_model(plain, scratch)
         actual = adapters.RUNTIMES[format](scratch, x)
