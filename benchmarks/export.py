@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent
+README = ROOT.parent / "README.md"
+README_MARKERS = ("<!-- export-table -->\n", "<!-- /export-table -->")
 FORMATS = ("litert", "onnx", "tf_saved_model")
 FILE_NAMES = {"litert": "model.tflite", "onnx": "model.onnx", "tf_saved_model": "saved_model"}
 MODELS = {
@@ -224,7 +226,17 @@ def main(argv, results_dir):
     out.mkdir(parents=True, exist_ok=True)
     (out / "export.json").write_text(json.dumps(results, indent=1))
     (out / "export.md").write_text(text)
+    if out.resolve() == Path(results_dir).resolve():
+        write_readme_table(README, text)
     print(text)
+
+
+def write_readme_table(path, table):
+    """Replace the text between the export-table markers of `path` with `table`."""
+    start, end = README_MARKERS
+    text = path.read_text()
+    head, rest = text.split(start, 1)
+    path.write_text(head + start + table + end + rest.split(end, 1)[1])
 
 
 def _worker(argv):
