@@ -5,6 +5,7 @@
     python -m benchmarks dst --backends tensorflow   # DST update overhead: dst_overhead.json, .md
     python -m benchmarks knobs --backends torch      # speed settings per backend: knobs.json, .md
     python -m benchmarks load                        # fresh-process zoo.load seconds: load_time.json, .md
+    python -m benchmarks export                      # LiteRT/ONNX/SavedModel sizes and latency: export.json, .md
     python -m benchmarks --backends jax --update     # re-measure one backend, keep the others' rows
     python -m benchmarks gpu FOLDER --device NAME    # the GPU table from a lease's bench_<backend>.json
 
@@ -315,6 +316,10 @@ def main(argv=None):
         from benchmarks import knobs
 
         return knobs.main(argv[1:], ROOT / "results")
+    if argv[:1] == ["export"]:
+        from benchmarks import export
+
+        return export.main(argv[1:], ROOT / "results")
     if argv[:1] == ["load"]:
         from benchmarks import load_time
 

@@ -13,9 +13,21 @@ __version__ = "0.1.0"
 
 BACKENDS = ("tensorflow", "torch", "jax")  # the Keras backends keras_er supports and tests
 
-_SUBMODULES = ("callbacks", "data", "dst", "layers", "masks", "model_masks", "models", "pruning", "training", "zoo")
+_SUBMODULES = (
+    "callbacks",
+    "data",
+    "deploy",
+    "dst",
+    "layers",
+    "masks",
+    "model_masks",
+    "models",
+    "pruning",
+    "training",
+    "zoo",
+)
 
-__all__ = ["BACKENDS", "__version__", "sparsify", "strip", *_SUBMODULES]
+__all__ = ["BACKENDS", "__version__", "export", "sparsify", "strip", *_SUBMODULES]
 
 
 def __getattr__(name):
@@ -23,6 +35,8 @@ def __getattr__(name):
         return importlib.import_module(f"keras_er.{name}")
     if name == "sparsify":
         return importlib.import_module("keras_er.conversion").sparsify
+    if name == "export":
+        return importlib.import_module("keras_er.deploy").export
     if name == "strip":
         return importlib.import_module("keras_er.stripping").strip
     raise AttributeError(f"module 'keras_er' has no attribute {name!r}")

@@ -8,6 +8,7 @@ The parser imports no framework (`--help` and `--version` are instant), and
 
 import argparse
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from keras_er import BACKENDS
 from keras_er import __version__
+from keras_er.deploy.support import FORMATS
 
 CONV_PATHS = ("auto", "native", "matmul")  # keras_er.layers.conv_paths.MODES, without importing keras here
 
@@ -30,6 +32,7 @@ EXAMPLES = """examples:
   keras-er train --model resnet20 --out runs/r20 --resume   continue a stopped run
   keras-er evaluate --run runs/r20 --backend jax         --backend goes before or after the command
   keras-er export runs/r20                               write the run as a zoo entry
+  keras-er export-model resnet20_erk_d0.1_cifar10 --format litert --out r20.tflite
 """
 
 
@@ -134,6 +137,19 @@ def parser():
         help="move the weights file to folder ASSETS, out of the wheel, to be published as a "
         "release asset; the entry downloads it on first use once released",
     )
+
+    deploy = command(
+        "export-model",
+        "write a zoo model or a run as a LiteRT, ONNX or SavedModel file, verified by its runtime",
+        "Write a zoo model or a finished run (raw-pixel front included) as a deployment file with "
+        "keras_er.export: masks folded in, LiteRT's sparse encoding, the file checked in its own runtime "
+        "against the Keras outputs before it is moved into place. Without --backend, a format the current "
+        "backend cannot write is written on tensorflow.",
+    )
+    deploy.add_argument("source", metavar="ID|RUN", help="a zoo entry id (see `keras-er list`) or a run folder")
+    deploy.add_argument("--format", required=True, choices=FORMATS, help="deployment format (Keras' names)")
+    deploy.add_argument("--out", required=True, help="file to write (.tflite, .onnx) or SavedModel folder")
+    deploy.add_argument("--overwrite", action="store_true", help="replace --out if it exists (refused otherwise)")
 
     listing = command(
         "list",
@@ -240,7 +256,9 @@ def _switch_backend(backend, argv):
     import keras
 
     if keras.backend.backend() != backend:  # keras is loaded on another backend: start again
-        env = {**os.environ, "KERAS_BACKEND": backend}
+        from keras_er import framework_logs
+
+        env = framework_logs.for_child({**os.environ, "KERAS_BACKEND": backend})
         os.execvpe(sys.executable, [sys.executable, "-m", "keras_er", *argv], env)
 
 
@@ -315,6 +333,42 @@ def _export(args):
     return 0
 
 
+def _export_model(args):
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it.")
+    import keras
+
+    from keras_er.deploy.support import refusal
+
+    if not args.backend and refusal(args.format, keras.backend.backend()):
+        print(f"keras-er export-model: {args.format} is written on tensorflow.", file=sys.stderr)
+        _switch_backend("tensorflow", args.argv)
+    import keras_er
+
+    model = _deployable_model(args.source)
+    try:
+        report = keras_er.export(model, args.out, format=args.format, overwrite=args.overwrite)
+    except (ImportError, keras_er.deploy.ExportVerificationError) as error:  # a runtime missing, a mismatch
+        print(f"keras-er export-model: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _deployable_model(source):
+    """A zoo entry's model, or a run's network behind its dataset's raw-pixel normalisation."""
+    if Path(source).is_dir():
+        from keras_er.training.runs import load_run
+        from keras_er.zoo.builder import input_normalization
+        from keras_er.zoo.builder import with_preprocessing
+
+        config, model = load_run(source)
+        return with_preprocessing(model, *input_normalization(None, config["dataset"]))
+    from keras_er import zoo
+
+    return zoo.load(source)
+
+
 def _list(args):
     from keras_er.zoo import listing
     from keras_er.zoo import report
@@ -342,4 +396,11 @@ def _bench(args):
     return subprocess.run(command, cwd=checkout).returncode
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "export": _export, "list": _list, "bench": _bench}
+COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "export": _export,
+    "export-model": _export_model,
+    "list": _list,
+    "bench": _bench,
+}

@@ -295,3 +295,27 @@ def test_load_time_table_marks_the_target():
     assert lines[2] == "| jax | e | 6.00 | 12.00 | 0.50 | 28 / 60 | 1.0e-06 | ≤ 12 s: met |"
     assert lines[3] == "| torch | e | 5.00 | 5.50 | 0.91 | n/a | 1.0e-06 | no slower than initializers run |"
     assert "2 cores (1-minute load average 2.0-2.0)" in lines[-1]
+
+
+def test_export_table_reports_sizes_ratios_and_targets():
+    from benchmarks import export
+
+    def size(litert, onnx):
+        entry = lambda n: {"bytes": n, "max_abs_diff": 1e-6}
+        return {
+            "litert": entry(litert),
+            "litert_dense_storage": entry(4000),
+            "onnx": entry(onnx),
+            "tf_saved_model": entry(9000),
+        }
+
+    results = {
+        "sizes": {"flagship": size(1000 * 1024 // 4, 1200), "resnet20_dense": size(1000 * 1024, 4000)},
+        "latency_ms": {
+            "flagship vs resnet20_dense": {f: {"flagship": 1.0, "resnet20_dense": 2.0} for f in export.FORMATS}
+        },
+    }
+    text = export.markdown(results)
+    assert "| flagship / resnet20_dense | 0.250 | 0.300 | 1.000 | ≤ 0.3: met |" in text
+    assert "Flagship LiteRT file: 250 KiB (target ≤ 300 KiB: met)" in text
+    assert "| flagship vs resnet20_dense | onnxruntime | 1.00 | 2.00 | 0.50 |" in text

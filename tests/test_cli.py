@@ -575,3 +575,66 @@ def test_a_refused_export_leaves_the_zoo_byte_identical(tiny_cifar, tmp_path, ca
     assert cli.main(["export", str(run), "--root", str(root), "--replace"]) == 2
     assert "records 0 epochs but the run's recipe has 1" in capsys.readouterr().err
     assert _zoo_bytes(root) == before
+
+
+def _writable_format():
+    import keras
+
+    from keras_er.deploy.support import refusal
+
+    return next(f for f in ("onnx", "tf_saved_model") if refusal(f, keras.backend.backend()) is None)
+
+
+def test_export_model_writes_a_verified_file(tmp_path, capsys, monkeypatch):
+    from tests.deploy.test_export import sparse_cnn
+
+    format = _writable_format()
+    monkeypatch.setattr(cli, "_deployable_model", lambda source: sparse_cnn())
+    out = tmp_path / ("model.onnx" if format == "onnx" else "saved")
+    assert cli.main(["export-model", "some_id", "--format", format, "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["path"] == str(out) and report["max_abs_diff"] < 1e-4 and out.exists()
+    assert cli.main(["export-model", "some_id", "--format", format, "--out", str(out)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert cli.main(["export-model", "some_id", "--format", format, "--out", str(out), "--overwrite"]) == 0
+
+
+def test_export_model_refuses_an_unknown_format_and_zoo_id(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["export-model", "x", "--format", "tflite", "--out", str(tmp_path / "m.tflite")])
+    assert "invalid choice: 'tflite'" in capsys.readouterr().err
+    format = _writable_format()  # a format this backend writes: no switch to another process
+    assert cli.main(["export-model", "no_such_id", "--format", format, "--out", str(tmp_path / "out")]) == 2
+    assert "No zoo entry 'no_such_id'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_export_model_of_a_run_takes_raw_pixels(tiny_cifar, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main([*TRAIN, "--out", str(run)]) == 0
+    format = _writable_format()
+    out = tmp_path / ("run.onnx" if format == "onnx" else "saved")
+    capsys.readouterr()
+    assert cli.main(["export-model", str(run), "--format", format, "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["max_abs_diff"] < 1e-4
+    from keras_er.deploy import adapters
+    from keras_er.training.runs import load_run
+    from keras_er.data import load_arrays, load
+
+    raw, _ = load_arrays("cifar10", "test")
+    normalised, _ = load("cifar10", "test", as_numpy=True, limit=4)
+    (logits,) = adapters.RUNTIMES[format](out, raw[:4].astype("float32"))
+    np.testing.assert_allclose(logits, np.asarray(load_run(run)[1].predict(normalised, verbose=0)), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_export_model_switches_to_tensorflow_for_litert(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KERAS_BACKEND": "torch"}
+    out = tmp_path / "flagship.tflite"
+    command = [sys.executable, "-m", "keras_er", "export-model", "resnet20_erk_d0.1_cifar10", "--format", "litert"]
+    result = subprocess.run([*command, "--out", str(out)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["backend"] == "tensorflow" and report["bytes"] == out.stat().st_size <= 300 * 1024
+    assert "litert is written on tensorflow" in result.stderr
