@@ -6,6 +6,7 @@
     python -m benchmarks knobs --backends torch      # speed settings per backend: knobs.json, .md
     python -m benchmarks load                        # fresh-process zoo.load seconds: load_time.json, .md
     python -m benchmarks export                      # LiteRT/ONNX/SavedModel sizes and latency: export.json, .md
+    python -m benchmarks size                        # sparse vs dense .keras bytes: keras_file_size.json, .md
     python -m benchmarks --backends jax --update     # re-measure one backend, keep the others' rows
     python -m benchmarks gpu FOLDER --device NAME    # the GPU table from a lease's bench_<backend>.json
 
@@ -324,6 +325,10 @@ def main(argv=None):
         from benchmarks import load_time
 
         return load_time.main(argv[1:], ROOT / "results")
+    if argv[:1] == ["size"]:
+        from benchmarks import keras_file_size
+
+        return keras_file_size.main(argv[1:], ROOT / "results")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--models", nargs="+", default=["resnet20", "vgg16"])

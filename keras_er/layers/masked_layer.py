@@ -16,10 +16,12 @@ class MaskedLayer(PlaceholderWeights, keras.layers.Layer):
     """Base class: a layer whose kernel is multiplied by a fixed 0/1 mask.
 
     Subclasses create their weights with `_add_kernel` / `_add_bias` and use
-    `effective_kernel()` in `call`. The mask is a non-trainable weight with
-    the kernel's shape; `assign_mask` sets it and zeroes the masked kernel
-    entries, which then stay zero: their gradient is zero because the
-    forward pass uses `kernel * mask`.
+    `effective_kernel()` in `call`. The mask is a non-trainable `uint8`
+    weight with the kernel's shape: one byte per weight, in memory and in
+    `.keras` files, cast to the kernel's dtype where it is used (Keras reads
+    the float 0/1 mask of an older file into it exactly). `assign_mask` sets
+    it and zeroes the masked kernel entries, which then stay zero: their
+    gradient is zero because the forward pass uses `kernel * mask`.
 
     In popup mode the kernel is frozen and a trainable `scores` weight picks,
     per layer, the top `popup_density` fraction of the mask's weights by
@@ -85,6 +87,7 @@ class MaskedLayer(PlaceholderWeights, keras.layers.Layer):
             name="mask",
             shape=shape,
             initializer=array_initializer(mask),
+            dtype="uint8",
             trainable=False,
         )
         if self.popup:
@@ -107,15 +110,13 @@ class MaskedLayer(PlaceholderWeights, keras.layers.Layer):
         regularizer = self.kernel_regularizer
         if regularizer is None:
             return None
-        return lambda kernel: regularizer(kernel * ops.cast(self.mask, kernel.dtype))
+        return lambda kernel: regularizer(kernel * self.float_mask(kernel))
 
     def _zero_outside_mask(self):
         # Masked kernel entries (and popup scores) get zero gradient, so once
         # zero they stay zero; the compact weight format relies on it.
-        if self.popup:
-            self.scores.assign(self.scores * self.mask)
-        else:
-            self.kernel.assign(self.kernel * self.mask)
+        trained = self.scores if self.popup else self.kernel
+        trained.assign(trained * self.float_mask(trained))
 
     def _add_bias(self, shape):
         self.bias = None
@@ -131,10 +132,15 @@ class MaskedLayer(PlaceholderWeights, keras.layers.Layer):
 
     def effective_kernel(self):
         """The kernel the forward pass uses: `kernel * mask` (and popup top-k)."""
-        kernel = self.kernel * self.mask
+        kernel = ops.convert_to_tensor(self.kernel)  # under mixed precision: the compute dtype
+        kernel = kernel * self.float_mask(kernel)
         if self.popup:
             kernel = kernel * popup_lib.score_mask(self.scores, self.mask, self.popup_density)
         return kernel
+
+    def float_mask(self, like):
+        """The mask as a tensor of `like`'s dtype (a variable's, or a tensor's)."""
+        return ops.cast(self.mask, like.dtype)
 
     def assign_mask(self, mask, optimizer=None):
         """Set the 0/1 mask (numpy or tensor of the kernel's shape).
@@ -151,7 +157,7 @@ class MaskedLayer(PlaceholderWeights, keras.layers.Layer):
                 f"Layer '{self.name}' is not built yet; call it on an input (or `build` it) before `assign_mask`."
             )
         mask = check_mask(self.name, mask, tuple(self.kernel.shape))
-        self.mask.assign(mask.astype(self.mask.dtype))
+        self.mask.assign(mask.astype("uint8"))
         self._zero_outside_mask()
         self._zero_optimizer_slots(optimizer, mask)
 

@@ -1,3 +1,6 @@
+import io
+import zipfile
+
 import numpy as np
 import pytest
 import keras
@@ -147,12 +150,66 @@ def test_save_and_load_round_trip_bit_exactly(tmp_path, suffix):
     np.testing.assert_array_equal(to_numpy(model(x)), to_numpy(loaded(x)))
 
 
+def _keras_file_masks(path):
+    """{h5 dataset path: array} of every mask stored in the `.keras` file `path` (the last entry of a masked layer)."""
+    h5py = pytest.importorskip("h5py")
+    with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
+        found = {}
+
+        def collect(name, item):
+            if isinstance(item, h5py.Dataset):
+                found[name] = item[()]
+
+        weights.visititems(collect)
+    layers = {name.rsplit("/vars/", 1)[0] for name in found if "masked" in name}
+    return {name: found[name] for name in found if name.rsplit("/vars/", 1)[0] in layers and _is_mask(found[name])}
+
+
+def _is_mask(value):
+    return value.ndim >= 2 and np.isin(value, (0, 1)).all()
+
+
+def test_masks_are_uint8_in_memory_and_in_keras_files(tmp_path):
+    model = masked_cnn(seed=4)
+    assert {layer.mask.dtype for layer in masked_layers(model)} == {"uint8"}
+    model.save(tmp_path / "model.keras")
+    stored = _keras_file_masks(tmp_path / "model.keras")
+    assert len(stored) == len(masked_layers(model))
+    assert {value.dtype for value in stored.values()} == {np.dtype("uint8")}, "one byte per weight"
+
+
+def test_a_keras_file_with_float32_masks_loads_into_uint8_masks(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    model = masked_cnn(seed=6)
+    x, _ = images(3)
+    model.save(tmp_path / "new.keras")
+    old = tmp_path / "old.keras"
+    with zipfile.ZipFile(tmp_path / "new.keras") as source, zipfile.ZipFile(old, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "model.weights.h5":
+                buffer = io.BytesIO(data)
+                with h5py.File(buffer, "r+") as weights:
+                    for name in _keras_file_masks(tmp_path / "new.keras"):
+                        value = weights[name][()].astype("float32")  # masks as float32 variables wrote them
+                        del weights[name]
+                        weights[name] = value
+                data = buffer.getvalue()
+            target.writestr(item, data)
+    assert {value.dtype for value in _keras_file_masks(old).values()} == {np.dtype("float32")}
+    loaded = keras.models.load_model(old)
+    for layer, original in zip(masked_layers(loaded), masked_layers(model)):
+        assert layer.mask.dtype == "uint8"
+        np.testing.assert_array_equal(to_numpy(layer.mask), to_numpy(original.mask))
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
+
+
 def test_assign_mask_sets_mask_and_zeroes_kernel():
     layer = MaskedDense(3)
     layer.build((None, 4))
     mask = np.eye(4, 3, dtype=bool)
     layer.assign_mask(mask)
-    np.testing.assert_array_equal(to_numpy(layer.mask), mask.astype("float32"))
+    np.testing.assert_array_equal(to_numpy(layer.mask), mask.astype("uint8"))
     assert np.all(to_numpy(layer.kernel)[~mask] == 0)
 
 
