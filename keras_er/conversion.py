@@ -7,6 +7,7 @@ import numpy as np
 import keras
 
 from keras_er.layers import MaskedLayer
+from keras_er.layers.in_place import hold_masks
 from keras_er.layers.in_place import is_functional_or_sequential
 from keras_er.layers.in_place import mask_in_place
 from keras_er.layers.in_place import maskable_in_place
@@ -157,6 +158,7 @@ def sparsify(
     for layer in targets:
         mask_in_place(layer)
     if targets:
+        hold_masks(model)
         _reset_compiled_functions(model)
     if n_m is None:
         warn_about_dense_kernels(model)

@@ -64,7 +64,7 @@ def _plain_copy(layer):
             if key.endswith("_initializer") and value is None:
                 config[key] = "glorot_uniform"
         return plain_class.from_config(_accepted_config(layer, plain_class, config))
-    return _unmasked_class(layer).from_config(layer.get_config())
+    return in_place.keras_class(layer).from_config(in_place.plain_config(layer))
 
 
 def _plain_class(masked_class):
@@ -118,17 +118,13 @@ def _init_arguments(cls):
     return names
 
 
-def _unmasked_class(layer):
-    return layer.keras_class if isinstance(layer, in_place.InPlaceMasked) else type(layer)
-
-
 def _rebuilt(model):
     try:
-        plain = type(model).from_config(model.get_config())
+        plain = in_place.keras_class(model).from_config(in_place.plain_config(model))
         plain.build_from_config(model.get_build_config())
     except Exception as error:
         raise ValueError(
-            f"strip rebuilds a subclassed model from its config; {type(model).__name__}.from_config("
+            f"strip rebuilds a subclassed model from its config; {in_place.keras_class(model).__name__}.from_config("
             f"get_config()) failed ({type(error).__name__}: {error}). Give the class a working get_config."
         ) from None
     if not plain.built:

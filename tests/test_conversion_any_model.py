@@ -1,9 +1,11 @@
 """`sparsify` and `strip` on the models people fine-tune: subclassed, attention, keras-hub, keras.applications."""
 
+import json
 import os
 import subprocess
 import sys
 import warnings
+import zipfile
 
 import numpy as np
 import keras
@@ -181,6 +183,87 @@ def test_a_subclassed_model_is_masked_in_place_and_its_weights_round_trip(tmp_pa
         np.testing.assert_array_equal(to_numpy(first.mask), to_numpy(second.mask))
     x = data(np.random.default_rng(5))
     np.testing.assert_array_equal(to_numpy(other(x)), to_numpy(model(x)))
+
+
+def embedding_classifier():
+    """A Functional model whose top-level Embedding is masked in place (keras_er has no masked Embedding)."""
+    inputs = keras.Input((6,), dtype="int32")
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(60, 16)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(3)(x)), tokens
+
+
+ROUND_TRIP = {**{name: MODELS[name] for name in ("subclassed", "attention", "bert")}, "embedding": embedding_classifier}
+
+
+def assert_same_masks_and_zeros(saved, loaded):
+    first, second = masks.masked_layers(saved), masks.masked_layers(loaded)
+    assert [type(layer).__name__ for layer in first] == [type(layer).__name__ for layer in second]
+    for a, b in zip(first, second):
+        assert b.mask.dtype == "uint8"
+        np.testing.assert_array_equal(to_numpy(b.mask), to_numpy(a.mask), err_msg=a.path)
+        np.testing.assert_array_equal(to_numpy(b.kernel_variable), to_numpy(a.kernel_variable), err_msg=a.path)
+        assert (to_numpy(b.kernel_variable)[to_numpy(b.mask) == 0] == 0).all(), b.path
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
+def test_a_keras_file_of_a_model_masked_in_place_loads_with_its_masks(tmp_path, name):
+    model, data = ROUND_TRIP[name]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = keras_er.sparsify(model, density=0.2, seed=1)
+    x = data(np.random.default_rng(7), n=2)
+    model.save(tmp_path / "sparse.keras")
+    loaded = keras.saving.load_model(tmp_path / "sparse.keras")
+    np.testing.assert_array_equal(to_numpy(loaded(x, training=False)), to_numpy(model(x, training=False)))
+    assert_same_masks_and_zeros(model, loaded)
+    loaded.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.MeanSquaredError())
+    loaded.fit(x, to_numpy(model(x, training=False)) + 1.0, epochs=1, verbose=0)
+    for layer in masks.masked_layers(loaded):  # the reloaded masks hold in training
+        assert (to_numpy(layer.kernel_variable)[to_numpy(layer.mask) == 0] == 0).all(), layer.path
+
+
+FRESH_LOAD = """
+import sys, numpy as np, keras
+import keras_er.layers
+{classes}
+model = keras.saving.load_model(sys.argv[1])
+np.save(sys.argv[2], keras.ops.convert_to_numpy(model(np.load(sys.argv[3]), training=False)))
+np.savez(sys.argv[4], *[keras.ops.convert_to_numpy(layer.mask) for layer in keras_er.masks.masked_layers(model)])
+"""
+
+
+def test_a_fresh_process_loads_a_subclassed_model_masked_in_place(tmp_path):
+    _, model, data = sparse("subclassed", seed=2)
+    x = data(np.random.default_rng(8), n=2)
+    model.save(tmp_path / "sparse.keras")
+    np.save(tmp_path / "x.npy", x)
+    files = [str(tmp_path / name) for name in ("sparse.keras", "y.npy", "x.npy", "masks.npz")]
+    script = FRESH_LOAD.format(classes=_user_classes_source())
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script, *files], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), to_numpy(model(x, training=False)))
+    with np.load(tmp_path / "masks.npz") as loaded:
+        stored = [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
+    expected = [to_numpy(layer.mask) for layer in masks.masked_layers(model)]
+    assert len(stored) == len(expected) == 4
+    for a, b in zip(stored, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_keras_file_whose_masked_layers_do_not_match_the_model_is_refused(tmp_path):
+    _, model, _ = sparse("subclassed")
+    model.save(tmp_path / "sparse.keras")
+    with zipfile.ZipFile(tmp_path / "sparse.keras") as source, zipfile.ZipFile(tmp_path / "bad.keras", "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["config"]["masked"][0][1] = "Conv2D"  # where the model has its Embedding
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+    with pytest.raises(ValueError, match="masked Conv2D at position .* another architecture"):
+        keras.saving.load_model(tmp_path / "bad.keras")
 
 
 def test_popup_is_refused_for_layers_masked_in_place_and_nothing_changes():

@@ -1,8 +1,10 @@
 """Masked Keras 3 layers (a fixed 0/1 mask on the kernel, optional popup scores), and the Conv2D and
 BatchNormalization the architectures use (Keras' layers on a faster path: see `conv_paths`, `batch_norm`), and the
-RawPixelGuard behind the raw-pixel front of every keras_er model (`pixels`)."""
+RawPixelGuard behind the raw-pixel front of every keras_er model (`pixels`). Importing it registers every keras_er
+class a `.keras` file can name (`in_place` holders included)."""
 
 from keras_er.layers import conv_paths
+from keras_er.layers import in_place
 from keras_er.layers.batch_norm import BatchNormalization
 from keras_er.layers.conv import Conv2D
 from keras_er.layers.conv_paths import set_conv_path
@@ -33,5 +35,6 @@ __all__ = [
     "MaskedSeparableConv2D",
     "RawPixelGuard",
     "conv_paths",
+    "in_place",
     "set_conv_path",
 ]

@@ -59,8 +59,7 @@ class InPlaceMasked:
 
     def effective_kernel(self):
         """The weight the forward pass uses: the stored one times the mask."""
-        weight = self.kernel_variable
-        return weight * ops.cast(self.mask, weight.dtype)
+        return _times_mask(self.kernel_variable, self.mask)
 
     def assign_mask(self, mask, optimizer=None):
         """Set the 0/1 mask, zero the masked weights and their optimizer slots (see `MaskedLayer.assign_mask`)."""
@@ -112,17 +111,109 @@ def mask_in_place(layer):
             f"Layer '{layer.name}' ({type(layer).__name__}) cannot be masked in place: keras_er masks a built, "
             f"unquantized {', '.join(cls.__name__ for cls, _, _ in MASKABLE)} (or a subclass)."
         )
-    prop, stored = _spec(layer)
-    layer.__class__ = _twin(type(layer), prop, stored)
-    weight = getattr(layer, stored)
+    layer.__class__ = _twin(type(layer))
+    _add_mask(layer)
+    return layer
+
+
+def _add_mask(layer):
     layer._tracker.unlock()
     try:
         layer.mask = layer.add_weight(
-            name="mask", shape=tuple(weight.shape), initializer="ones", dtype="uint8", trainable=False
+            name="mask", shape=tuple(layer.kernel_variable.shape), initializer="ones", dtype="uint8", trainable=False
         )
     finally:
         layer._tracker.lock()
-    return layer
+
+
+def hold_masks(model):
+    """Make `model` save its in-place masks to `.keras`: each object Keras rebuilds from its config becomes a holder.
+
+    `keras.saving.load_model` rebuilds a model from configs, and the layers
+    made by a layer's own code (MultiHeadAttention's projections, a keras-hub
+    block's, a user's layer's) come back as plain Keras layers without a mask
+    variable. A holder - the model itself, or each top-level layer of a
+    Functional/Sequential model that holds masked layers - records in its
+    config which layers inside it are masked; when its weights load, before
+    theirs, it masks them again, and their saved masks load into them.
+    """
+    if is_functional_or_sequential(model):
+        for layer in model.layers:
+            hold_masks(layer)
+    elif isinstance(model, InPlaceMasked) or any(isinstance(layer, InPlaceMasked) for layer in walk(model)):
+        if not isinstance(model, MaskHolder):
+            model.__class__ = _holder(type(model))
+    return model
+
+
+class MaskHolder:
+    """What a layer or model holding layers masked in place adds to its class: a `.keras` file that keeps the masks.
+
+    Its config is its Keras class's config plus the positions (in `walk`
+    order) of the masked layers inside it; `from_config` rebuilds the Keras
+    class and `load_own_variables` - called before its sublayers load - masks
+    those layers again. Saved under one registered name whatever the class.
+    """
+
+    def get_config(self):
+        cls = keras_class(self)
+        return {
+            "layer": {
+                "module": cls.__module__,
+                "class_name": cls.__name__,
+                "registered_name": keras.saving.get_registered_name(cls),
+                "config": plain_config(self),
+            },
+            "masked_self": isinstance(self, InPlaceMasked),
+            "masked": [
+                [index, keras_class(layer).__name__]
+                for index, layer in enumerate(walk(self))
+                if isinstance(layer, InPlaceMasked)
+            ],
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        layer = keras.saving.deserialize_keras_object(config["layer"])
+        base = _twin(type(layer)) if config["masked_self"] else type(layer)
+        layer.__class__ = _holder(base)
+        layer._masks_to_restore = [(int(index), name) for index, name in config["masked"]]
+        return layer
+
+    def load_own_variables(self, store):
+        _restore_masks(self)
+        super().load_own_variables(store)
+
+
+def _restore_masks(holder):
+    pending = holder.__dict__.pop("_masks_to_restore", None)
+    if pending is None:
+        return
+    if isinstance(holder, InPlaceMasked) and getattr(holder, "mask", None) is None:
+        _add_mask(holder)
+    layers = list(walk(holder))
+    for index, name in pending:
+        layer = layers[index] if index < len(layers) else None
+        if layer is None or keras_class(layer).__name__ != name:
+            found = "nothing" if layer is None else keras_class(layer).__name__
+            raise ValueError(
+                f"The saved '{holder.name}' has a masked {name} at position {index} of its layers, but the rebuilt "
+                f"model has {found} there: the file was saved from another architecture."
+            )
+        if not isinstance(layer, InPlaceMasked):
+            mask_in_place(layer)
+
+
+def keras_class(layer):
+    """The class `layer` had before keras_er masked it in place or made it a holder."""
+    return getattr(type(layer), "keras_class", type(layer))
+
+
+def plain_config(layer):
+    """`layer`'s config as its Keras class writes it (a holder's own config wraps it)."""
+    if isinstance(layer, MaskHolder):
+        return super(MaskHolder, layer).get_config()
+    return layer.get_config()
 
 
 def sublayers(layer):
@@ -170,16 +261,43 @@ def _spec(layer):
     return None
 
 
-def _twin(cls, prop, stored):
+def _twin(cls):
     if cls not in _TWINS:
+        prop, stored = next((prop, stored) for keras_cls, prop, stored in MASKABLE if issubclass(cls, keras_cls))
         unmasked = inspect.getattr_static(cls, prop)
 
         def masked(self):
             weight = unmasked.fget(self)
             mask = getattr(self, "mask", None)
-            return weight if mask is None else weight * ops.cast(mask, weight.dtype)
+            return weight if mask is None else _times_mask(weight, mask)
 
         namespace = {prop: property(masked), "_masked_property": prop, "_stored_weight": stored, "keras_class": cls}
         namespace["__module__"] = __name__
         _TWINS[cls] = type(f"InPlaceMasked{cls.__name__}", (InPlaceMasked, cls), namespace)
     return _TWINS[cls]
+
+
+_HOLDERS = {}
+_HOLDER_NAME = "MasksInPlace"
+
+
+def _holder(cls):
+    if cls not in _HOLDERS:
+        namespace = {"keras_class": getattr(cls, "keras_class", cls), "__module__": __name__}
+        holder = type(f"MaskHolder{cls.__name__}", (MaskHolder, cls), namespace)
+        keras.saving.register_keras_serializable(package="keras_er", name=_HOLDER_NAME)(holder)  # saved under it
+        _HOLDERS[cls] = holder
+        _register_holder_name()  # loading resolves the name to MaskHolder.from_config
+    return _HOLDERS[cls]
+
+
+def _register_holder_name():
+    keras.saving.register_keras_serializable(package="keras_er", name=_HOLDER_NAME)(MaskHolder)
+
+
+_register_holder_name()
+
+
+def _times_mask(weight, mask):
+    weight = ops.convert_to_tensor(weight)  # inside a mixed-precision call: the compute dtype
+    return weight * ops.cast(mask, weight.dtype)
