@@ -4,6 +4,8 @@ tracing checks, the training state inside `fit` on JAX, loss gradients, and Tens
 Everything else in `keras_er` is written against `keras` and `keras.ops`.
 """
 
+import inspect
+
 import keras
 import numpy as np
 
@@ -139,7 +141,13 @@ def _jax_gradients(model, x, y, variables, loss, training):
         values = [variable.value for variable in every]
         for position, value in zip(positions, selected):
             values[position] = value
-        outputs, _ = model.stateless_call(values[: len(trainable)], values[len(trainable) :], x, training=training)
+        outputs, _ = model.stateless_call(values[: len(trainable)], values[len(trainable) :], x, **flags)
         return loss(y, outputs)
 
+    flags = {"training": training} if _accepts_training(model) else {}  # stateless_call passes it to `call` as is
     return jax.grad(loss_of)([every[position].value for position in positions])
+
+
+def _accepts_training(model):
+    parameters = inspect.signature(model.call).parameters.values()
+    return any(p.name == "training" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
