@@ -24,13 +24,20 @@ ROOT = Path(__file__).resolve().parent
 
 
 def child(model_name, density, folder):
-    """Sizes of the dense and the sparsified `.keras` files, mask bytes per weight, and the reload's error."""
+    """`measure` on `keras.applications.<model_name>(weights=None)`."""
+    import keras
+
+    model = getattr(keras.applications, model_name)(weights=None)
+    return {"model": model_name, **measure(model, density, folder)}
+
+
+def measure(model, density, folder):
+    """Sizes of the dense and the sparsified `.keras` files of `model`, mask bytes per weight, the reload's error."""
     import keras
     import numpy as np
 
     import keras_er
 
-    model = getattr(keras.applications, model_name)(weights=None)
     folder = Path(folder)
     dense_path, sparse_path = folder / "dense.keras", folder / "sparse.keras"
     model.save(dense_path)
@@ -44,7 +51,6 @@ def child(model_name, density, folder):
     loaded = keras.saving.load_model(sparse_path)
     error = float(np.abs(keras.ops.convert_to_numpy(loaded(x, training=False)) - expected).max())
     return {
-        "model": model_name,
         "density": density,
         "parameters": int(model.count_params()),
         "dense_bytes": dense_path.stat().st_size,

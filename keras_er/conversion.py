@@ -65,8 +65,17 @@ def sparsify(
     - Any other built model (subclassed, a keras-hub backbone or task) is
       masked **in place** and returned: each Dense/EinsumDense/Conv/Embedding
       anywhere inside it keeps its object and its behaviour, and reads its
-      weight times a mask (see `keras_er.layers.in_place`). Its compiled
+      weight times a uint8 mask (see `keras_er.layers.in_place`). Its compiled
       train/predict functions are reset so the next `fit` uses the masks.
+    - Whatever Keras rebuilds from a config and holds layers masked in place
+      (the model masked in place; in a copy, each top-level layer such as a
+      MultiHeadAttention or a keras-hub backbone) becomes a mask holder: a
+      subclass of its class that saves which layers inside it are masked.
+
+    Saving: `model.save` writes every mask as uint8, and
+    `keras.saving.load_model` (after `import keras_er.layers`) gives back the
+    same masks and outputs, for copies and models masked in place alike;
+    `keras_er.strip` gives plain Keras layers that load without keras_er.
 
     Weights of other layers (a depthwise kernel, a keras-hub position
     embedding) stay dense: one warning names them, and `masks.summary` counts

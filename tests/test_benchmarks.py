@@ -13,6 +13,7 @@ import pytest
 import keras_er
 
 from benchmarks import dst_overhead
+from benchmarks import keras_file_size
 from benchmarks import knobs
 from benchmarks import load_time
 from benchmarks import roofline
@@ -319,3 +320,28 @@ def test_export_table_reports_sizes_ratios_and_targets():
     assert "| flagship / resnet20_dense | 0.250 | 0.300 | 1.000 | ≤ 0.3: met |" in text
     assert "Flagship LiteRT file: 250 KiB (target ≤ 300 KiB: met)" in text
     assert "| flagship vs resnet20_dense | onnxruntime | 1.00 | 2.00 | 0.50 |" in text
+
+
+def test_a_sparse_keras_file_stores_one_byte_per_mask_weight(tmp_path):
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(32, 3, activation="relu")(inputs)
+    x = keras.layers.Conv2D(32, 3, activation="relu")(x)
+    outputs = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x))
+    result = keras_file_size.measure(keras.Model(inputs, outputs), 0.1, tmp_path)
+    assert result["mask_bytes_per_weight"] == 1
+    assert result["sparse_bytes"] <= keras_file_size.TARGET_RATIO * result["dense_bytes"]
+    assert result["reload_max_error"] == 0
+    assert abs(result["global_density"] - 0.1) < 1e-3
+
+
+def test_keras_file_size_table_marks_the_target():
+    row = {"model": "ResNet50", "density": 0.1, "mask_bytes_per_weight": 1.0, "reload_max_error": 0.0}
+    results = {
+        "backends": {
+            "jax": {**row, "dense_bytes": 100e6, "sparse_bytes": 125e6},
+            "torch": {**row, "dense_bytes": 100e6, "sparse_bytes": 199e6},
+        }
+    }
+    lines = keras_file_size.markdown(results).splitlines()
+    assert lines[2] == "| jax | ResNet50 | 0.1 | 100.0 | 125.0 | 1.250 | 1 | 0.0e+00 | ≤ 1.3x: met |"
+    assert lines[3].endswith("| 1.990 | 1 | 0.0e+00 | ≤ 1.3x: MISSED |")
