@@ -8,6 +8,14 @@ That property is the hook Keras' own LoRA and quantization use, so the layer's
 keras-hub transformer block, a user's layer) - reads the masked weight without
 knowing. Masks are `uint8` (one byte per weight).
 
+`.keras` files: Keras rebuilds a model from configs, and a layer made by
+another layer's code comes back as a plain Keras layer. So `sparsify` makes
+each object Keras rebuilds from a config and that holds masked layers (the
+model masked in place, or a top-level layer of a Functional/Sequential
+model) a `MaskHolder`: its config records which layers inside it are masked,
+and loading masks them again before their weights - and saved masks - load
+(`import keras_er.layers` registers it for `keras.saving.load_model`).
+
 This is the one module that reads Keras private names: `_tracker` (a built
 layer's state is locked; adding the mask unlocks it as `enable_lora` does),
 `_kernel` / `_embeddings` (the stored weights behind the properties) and
