@@ -7,6 +7,7 @@ import keras
 import keras_er
 from keras_er import masks
 from keras_er.layers import MaskedConv2D
+from keras_er.layers import in_place
 from keras_er.layers import MaskedDense
 from keras_er.layers import MaskedDepthwiseConv2D
 from tests.helpers import images
@@ -217,7 +218,9 @@ def test_an_embedding_is_masked_in_place_in_the_copy():
         warnings.filterwarnings("error", message="sparsify leaves")  # nothing left dense
         sparse = keras_er.sparsify(model, density=0.2, method="exact", scheme="uniform")
     embedding, head = masks.masked_layers(sparse)
-    assert type(embedding).__name__ == "InPlaceMaskedEmbedding" and embedding is not model.layers[1]
+    assert isinstance(embedding, in_place.InPlaceMasked) and embedding is not model.layers[1]
+    assert in_place.keras_class(embedding) is keras.layers.Embedding
+    assert isinstance(embedding, in_place.MaskHolder), "a top-level layer masked in place saves its mask to .keras"
     assert to_numpy(embedding.mask).sum() == 8 and to_numpy(head.mask).sum() == 16
     tokens = np.arange(5)[None]
     table = to_numpy(embedding.embeddings)
@@ -299,6 +302,7 @@ def test_a_causal_conv1d_is_masked_in_place_and_keeps_its_padding():
     model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
     sparse = keras_er.sparsify(model, density=1.0)
     causal, head = masks.masked_layers(sparse)
-    assert type(causal).__name__ == "InPlaceMaskedConv1D" and causal.padding == "causal"
+    assert isinstance(causal, in_place.InPlaceMasked) and causal.padding == "causal"
+    assert in_place.keras_class(causal) is keras.layers.Conv1D
     x = np.random.default_rng(0).normal(size=(2, 10, 3)).astype("float32")
     np.testing.assert_allclose(to_numpy(sparse(x)), to_numpy(model(x)), rtol=1e-5, atol=1e-5)
