@@ -41,15 +41,14 @@ class MaskSummaries(keras.callbacks.Callback):
         layers: whether to log each layer's density (False: only the global one).
 
     Example:
-
-    >>> from keras_er.layers import MaskedDense
-    >>> model = keras.Sequential([keras.Input((4,)), MaskedDense(8, density=0.5, seed=0, name="hidden"),
-    ...                           MaskedDense(2, name="head")])
-    >>> model.compile("sgd", "mse")
-    >>> history = model.fit(np.ones((4, 4)), np.ones((4, 2)), verbose=0,
-    ...                     callbacks=[keras_er.callbacks.MaskSummaries()])
-    >>> {key: round(values[-1], 4) for key, values in history.history.items() if "density" in key}
-    {'density/hidden': 0.5, 'density/head': 1.0, 'global_density': 0.6667}
+        >>> from keras_er.layers import MaskedDense
+        >>> model = keras.Sequential([keras.Input((4,)), MaskedDense(8, density=0.5, seed=0, name="hidden"),
+        ...                           MaskedDense(2, name="head")])
+        >>> model.compile("sgd", "mse")
+        >>> history = model.fit(np.ones((4, 4)), np.ones((4, 2)), verbose=0,
+        ...                     callbacks=[keras_er.callbacks.MaskSummaries()])
+        >>> {key: round(values[-1], 4) for key, values in history.history.items() if "density" in key}
+        {'density/hidden': 0.5, 'density/head': 1.0, 'global_density': 0.6667}
     """
 
     def __init__(self, prefix="density/", global_key="global_density", layers=True):

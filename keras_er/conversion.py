@@ -124,29 +124,28 @@ def sparsify(
         The sparse `keras.Model`: a copy (Functional, Sequential) or `model` itself.
 
     Example:
+        >>> inputs = keras.Input((32, 32, 3))
+        >>> x = keras.layers.Conv2D(16, 3, activation="relu")(inputs)
+        >>> x = keras.layers.GlobalAveragePooling2D()(x)
+        >>> outputs = keras.layers.Dense(10)(x)
+        >>> sparse = keras_er.sparsify(keras.Model(inputs, outputs), density=0.3)
+        >>> round(keras_er.masks.summary(sparse, print_fn=None)["global_density"], 3)
+        0.3
 
-    >>> inputs = keras.Input((32, 32, 3))
-    >>> x = keras.layers.Conv2D(16, 3, activation="relu")(inputs)
-    >>> x = keras.layers.GlobalAveragePooling2D()(x)
-    >>> outputs = keras.layers.Dense(10)(x)
-    >>> sparse = keras_er.sparsify(keras.Model(inputs, outputs), density=0.3)
-    >>> round(keras_er.masks.summary(sparse, print_fn=None)["global_density"], 3)
-    0.3
+        N:M (here 2:4; the first Conv2D's 3 input channels are not a multiple of 4, so it stays dense):
 
-    N:M (here 2:4; the first Conv2D's 3 input channels are not a multiple of 4, so it stays dense):
-
-    >>> inputs = keras.Input((16, 16, 3))
-    >>> x = keras.layers.Conv2D(8, 3)(inputs)
-    >>> x = keras.layers.Conv2D(8, 3)(x)
-    >>> outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x))
-    >>> import warnings
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     sparse = keras_er.sparsify(keras.Model(inputs, outputs), n_m=(2, 4), seed=0)
-    >>> [layer.n_m for layer in keras_er.masks.masked_layers(sparse)]
-    [None, (2, 4), (2, 4)]
-    >>> any("(3, 3, 3, 8) is not a multiple of 4" in str(w.message) for w in caught)
-    True
+        >>> inputs = keras.Input((16, 16, 3))
+        >>> x = keras.layers.Conv2D(8, 3)(inputs)
+        >>> x = keras.layers.Conv2D(8, 3)(x)
+        >>> outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x))
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     sparse = keras_er.sparsify(keras.Model(inputs, outputs), n_m=(2, 4), seed=0)
+        >>> [layer.n_m for layer in keras_er.masks.masked_layers(sparse)]
+        [None, (2, 4), (2, 4)]
+        >>> any("(3, 3, 3, 8) is not a multiple of 4" in str(w.message) for w in caught)
+        True
     """
     _check_model(model)
     n_m, density, scheme = _resolve_pattern(n_m, density, scheme, method, repair_flow, popup)

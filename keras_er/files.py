@@ -13,13 +13,12 @@ writer, `<name>.part-<host>-<pid>-<token>`, so that a process killed mid-write
 recognises and removes later, once no process of that id runs on this host.
 
 Example:
-
->>> import tempfile, pathlib
->>> folder = pathlib.Path(tempfile.mkdtemp())
->>> with folder_lock(folder), atomic_write(folder / "a.txt") as tmp:
-...     _ = tmp.write_text("whole")
->>> (folder / "a.txt").read_text()
-'whole'
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> with folder_lock(folder), atomic_write(folder / "a.txt") as tmp:
+    ...     _ = tmp.write_text("whole")
+    >>> (folder / "a.txt").read_text()
+    'whole'
 """
 
 import contextlib

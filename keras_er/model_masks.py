@@ -73,12 +73,11 @@ def assign(
         The per-layer densities used, one per masked layer.
 
     Example:
-
-    >>> from keras_er.layers import MaskedDense
-    >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16),
-    ...                           MaskedDense(4)])
-    >>> assign(model, density=0.5, scheme="erk", seed=0)
-    [0.4..., 0.6...]
+        >>> from keras_er.layers import MaskedDense
+        >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16),
+        ...                           MaskedDense(4)])
+        >>> assign(model, density=0.5, scheme="erk", seed=0)
+        [0.4..., 0.6...]
     """
     layers = require_masked_layers(model)
     shapes = [tuple(layer.kernel_variable.shape) for layer in layers]
@@ -159,13 +158,12 @@ def assign_n_m(model, n_m=(2, 4), seed=0, dense_layers=()):
     `assign`, masked weights and their optimizer slots are zeroed.
 
     Example:
-
-    >>> from keras_er.layers import MaskedDense
-    >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16), MaskedDense(4)])
-    >>> assign_n_m(model, (2, 4), seed=0)
-    [0.5, 0.5]
-    >>> keras_er.masks.is_n_m(model.layers[0].active_mask(), (2, 4), axis=0)
-    True
+        >>> from keras_er.layers import MaskedDense
+        >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16), MaskedDense(4)])
+        >>> assign_n_m(model, (2, 4), seed=0)
+        [0.5, 0.5]
+        >>> keras_er.masks.is_n_m(model.layers[0].active_mask(), (2, 4), axis=0)
+        True
     """
     n_m = n_m_lib.validate_n_m(n_m)
     layers = require_masked_layers(model)

@@ -7,16 +7,15 @@ may be given as `Lazy("module", "attribute")`, loaded on first use, so listing a
 choices) imports nothing heavy. Every registry words its errors the same way.
 
 Example:
-
->>> shapes = Registry("shape", {"square": lambda side: side * side})
->>> shapes.register("triangle", lambda side: side * side / 2)
->>> list(shapes), shapes.lookup("triangle", "shape")(4)
-(['square', 'triangle'], 8.0)
->>> shapes.unregister("square")
-Traceback (most recent call last):
-...
-ValueError: Shape 'square' is built in and cannot be unregistered.
->>> shapes.unregister("triangle")
+    >>> shapes = Registry("shape", {"square": lambda side: side * side})
+    >>> shapes.register("triangle", lambda side: side * side / 2)
+    >>> list(shapes), shapes.lookup("triangle", "shape")(4)
+    (['square', 'triangle'], 8.0)
+    >>> shapes.unregister("square")
+    Traceback (most recent call last):
+    ...
+    ValueError: Shape 'square' is built in and cannot be unregistered.
+    >>> shapes.unregister("triangle")
 """
 
 import importlib

@@ -31,12 +31,11 @@ def strip(model):
     so a subclassed model needs a working `get_config`.
 
     Example:
-
-    >>> inputs = keras.Input((8,))
-    >>> model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
-    >>> plain = keras_er.strip(keras_er.sparsify(model, density=0.5))
-    >>> type(plain.layers[-1]).__name__, float(keras.ops.mean(plain.layers[-1].kernel == 0))
-    ('Dense', 0.5)
+        >>> inputs = keras.Input((8,))
+        >>> model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
+        >>> plain = keras_er.strip(keras_er.sparsify(model, density=0.5))
+        >>> type(plain.layers[-1]).__name__, float(keras.ops.mean(plain.layers[-1].kernel == 0))
+        ('Dense', 0.5)
     """
     require_masked_layers(model)
     if pixels.takes_raw_pixels(model):  # keras_er's raw-pixel front stays, in Keras' own layers (no guard)

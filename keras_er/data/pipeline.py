@@ -129,14 +129,13 @@ def load(
         pixels it holds), or `(x, y)` arrays.
 
     Example:
-
-    >>> train = keras_er.data.load("cifar10", "train", limit=1024)
-    >>> x, y = train[0]
-    >>> x.shape, x.dtype, float(x.min()) >= 0, train.normalized
-    ((128, 32, 32, 3), dtype('float32'), True, False)
-    >>> x, y = keras_er.data.load("cifar10", "test", limit=256, normalize=True)[0]  # for a bare network
-    >>> bool(x.min() < 0)
-    True
+        >>> train = keras_er.data.load("cifar10", "train", limit=1024)
+        >>> x, y = train[0]
+        >>> x.shape, x.dtype, float(x.min()) >= 0, train.normalized
+        ((128, 32, 32, 3), dtype('float32'), True, False)
+        >>> x, y = keras_er.data.load("cifar10", "test", limit=256, normalize=True)[0]  # for a bare network
+        >>> bool(x.min() < 0)
+        True
     """
     if not isinstance(normalize, bool):
         raise TypeError(f"`normalize` must be True (for a bare network) or False (raw pixels); got {normalize!r}.")

@@ -13,17 +13,16 @@ read-only views of the registry, so they include datasets registered later.
 This module imports neither keras nor numpy: it is plain facts.
 
 Example:
-
->>> DATASET_SPECS["cifar10"].classes
-10
->>> register_dataset(DatasetSpec("tiny", (8, 8, 1), 2, (127.5,), (127.5,)))
-DatasetSpec(name='tiny', shape=(8, 8, 1), classes=2, mean=(127.5,), std=(127.5,), augment=False, download=None,
-class_names=None)
->>> class_names("cifar10")[:3], class_names("tiny")
-(('airplane', 'automobile', 'bird'), ('0', '1'))
->>> "tiny" in DATASETS, NORMALIZATION["tiny"]
-(True, ((127.5,), (127.5,)))
->>> del DATASET_SPECS["tiny"]
+    >>> DATASET_SPECS["cifar10"].classes
+    10
+    >>> register_dataset(DatasetSpec("tiny", (8, 8, 1), 2, (127.5,), (127.5,)))
+    DatasetSpec(name='tiny', shape=(8, 8, 1), classes=2, mean=(127.5,), std=(127.5,), augment=False, download=None,
+    class_names=None)
+    >>> class_names("cifar10")[:3], class_names("tiny")
+    (('airplane', 'automobile', 'bird'), ('0', '1'))
+    >>> "tiny" in DATASETS, NORMALIZATION["tiny"]
+    (True, ((127.5,), (127.5,)))
+    >>> del DATASET_SPECS["tiny"]
 """
 
 import dataclasses

@@ -10,14 +10,13 @@ The framework-specific code lives in `keras_er.deploy.adapters`; this module
 is backend-neutral.
 
 Example:
-
->>> import tempfile, pathlib
->>> inputs = keras.Input((8,), name="features")
->>> model = keras_er.sparsify(keras.Model(inputs, keras.layers.Dense(4)(inputs)), density=0.5)
->>> path = pathlib.Path(tempfile.mkdtemp()) / "model.onnx"
->>> if keras.backend.backend() != "jax":
-...     report = keras_er.export(model, path, format="onnx")
-...     assert path.is_file() and report["max_abs_diff"] < 1e-4
+    >>> import tempfile, pathlib
+    >>> inputs = keras.Input((8,), name="features")
+    >>> model = keras_er.sparsify(keras.Model(inputs, keras.layers.Dense(4)(inputs)), density=0.5)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.onnx"
+    >>> if keras.backend.backend() != "jax":
+    ...     report = keras_er.export(model, path, format="onnx")
+    ...     assert path.is_file() and report["max_abs_diff"] < 1e-4
 """
 
 import os

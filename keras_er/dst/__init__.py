@@ -53,9 +53,8 @@ def get(name, **kwargs):
     """The callback of DST method `name` (`"set"`, `"rigl"`, or a registered one), built with `kwargs`.
 
     Example:
-
-    >>> keras_er.dst.get("set", update_every=50).update_every
-    50
+        >>> keras_er.dst.get("set", update_every=50).update_every
+        50
     """
     return METHODS.lookup(name, "method")(**kwargs)
 

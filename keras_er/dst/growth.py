@@ -26,18 +26,17 @@ class SET(DynamicSparseTraining):
     resumed run. Mocanu et al. 2018, with RigL's cosine schedule (Evci et al. 2020).
 
     Example:
-
-    >>> from keras_er.layers import MaskedDense
-    >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, density=0.5, seed=0, name="hidden"),
-    ...                           MaskedDense(4, density=0.5, seed=1, name="logits")])
-    >>> model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> x, y = np.random.default_rng(0).normal(size=(32, 8)), np.arange(32) % 4
-    >>> dst = keras_er.dst.SET(update_every=2, seed=0)
-    >>> _ = model.fit(x, y, batch_size=8, epochs=2, callbacks=[dst], verbose=0)
-    >>> [record["step"] for record in dst.history]  # 8 steps, updates stop at 0.75 * 8
-    [2, 4]
-    >>> dst.history[0]["layers"]["hidden"]  # round(0.3 / 2 * (1 + cos(pi * 2 / 6)) * 64)
-    {'active': 64, 'dropped': 14, 'grown': 14}
+        >>> from keras_er.layers import MaskedDense
+        >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, density=0.5, seed=0, name="hidden"),
+        ...                           MaskedDense(4, density=0.5, seed=1, name="logits")])
+        >>> model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> x, y = np.random.default_rng(0).normal(size=(32, 8)), np.arange(32) % 4
+        >>> dst = keras_er.dst.SET(update_every=2, seed=0)
+        >>> _ = model.fit(x, y, batch_size=8, epochs=2, callbacks=[dst], verbose=0)
+        >>> [record["step"] for record in dst.history]  # 8 steps, updates stop at 0.75 * 8
+        [2, 4]
+        >>> dst.history[0]["layers"]["hidden"]  # round(0.3 / 2 * (1 + cos(pi * 2 / 6)) * 64)
+        {'active': 64, 'dropped': 14, 'grown': 14}
     """
 
     def growth_scores(self, layers, step, batch):
@@ -63,16 +62,15 @@ class RigL(DynamicSparseTraining):
         (the rest as in `DynamicSparseTraining`)
 
     Example:
-
-    >>> from keras_er.layers import MaskedDense
-    >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, density=0.5, seed=0),
-    ...                           MaskedDense(4, density=0.5, seed=1)])
-    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> x, y = np.random.default_rng(0).normal(size=(32, 8)).astype("float32"), np.arange(32) % 4
-    >>> dst = keras_er.dst.RigL(update_every=2, data=(x[:8], y[:8]))
-    >>> _ = model.fit(x, y, batch_size=8, epochs=2, callbacks=[dst], verbose=0)
-    >>> [record["step"] for record in dst.history]
-    [2, 4]
+        >>> from keras_er.layers import MaskedDense
+        >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, density=0.5, seed=0),
+        ...                           MaskedDense(4, density=0.5, seed=1)])
+        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> x, y = np.random.default_rng(0).normal(size=(32, 8)).astype("float32"), np.arange(32) % 4
+        >>> dst = keras_er.dst.RigL(update_every=2, data=(x[:8], y[:8]))
+        >>> _ = model.fit(x, y, batch_size=8, epochs=2, callbacks=[dst], verbose=0)
+        >>> [record["step"] for record in dst.history]
+        [2, 4]
     """
 
     def __init__(self, update_every=100, drop_fraction=0.3, end_fraction=0.75, seed=0, data=None, loss=None, **kwargs):

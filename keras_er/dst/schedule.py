@@ -14,13 +14,12 @@ def drop_fraction_at(step, total_steps, drop_fraction=0.3, end_fraction=0.75):
     """`drop_fraction / 2 * (1 + cos(pi * step / (end_fraction * total_steps)))`, or 0 from the end on.
 
     Example:
-
-    >>> drop_fraction_at(0, 1000)
-    0.3
-    >>> round(drop_fraction_at(375, 1000), 6)  # half-way to the end: half the fraction
-    0.15
-    >>> drop_fraction_at(750, 1000), drop_fraction_at(900, 1000)
-    (0.0, 0.0)
+        >>> drop_fraction_at(0, 1000)
+        0.3
+        >>> round(drop_fraction_at(375, 1000), 6)  # half-way to the end: half the fraction
+        0.15
+        >>> drop_fraction_at(750, 1000), drop_fraction_at(900, 1000)
+        (0.0, 0.0)
     """
     check_arguments(1, drop_fraction, end_fraction)
     if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:

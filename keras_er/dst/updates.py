@@ -40,12 +40,11 @@ def drop_and_grow(kernel, mask, scores, k):
         An `Update(mask, dropped, grown)` of boolean arrays; `mask` has as many ones as the old mask.
 
     Example:
-
-    >>> kernel = np.array([[0.5, 0.0], [-0.1, 0.9]])
-    >>> mask = np.array([[1, 0], [1, 1]])
-    >>> drop_and_grow(kernel, mask, scores=np.array([[0.0, 3.0], [0.0, 0.0]]), k=1).mask.astype(int)
-    array([[1, 1],
-           [0, 1]])
+        >>> kernel = np.array([[0.5, 0.0], [-0.1, 0.9]])
+        >>> mask = np.array([[1, 0], [1, 1]])
+        >>> drop_and_grow(kernel, mask, scores=np.array([[0.0, 3.0], [0.0, 0.0]]), k=1).mask.astype(int)
+        array([[1, 1],
+               [0, 1]])
     """
     kernel, mask, scores = _check(kernel, mask, scores)
     active = np.flatnonzero(mask)
@@ -81,13 +80,12 @@ def drop_and_grow_n_m(kernel, mask, scores, k, n_m, axis):
         axis: the axis the groups run along (the layer's reduction axis).
 
     Example:
-
-    >>> kernel = np.array([[0.5, 0.0, -0.1, 0.0], [0.0, 0.9, 0.0, 0.2]])
-    >>> mask = kernel != 0
-    >>> scores = np.array([[0.0, 1.0, 0.0, 2.0], [3.0, 0.0, 0.0, 0.0]])
-    >>> drop_and_grow_n_m(kernel, mask, scores, k=2, n_m=(2, 4), axis=1).mask.astype(int)
-    array([[1, 0, 0, 1],
-           [1, 1, 0, 0]])
+        >>> kernel = np.array([[0.5, 0.0, -0.1, 0.0], [0.0, 0.9, 0.0, 0.2]])
+        >>> mask = kernel != 0
+        >>> scores = np.array([[0.0, 1.0, 0.0, 2.0], [3.0, 0.0, 0.0, 0.0]])
+        >>> drop_and_grow_n_m(kernel, mask, scores, k=2, n_m=(2, 4), axis=1).mask.astype(int)
+        array([[1, 0, 0, 1],
+               [1, 1, 0, 0]])
     """
     kernel, mask, scores = _check(kernel, mask, scores)
     n, m = validate_n_m(n_m)

@@ -10,12 +10,11 @@ synchronized statistics, an axis other than the last of a 4D input, non-float32 
 Keras' own code.
 
 Example:
-
->>> import numpy as np
->>> layer = BatchNormalization(momentum=0.9)
->>> y = layer(np.ones((2, 4, 4, 3), "float32"), training=True)
->>> tuple(y.shape)
-(2, 4, 4, 3)
+    >>> import numpy as np
+    >>> layer = BatchNormalization(momentum=0.9)
+    >>> y = layer(np.ones((2, 4, 4, 3), "float32"), training=True)
+    >>> tuple(y.shape)
+    (2, 4, 4, 3)
 """
 
 import keras

@@ -5,9 +5,8 @@ with a 2-pixel-wide output runs as one matmul instead of XLA's pathologically sl
 `keras_er.sparsify` replaces it by `MaskedConv2D` exactly as it replaces Keras' Conv2D.
 
 Example:
-
->>> tuple(Conv2D(4, 3, padding="same")(keras.ops.ones((1, 2, 2, 3))).shape)
-(1, 2, 2, 4)
+    >>> tuple(Conv2D(4, 3, padding="same")(keras.ops.ones((1, 2, 2, 3))).shape)
+    (1, 2, 2, 4)
 """
 
 import keras

@@ -11,13 +11,12 @@ the matmul where it applies: 2D, `groups=1`, known spatial sizes). Both compute 
 differ by float32 round-off only.
 
 Example:
-
->>> import numpy as np
->>> x = keras.ops.convert_to_tensor(np.ones((1, 2, 2, 3), "float32"))
->>> k = keras.ops.convert_to_tensor(np.ones((3, 3, 3, 4), "float32"))
->>> y = matmul_conv2d(x, k, strides=(1, 1), padding="same", dilation_rate=(1, 1), data_format="channels_last")
->>> keras.ops.convert_to_numpy(y)[0, :, :, 0].tolist()
-[[12.0, 12.0], [12.0, 12.0]]
+    >>> import numpy as np
+    >>> x = keras.ops.convert_to_tensor(np.ones((1, 2, 2, 3), "float32"))
+    >>> k = keras.ops.convert_to_tensor(np.ones((3, 3, 3, 4), "float32"))
+    >>> y = matmul_conv2d(x, k, strides=(1, 1), padding="same", dilation_rate=(1, 1), data_format="channels_last")
+    >>> keras.ops.convert_to_numpy(y)[0, :, :, 0].tolist()
+    [[12.0, 12.0], [12.0, 12.0]]
 """
 
 import functools
@@ -35,10 +34,9 @@ def set_conv_path(mode):
     Takes effect for functions traced afterwards (a compiled train step keeps the path it was traced with).
 
     Example:
-
-    >>> previous = set_conv_path("native")
-    >>> set_conv_path(previous)
-    'native'
+        >>> previous = set_conv_path("native")
+        >>> set_conv_path(previous)
+        'native'
     """
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {', '.join(MODES)}; got {mode!r}.")

@@ -138,11 +138,10 @@ class MaskedConv2D(MaskedConvBase):
     The mask has the kernel's shape `(kh, kw, in_channels // groups, filters)`.
 
     Example:
-
-    >>> conv = MaskedConv2D(16, 3, padding="same", density=0.2, seed=1)
-    >>> y = conv(keras.ops.ones((1, 8, 8, 3)))
-    >>> tuple(y.shape)
-    (1, 8, 8, 16)
+        >>> conv = MaskedConv2D(16, 3, padding="same", density=0.2, seed=1)
+        >>> y = conv(keras.ops.ones((1, 8, 8, 3)))
+        >>> tuple(y.shape)
+        (1, 8, 8, 16)
     """
 
     convolution = staticmethod(ops.conv)
@@ -183,9 +182,8 @@ class MaskedConv1D(MaskedConv2D):
     (without `padding="causal"`) plus `density`, `seed`, `popup`, `popup_density`.
 
     Example:
-
-    >>> tuple(MaskedConv1D(4, 3, density=0.5, seed=0)(keras.ops.ones((2, 10, 3))).shape)
-    (2, 8, 4)
+        >>> tuple(MaskedConv1D(4, 3, density=0.5, seed=0)(keras.ops.ones((2, 10, 3))).shape)
+        (2, 8, 4)
     """
 
     rank = 1
@@ -197,9 +195,8 @@ class MaskedConv3D(MaskedConv2D):
     plus `density`, `seed`, `popup`, `popup_density`.
 
     Example:
-
-    >>> tuple(MaskedConv3D(4, 3, density=0.5, seed=0)(keras.ops.ones((1, 5, 5, 5, 2))).shape)
-    (1, 3, 3, 3, 4)
+        >>> tuple(MaskedConv3D(4, 3, density=0.5, seed=0)(keras.ops.ones((1, 5, 5, 5, 2))).shape)
+        (1, 3, 3, 3, 4)
     """
 
     rank = 3

@@ -29,10 +29,9 @@ class MaskedConv2DTranspose(MaskedConvBase):
     The kernel (and mask) has Keras' shape `(kh, kw, filters, in_channels)`.
 
     Example:
-
-    >>> up = MaskedConv2DTranspose(4, 3, strides=2, padding="same", density=0.5, seed=0)
-    >>> tuple(up(keras.ops.ones((1, 5, 5, 3))).shape)
-    (1, 10, 10, 4)
+        >>> up = MaskedConv2DTranspose(4, 3, strides=2, padding="same", density=0.5, seed=0)
+        >>> tuple(up(keras.ops.ones((1, 5, 5, 3))).shape)
+        (1, 10, 10, 4)
     """
 
     convolution = staticmethod(ops.conv_transpose)

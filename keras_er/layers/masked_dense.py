@@ -24,11 +24,10 @@ class MaskedDense(MaskedLayer):
         popup_density: fraction of the mask's weights popup keeps per layer.
 
     Example:
-
-    >>> layer = MaskedDense(64, activation="relu", density=0.1, seed=0)
-    >>> y = layer(keras.ops.ones((2, 32)))
-    >>> float(keras.ops.mean(layer.mask))  # ~0.1 of the 32 x 64 weights
-    0.1...
+        >>> layer = MaskedDense(64, activation="relu", density=0.1, seed=0)
+        >>> y = layer(keras.ops.ones((2, 32)))
+        >>> float(keras.ops.mean(layer.mask))  # ~0.1 of the 32 x 64 weights
+        0.1...
     """
 
     def __init__(

@@ -21,10 +21,9 @@ class MaskedDepthwiseConv2D(MaskedConvBase):
     shape `(kh, kw, in_channels, depth_multiplier)`.
 
     Example:
-
-    >>> dw = MaskedDepthwiseConv2D(3, padding="same", density=0.5, seed=0)
-    >>> tuple(dw(keras.ops.ones((1, 8, 8, 4))).shape)
-    (1, 8, 8, 4)
+        >>> dw = MaskedDepthwiseConv2D(3, padding="same", density=0.5, seed=0)
+        >>> tuple(dw(keras.ops.ones((1, 8, 8, 4))).shape)
+        (1, 8, 8, 4)
     """
 
     kernel_arg_prefix = "depthwise"
@@ -77,12 +76,11 @@ class MaskedSeparableConv2D(MaskedConvBase):
     weights drawn from `seed`; only the scores of the pointwise kernel train.
 
     Example:
-
-    >>> sep = MaskedSeparableConv2D(8, 3, padding="same", density=0.25, seed=0)
-    >>> tuple(sep(keras.ops.ones((1, 6, 6, 4))).shape)
-    (1, 6, 6, 8)
-    >>> tuple(sep.mask.shape), tuple(sep.depthwise_kernel.shape)
-    ((1, 1, 4, 8), (3, 3, 4, 1))
+        >>> sep = MaskedSeparableConv2D(8, 3, padding="same", density=0.25, seed=0)
+        >>> tuple(sep(keras.ops.ones((1, 6, 6, 4))).shape)
+        (1, 6, 6, 8)
+        >>> tuple(sep.mask.shape), tuple(sep.depthwise_kernel.shape)
+        ((1, 1, 4, 8), (3, 3, 4, 1))
     """
 
     kernel_arg_prefix = "pointwise"

@@ -19,13 +19,12 @@ class MaskedEinsumDense(MaskedLayer):
     kernel axes the equation sums over (the layer's fan-in).
 
     Example:
-
-    >>> qkv = MaskedEinsumDense("abc,cde->abde", output_shape=(None, 4, 8),
-    ...                         bias_axes="de", density=0.25, seed=0)
-    >>> tuple(qkv(keras.ops.ones((2, 5, 16))).shape)
-    (2, 5, 4, 8)
-    >>> tuple(qkv.mask.shape)
-    (16, 4, 8)
+        >>> qkv = MaskedEinsumDense("abc,cde->abde", output_shape=(None, 4, 8),
+        ...                         bias_axes="de", density=0.25, seed=0)
+        >>> tuple(qkv(keras.ops.ones((2, 5, 16))).shape)
+        (2, 5, 4, 8)
+        >>> tuple(qkv.mask.shape)
+        (16, 4, 8)
     """
 
     def __init__(self, equation, output_shape, bias_axes=None, **kwargs):

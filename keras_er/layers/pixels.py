@@ -10,13 +10,12 @@ logits, so `evaluate` reports a NaN loss and `predict` NaN outputs. Raw-pixel im
 numeric dtype, get the network's logits untouched.
 
 Example:
-
->>> import numpy as np
->>> guard = RawPixelGuard()
->>> logits = np.ones((2, 3), "float32")
->>> images = np.stack([np.full((2, 2, 1), 200.0), np.full((2, 2, 1), -1.5)])  # raw, then normalised
->>> keras.ops.convert_to_numpy(guard([images, logits])).tolist()
-[[1.0, 1.0, 1.0], [nan, nan, nan]]
+    >>> import numpy as np
+    >>> guard = RawPixelGuard()
+    >>> logits = np.ones((2, 3), "float32")
+    >>> images = np.stack([np.full((2, 2, 1), 200.0), np.full((2, 2, 1), -1.5)])  # raw, then normalised
+    >>> keras.ops.convert_to_numpy(guard([images, logits])).tolist()
+    [[1.0, 1.0, 1.0], [nan, nan, nan]]
 """
 
 import keras

@@ -11,15 +11,14 @@ initializers. Nothing else changes: configs keep the real initializers, and a
 model built outside the context draws its weights as before.
 
 Example:
-
->>> from keras_er.layers import Conv2D
->>> with placeholder_weights():
-...     layer = Conv2D(4, 3)
-...     layer.build((None, 8, 8, 3))
->>> float(keras.ops.max(keras.ops.abs(layer.kernel)))
-0.0
->>> layer.get_config()["kernel_initializer"]["class_name"]
-'GlorotUniform'
+    >>> from keras_er.layers import Conv2D
+    >>> with placeholder_weights():
+    ...     layer = Conv2D(4, 3)
+    ...     layer.build((None, 8, 8, 3))
+    >>> float(keras.ops.max(keras.ops.abs(layer.kernel)))
+    0.0
+    >>> layer.get_config()["kernel_initializer"]["class_name"]
+    'GlorotUniform'
 """
 
 import contextlib

@@ -12,12 +12,11 @@ Everything here is numpy only and seeded: the same seed draws the same
 masks on every machine and every Keras backend.
 
 Example:
-
->>> mask = sample_n_m_masks([(8, 3)], [0], (2, 4), seed=0)[0]
->>> mask.sum(), is_n_m(mask, (2, 4), axis=0)
-(np.int64(12), True)
->>> group_counts(mask, 4, axis=0).tolist()  # (groups along the axis, other positions)
-[[2, 2, 2], [2, 2, 2]]
+    >>> mask = sample_n_m_masks([(8, 3)], [0], (2, 4), seed=0)[0]
+    >>> mask.sum(), is_n_m(mask, (2, 4), axis=0)
+    (np.int64(12), True)
+    >>> group_counts(mask, 4, axis=0).tolist()  # (groups along the axis, other positions)
+    [[2, 2, 2], [2, 2, 2]]
 """
 
 import numbers

@@ -34,11 +34,10 @@ def sample_masks(shapes, densities, seed=0, method="exact", repair_flow=False):
         A list of `bool` numpy arrays with the given shapes.
 
     Example:
-
-    >>> masks = sample_masks([(3, 3, 3, 16), (64, 10)], [0.5, 0.1], seed=0,
-    ...                      method="exact")
-    >>> [int(m.sum()) for m in masks]
-    [216, 64]
+        >>> masks = sample_masks([(3, 3, 3, 16), (64, 10)], [0.5, 0.1], seed=0,
+        ...                      method="exact")
+        >>> [int(m.sum()) for m in masks]
+        [216, 64]
     """
     if method not in SAMPLING_METHODS:
         raise ValueError(f"Unknown `method` {method!r}; expected one of {', '.join(SAMPLING_METHODS)}.")

@@ -24,11 +24,10 @@ def register_scheme(name, densities_fn):
     one from a per-layer weight, as ERK is made from `sum(shape) / prod(shape)`.
 
     Example:
-
-    >>> register_scheme("fan_in", proportional_scheme(lambda shape: 1 / math.prod(shape[:-1])))
-    >>> "fan_in" in scheme_names()
-    True
-    >>> unregister_scheme("fan_in")
+        >>> register_scheme("fan_in", proportional_scheme(lambda shape: 1 / math.prod(shape[:-1])))
+        >>> "fan_in" in scheme_names()
+        True
+        >>> unregister_scheme("fan_in")
     """
     SCHEMES.register(name, densities_fn)
 
@@ -106,9 +105,8 @@ def layer_densities(shapes, density, scheme="erk", *, dense_layers=()):
         mean is `density`.
 
     Example:
-
-    >>> layer_densities([(3, 3, 3, 16), (3, 3, 16, 16), (64, 10)], 0.5, "erk")
-    [0.96..., 0.27..., 1.0]
+        >>> layer_densities([(3, 3, 3, 16), (3, 3, 16, 16), (64, 10)], 0.5, "erk")
+        [0.96..., 0.27..., 1.0]
     """
     density = validate_density(density)
     scheme = validate_scheme(scheme)

@@ -34,9 +34,8 @@ def resnet(depth, input_shape=(32, 32, 3), classes=10, imagenet_stem=False):
     """ResNet-18, -34 (basic blocks) or -50 (bottlenecks).
 
     Example:
-
-    >>> resnet(18).count_params()  # CIFAR stem, 10 classes
-    11183562
+        >>> resnet(18).count_params()  # CIFAR stem, 10 classes
+        11183562
     """
     if depth not in STAGES:
         raise ValueError(f"`depth` must be one of {sorted(STAGES)}; got {depth!r}.")

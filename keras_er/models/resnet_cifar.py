@@ -33,10 +33,9 @@ def resnet_cifar(depth, input_shape=(32, 32, 3), classes=10):
     """A CIFAR ResNet of `depth` = 6n + 2 layers (20, 32, 44, 56, 110, ...).
 
     Example:
-
-    >>> model = resnet_cifar(20)
-    >>> model.count_params()
-    274042
+        >>> model = resnet_cifar(20)
+        >>> model.count_params()
+        274042
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or (depth - 2) % 6 or depth < 8:
         raise ValueError(f"`depth` must be 6n + 2 (20, 32, 44, 56, 110); got {depth!r}.")

@@ -49,9 +49,8 @@ def vgg(depth, input_shape=(32, 32, 3), classes=10):
     """VGG-`depth` with BatchNorm.
 
     Example:
-
-    >>> vgg(16).count_params()
-    14732490
+        >>> vgg(16).count_params()
+        14732490
     """
     if depth not in CONFIGS:
         raise ValueError(f"`depth` must be one of {sorted(CONFIGS)}; got {depth!r}.")

@@ -85,15 +85,14 @@ class GradualPruning(keras.callbacks.Callback):
         updates: one dict per mask update: `step`, `target` (`d(t)`) and `density` (the model's after it).
 
     Example:
-
-    >>> from keras_er.layers import MaskedDense
-    >>> from keras_er.pruning import GradualPruning
-    >>> model = keras.Sequential([keras.Input((4,)), MaskedDense(8, seed=0), MaskedDense(2, seed=1)])
-    >>> model.compile("sgd", "mse")
-    >>> pruning = GradualPruning(1.0, 0.25, begin_step=0, end_step=4, frequency=2)
-    >>> _ = model.fit(np.ones((8, 4)), np.ones((8, 2)), batch_size=2, verbose=0, callbacks=[pruning])
-    >>> [(u["step"], round(u["target"], 4), round(u["density"], 4)) for u in pruning.updates]
-    [(0, 1.0, 1.0), (2, 0.3438, 0.3333), (4, 0.25, 0.25)]
+        >>> from keras_er.layers import MaskedDense
+        >>> from keras_er.pruning import GradualPruning
+        >>> model = keras.Sequential([keras.Input((4,)), MaskedDense(8, seed=0), MaskedDense(2, seed=1)])
+        >>> model.compile("sgd", "mse")
+        >>> pruning = GradualPruning(1.0, 0.25, begin_step=0, end_step=4, frequency=2)
+        >>> _ = model.fit(np.ones((8, 4)), np.ones((8, 2)), batch_size=2, verbose=0, callbacks=[pruning])
+        >>> [(u["step"], round(u["target"], 4), round(u["density"], 4)) for u in pruning.updates]
+        [(0, 1.0, 1.0), (2, 0.3438, 0.3333), (4, 0.25, 0.25)]
     """
 
     def __init__(

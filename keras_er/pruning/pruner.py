@@ -71,28 +71,27 @@ def prune(model, method, density=None, scheme=None, data=None, seed=0, iteration
     naming the layer and the method, and no mask changes. Inside `model.fit` on JAX the training state is synced first.
 
     Example:
+        >>> from keras_er.layers import MaskedDense
+        >>> from keras_er.pruning import prune
+        >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, seed=0), MaskedDense(4, seed=1)])
+        >>> prune(model, "magnitude", 0.5)  # one global ranking: per-layer densities differ
+        [...]
+        >>> keras_er.masks.summary(model, print_fn=None)["global_density"]
+        0.5
+        >>> x, y = np.ones((4, 8), "float32"), np.array([0, 1, 2, 3])
+        >>> prune(model, "snip", 0.25, scheme="erk", data=(x, y))  # per-layer ERK budgets
+        [0.203125, 0.34375]
+        >>> densities = prune(model, "synflow", 0.1, iterations=10)
+        >>> keras_er.masks.summary(model, print_fn=None)["nonzeros"]  # round(0.1 * 192)
+        19
 
-    >>> from keras_er.layers import MaskedDense
-    >>> from keras_er.pruning import prune
-    >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, seed=0), MaskedDense(4, seed=1)])
-    >>> prune(model, "magnitude", 0.5)  # one global ranking: per-layer densities differ
-    [...]
-    >>> keras_er.masks.summary(model, print_fn=None)["global_density"]
-    0.5
-    >>> x, y = np.ones((4, 8), "float32"), np.array([0, 1, 2, 3])
-    >>> prune(model, "snip", 0.25, scheme="erk", data=(x, y))  # per-layer ERK budgets
-    [0.203125, 0.34375]
-    >>> densities = prune(model, "synflow", 0.1, iterations=10)
-    >>> keras_er.masks.summary(model, print_fn=None)["nonzeros"]  # round(0.1 * 192)
-    19
+        2:4 by magnitude, from dense:
 
-    2:4 by magnitude, from dense:
-
-    >>> model = keras_er.sparsify(keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)]), density=1.0)
-    >>> prune(model, "magnitude", n_m=(2, 4))
-    [0.5]
-    >>> keras_er.masks.is_n_m(model.layers[0].active_mask(), (2, 4), axis=0), model.layers[0].n_m
-    (True, (2, 4))
+        >>> model = keras_er.sparsify(keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)]), density=1.0)
+        >>> prune(model, "magnitude", n_m=(2, 4))
+        [0.5]
+        >>> keras_er.masks.is_n_m(model.layers[0].active_mask(), (2, 4), axis=0), model.layers[0].n_m
+        (True, (2, 4))
     """
     score_fn = scores_lib.get_method(method)
     density, n_m = _resolve_pattern(method, density, scheme, n_m)

@@ -159,10 +159,9 @@ def load(entry_id, root=None, *, include_preprocessing=True):
     """The published model `entry_id` (an id from `available_weights()`), weights loaded.
 
     Example:
-
-    >>> model = keras_er.zoo.load("resnet20_erk_d0.1_cifar10")
-    >>> keras_er.masks.summary(model, print_fn=None)["nonzeros"]
-    27087
+        >>> model = keras_er.zoo.load("resnet20_erk_d0.1_cifar10")
+        >>> keras_er.masks.summary(model, print_fn=None)["nonzeros"]
+        27087
     """
     entries = {entry["id"]: entry for entry in registry.load_index(root)}
     if entry_id not in entries:
