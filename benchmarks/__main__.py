@@ -14,7 +14,7 @@ Each backend runs in its own process, with Keras' compile defaults and keras_er'
 Speed is reported in absolute terms (img/s; GFLOP/s against a numpy GEMM measured
 just before that backend's process, see benchmarks.roofline) and as ratios to the
 same dense Keras model timed in the same process (interleaved steps, median).
-The README's table between the bench-table markers is rewritten from results.md.
+The performance page's table (docs/performance.md, between the bench-table markers) is rewritten from results.md.
 """
 
 import argparse
@@ -33,7 +33,7 @@ from benchmarks import sparse_inference
 from keras_er import BACKENDS  # keras-free
 
 ROOT = Path(__file__).resolve().parent
-README = ROOT.parent / "README.md"
+README = ROOT.parent / "docs" / "performance.md"  # the page whose bench-table is rewritten
 TABLE_MARKERS = ("<!-- bench-table -->\n", "<!-- /bench-table -->")
 TARGETS = {"masked_train": 0.95, "popup_train": 0.85, "file_ratio_per_density": 1.5, "resnet50_masks_s": 1.0}
 
@@ -338,7 +338,7 @@ def main(argv=None):
     )
     parser.add_argument("--update", action="store_true", help="keep the other backends' results from --out")
     parser.add_argument(
-        "--readme", help="README whose bench-table is rewritten (default: README.md when --out is the default)"
+        "--readme", help="page whose bench-table is rewritten (default: docs/performance.md when --out is the default)"
     )
     parser.add_argument("--out", default=str(ROOT / "results"))
     args = parser.parse_args(argv)

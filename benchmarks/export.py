@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent
-README = ROOT.parent / "README.md"
+README = ROOT.parent / "docs" / "guides" / "deployment.md"  # the page whose export table is rewritten
 README_MARKERS = ("<!-- export-table -->\n", "<!-- /export-table -->")
 FORMATS = ("litert", "onnx", "tf_saved_model")
 FILE_NAMES = {"litert": "model.tflite", "onnx": "model.onnx", "tf_saved_model": "saved_model"}

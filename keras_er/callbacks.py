@@ -40,7 +40,7 @@ class MaskSummaries(keras.callbacks.Callback):
         global_key: key of the model's global density; None leaves it out.
         layers: whether to log each layer's density (False: only the global one).
 
-    Example:
+    Examples:
         >>> from keras_er.layers import MaskedDense
         >>> model = keras.Sequential([keras.Input((4,)), MaskedDense(8, density=0.5, seed=0, name="hidden"),
         ...                           MaskedDense(2, name="head")])

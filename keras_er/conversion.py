@@ -123,7 +123,7 @@ def sparsify(
     Returns:
         The sparse `keras.Model`: a copy (Functional, Sequential) or `model` itself.
 
-    Example:
+    Examples:
         >>> inputs = keras.Input((32, 32, 3))
         >>> x = keras.layers.Conv2D(16, 3, activation="relu")(inputs)
         >>> x = keras.layers.GlobalAveragePooling2D()(x)

@@ -12,7 +12,7 @@ writer, `<name>.part-<host>-<pid>-<token>`, so that a process killed mid-write
 (SIGKILL runs no `finally`) leaves a name that `remove_stale_scratch(path)`
 recognises and removes later, once no process of that id runs on this host.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> with folder_lock(folder), atomic_write(folder / "a.txt") as tmp:

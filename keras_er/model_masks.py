@@ -72,7 +72,7 @@ def assign(
     Returns:
         The per-layer densities used, one per masked layer.
 
-    Example:
+    Examples:
         >>> from keras_er.layers import MaskedDense
         >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16),
         ...                           MaskedDense(4)])
@@ -157,7 +157,7 @@ def assign_n_m(model, n_m=(2, 4), seed=0, dense_layers=()):
     for a layer left dense), which pruning and DST read to keep it. As
     `assign`, masked weights and their optimizer slots are zeroed.
 
-    Example:
+    Examples:
         >>> from keras_er.layers import MaskedDense
         >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16), MaskedDense(4)])
         >>> assign_n_m(model, (2, 4), seed=0)

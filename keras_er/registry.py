@@ -6,7 +6,7 @@ or unregistered. A registered name must be new; `unregister` removes only what `
 may be given as `Lazy("module", "attribute")`, loaded on first use, so listing a registry's names (the CLI's
 choices) imports nothing heavy. Every registry words its errors the same way.
 
-Example:
+Examples:
     >>> shapes = Registry("shape", {"square": lambda side: side * side})
     >>> shapes.register("triangle", lambda side: side * side / 2)
     >>> list(shapes), shapes.lookup("triangle", "shape")(4)

@@ -21,6 +21,7 @@ from keras_er.layers import (
     MaskedLayer,
     MaskedSeparableConv2D,
 )
+from keras_er.layers import in_place
 from keras_er.model_masks import all_layers, unmasked_kernels
 from keras_er.registry import Registry
 
@@ -122,7 +123,7 @@ def warn_about_dense_kernels(model, kept_dense=None):
     kept_dense = kept_dense or {}
     left = []
     for layer in all_layers(model):
-        name = f"{getattr(layer, 'path', layer.name)} ({type(layer).__name__}"
+        name = f"{getattr(layer, 'path', layer.name)} ({in_place.keras_class(layer).__name__}"  # the user's class
         if id(layer) in kept_dense:
             left.append(f"{name}: {layer.kernel_variable.name}, {kept_dense[id(layer)]})")
         if weights := unmasked_kernels(layer):

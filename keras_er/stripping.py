@@ -30,7 +30,7 @@ def strip(model):
     from its config (`from_config(get_config())`, as `.keras` loading does),
     so a subclassed model needs a working `get_config`.
 
-    Example:
+    Examples:
         >>> inputs = keras.Input((8,))
         >>> model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
         >>> plain = keras_er.strip(keras_er.sparsify(model, density=0.5))

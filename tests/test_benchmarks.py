@@ -147,8 +147,8 @@ def test_the_command_writes_json_markdown_and_png(tmp_path):
     assert "masked / dense train" in (tmp_path / "results.md").read_text()
 
 
-def test_readme_benchmark_table_is_the_committed_run():
-    readme = (REPO / "README.md").read_text()
+def test_the_performance_page_shows_the_committed_run():
+    readme = (REPO / "docs" / "performance.md").read_text()
     table = readme.split("<!-- bench-table -->\n")[1].split("<!-- /bench-table -->")[0]
     assert table == (REPO / "benchmarks" / "results" / "results.md").read_text()
 

@@ -128,7 +128,7 @@ def load(
         An `ImageBatches` (a `keras.utils.PyDataset`; `.normalized` says which
         pixels it holds), or `(x, y)` arrays.
 
-    Example:
+    Examples:
         >>> train = keras_er.data.load("cifar10", "train", limit=1024)
         >>> x, y = train[0]
         >>> x.shape, x.dtype, float(x.min()) >= 0, train.normalized

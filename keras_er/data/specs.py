@@ -12,7 +12,7 @@ read-only views of the registry, so they include datasets registered later.
 
 This module imports neither keras nor numpy: it is plain facts.
 
-Example:
+Examples:
     >>> DATASET_SPECS["cifar10"].classes
     10
     >>> register_dataset(DatasetSpec("tiny", (8, 8, 1), 2, (127.5,), (127.5,)))

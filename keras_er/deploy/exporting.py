@@ -9,7 +9,7 @@ are stored densely, zeros included). Which Keras backend can write which format 
 The framework-specific code lives in `keras_er.deploy.adapters`; this module
 is backend-neutral.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> inputs = keras.Input((8,), name="features")
     >>> model = keras_er.sparsify(keras.Model(inputs, keras.layers.Dense(4)(inputs)), density=0.5)

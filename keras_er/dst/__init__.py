@@ -52,7 +52,7 @@ def unregister_method(name):
 def get(name, **kwargs):
     """The callback of DST method `name` (`"set"`, `"rigl"`, or a registered one), built with `kwargs`.
 
-    Example:
+    Examples:
         >>> keras_er.dst.get("set", update_every=50).update_every
         50
     """

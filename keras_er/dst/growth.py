@@ -25,7 +25,7 @@ class SET(DynamicSparseTraining):
     `(seed, step, layer index)`: bit-identical on every backend and in a
     resumed run. Mocanu et al. 2018, with RigL's cosine schedule (Evci et al. 2020).
 
-    Example:
+    Examples:
         >>> from keras_er.layers import MaskedDense
         >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, density=0.5, seed=0, name="hidden"),
         ...                           MaskedDense(4, density=0.5, seed=1, name="logits")])
@@ -61,7 +61,7 @@ class RigL(DynamicSparseTraining):
         loss: the loss whose gradient ranks growth; default the model's compiled loss.
         (the rest as in `DynamicSparseTraining`)
 
-    Example:
+    Examples:
         >>> from keras_er.layers import MaskedDense
         >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, density=0.5, seed=0),
         ...                           MaskedDense(4, density=0.5, seed=1)])

@@ -13,7 +13,7 @@ import numbers
 def drop_fraction_at(step, total_steps, drop_fraction=0.3, end_fraction=0.75):
     """`drop_fraction / 2 * (1 + cos(pi * step / (end_fraction * total_steps)))`, or 0 from the end on.
 
-    Example:
+    Examples:
         >>> drop_fraction_at(0, 1000)
         0.3
         >>> round(drop_fraction_at(375, 1000), 6)  # half-way to the end: half the fraction

@@ -39,7 +39,7 @@ def drop_and_grow(kernel, mask, scores, k):
     Returns:
         An `Update(mask, dropped, grown)` of boolean arrays; `mask` has as many ones as the old mask.
 
-    Example:
+    Examples:
         >>> kernel = np.array([[0.5, 0.0], [-0.1, 0.9]])
         >>> mask = np.array([[1, 0], [1, 1]])
         >>> drop_and_grow(kernel, mask, scores=np.array([[0.0, 3.0], [0.0, 0.0]]), k=1).mask.astype(int)
@@ -79,7 +79,7 @@ def drop_and_grow_n_m(kernel, mask, scores, k, n_m, axis):
         n_m: `(N, M)`.
         axis: the axis the groups run along (the layer's reduction axis).
 
-    Example:
+    Examples:
         >>> kernel = np.array([[0.5, 0.0, -0.1, 0.0], [0.0, 0.9, 0.0, 0.2]])
         >>> mask = kernel != 0
         >>> scores = np.array([[0.0, 1.0, 0.0, 2.0], [3.0, 0.0, 0.0, 0.0]])

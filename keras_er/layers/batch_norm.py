@@ -9,7 +9,7 @@ class and Keras'. Inference, the other backends and every case the fused op does
 synchronized statistics, an axis other than the last of a 4D input, non-float32 inputs, a frozen layer) run
 Keras' own code.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> layer = BatchNormalization(momentum=0.9)
     >>> y = layer(np.ones((2, 4, 4, 3), "float32"), training=True)

@@ -4,7 +4,7 @@ Same weights, config and results as `keras.layers.Conv2D` (up to float32 round-o
 with a 2-pixel-wide output runs as one matmul instead of XLA's pathologically slow kernel (see `conv_paths`).
 `keras_er.sparsify` replaces it by `MaskedConv2D` exactly as it replaces Keras' Conv2D.
 
-Example:
+Examples:
     >>> tuple(Conv2D(4, 3, padding="same")(keras.ops.ones((1, 2, 2, 3))).shape)
     (1, 2, 2, 4)
 """

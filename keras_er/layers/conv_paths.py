@@ -10,7 +10,7 @@ Modes (`set_conv_path`): "auto" (the rule above), "native" (always the backend's
 the matmul where it applies: 2D, `groups=1`, known spatial sizes). Both compute the same convolution; results
 differ by float32 round-off only.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> x = keras.ops.convert_to_tensor(np.ones((1, 2, 2, 3), "float32"))
     >>> k = keras.ops.convert_to_tensor(np.ones((3, 3, 3, 4), "float32"))
@@ -33,7 +33,7 @@ def set_conv_path(mode):
 
     Takes effect for functions traced afterwards (a compiled train step keeps the path it was traced with).
 
-    Example:
+    Examples:
         >>> previous = set_conv_path("native")
         >>> set_conv_path(previous)
         'native'

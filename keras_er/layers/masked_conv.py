@@ -137,7 +137,7 @@ class MaskedConv2D(MaskedConvBase):
     `density`, `seed`, `popup` and `popup_density` as in `MaskedDense`.
     The mask has the kernel's shape `(kh, kw, in_channels // groups, filters)`.
 
-    Example:
+    Examples:
         >>> conv = MaskedConv2D(16, 3, padding="same", density=0.2, seed=1)
         >>> y = conv(keras.ops.ones((1, 8, 8, 3)))
         >>> tuple(y.shape)
@@ -181,7 +181,7 @@ class MaskedConv1D(MaskedConv2D):
     """1D convolution with a fixed 0/1 mask; the arguments of `keras.layers.Conv1D`
     (without `padding="causal"`) plus `density`, `seed`, `popup`, `popup_density`.
 
-    Example:
+    Examples:
         >>> tuple(MaskedConv1D(4, 3, density=0.5, seed=0)(keras.ops.ones((2, 10, 3))).shape)
         (2, 8, 4)
     """
@@ -194,7 +194,7 @@ class MaskedConv3D(MaskedConv2D):
     """3D convolution with a fixed 0/1 mask; the arguments of `keras.layers.Conv3D`
     plus `density`, `seed`, `popup`, `popup_density`.
 
-    Example:
+    Examples:
         >>> tuple(MaskedConv3D(4, 3, density=0.5, seed=0)(keras.ops.ones((1, 5, 5, 5, 2))).shape)
         (1, 3, 3, 3, 4)
     """

@@ -28,7 +28,7 @@ class MaskedConv2DTranspose(MaskedConvBase):
     `keras.layers.Conv2DTranspose` plus `density`, `seed`, `popup`, `popup_density`.
     The kernel (and mask) has Keras' shape `(kh, kw, filters, in_channels)`.
 
-    Example:
+    Examples:
         >>> up = MaskedConv2DTranspose(4, 3, strides=2, padding="same", density=0.5, seed=0)
         >>> tuple(up(keras.ops.ones((1, 5, 5, 3))).shape)
         (1, 10, 10, 4)

@@ -23,7 +23,7 @@ class MaskedDense(MaskedLayer):
             which masked weights are used (edge-popup, strong tickets).
         popup_density: fraction of the mask's weights popup keeps per layer.
 
-    Example:
+    Examples:
         >>> layer = MaskedDense(64, activation="relu", density=0.1, seed=0)
         >>> y = layer(keras.ops.ones((2, 32)))
         >>> float(keras.ops.mean(layer.mask))  # ~0.1 of the 32 x 64 weights

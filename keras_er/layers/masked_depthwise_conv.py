@@ -20,7 +20,7 @@ class MaskedDepthwiseConv2D(MaskedConvBase):
     ...), plus `density`, `seed`, `popup` and `popup_density`. The kernel has
     shape `(kh, kw, in_channels, depth_multiplier)`.
 
-    Example:
+    Examples:
         >>> dw = MaskedDepthwiseConv2D(3, padding="same", density=0.5, seed=0)
         >>> tuple(dw(keras.ops.ones((1, 8, 8, 4))).shape)
         (1, 8, 8, 4)
@@ -75,7 +75,7 @@ class MaskedSeparableConv2D(MaskedConvBase):
     lists it as not masked. In popup mode both kernels are frozen random
     weights drawn from `seed`; only the scores of the pointwise kernel train.
 
-    Example:
+    Examples:
         >>> sep = MaskedSeparableConv2D(8, 3, padding="same", density=0.25, seed=0)
         >>> tuple(sep(keras.ops.ones((1, 6, 6, 4))).shape)
         (1, 6, 6, 8)

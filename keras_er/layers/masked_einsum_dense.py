@@ -18,7 +18,7 @@ class MaskedEinsumDense(MaskedLayer):
     whatever the equation makes it; popup's frozen kernel is scaled by the
     kernel axes the equation sums over (the layer's fan-in).
 
-    Example:
+    Examples:
         >>> qkv = MaskedEinsumDense("abc,cde->abde", output_shape=(None, 4, 8),
         ...                         bias_axes="de", density=0.25, seed=0)
         >>> tuple(qkv(keras.ops.ones((2, 5, 16))).shape)

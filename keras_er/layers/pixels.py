@@ -9,7 +9,7 @@ backend, inside compiled graphs too: an image with a negative value and no value
 logits, so `evaluate` reports a NaN loss and `predict` NaN outputs. Raw-pixel images, of any brightness and
 numeric dtype, get the network's logits untouched.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> guard = RawPixelGuard()
     >>> logits = np.ones((2, 3), "float32")

@@ -10,7 +10,7 @@ zeros, which no backend compiles; Keras' own layers still run their
 initializers. Nothing else changes: configs keep the real initializers, and a
 model built outside the context draws its weights as before.
 
-Example:
+Examples:
     >>> from keras_er.layers import Conv2D
     >>> with placeholder_weights():
     ...     layer = Conv2D(4, 3)

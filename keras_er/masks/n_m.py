@@ -11,7 +11,7 @@ of that axis with every other index fixed, so a Dense kernel `(in, out)` has
 Everything here is numpy only and seeded: the same seed draws the same
 masks on every machine and every Keras backend.
 
-Example:
+Examples:
     >>> mask = sample_n_m_masks([(8, 3)], [0], (2, 4), seed=0)[0]
     >>> mask.sum(), is_n_m(mask, (2, 4), axis=0)
     (np.int64(12), True)

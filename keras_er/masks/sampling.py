@@ -33,7 +33,7 @@ def sample_masks(shapes, densities, seed=0, method="exact", repair_flow=False):
     Returns:
         A list of `bool` numpy arrays with the given shapes.
 
-    Example:
+    Examples:
         >>> masks = sample_masks([(3, 3, 3, 16), (64, 10)], [0.5, 0.1], seed=0,
         ...                      method="exact")
         >>> [int(m.sum()) for m in masks]

@@ -23,7 +23,7 @@ def register_scheme(name, densities_fn):
     `sum(densities * sizes) == budget`. `proportional_scheme(weight_fn)` makes
     one from a per-layer weight, as ERK is made from `sum(shape) / prod(shape)`.
 
-    Example:
+    Examples:
         >>> register_scheme("fan_in", proportional_scheme(lambda shape: 1 / math.prod(shape[:-1])))
         >>> "fan_in" in scheme_names()
         True
@@ -104,7 +104,7 @@ def layer_densities(shapes, density, scheme="erk", *, dense_layers=()):
         A list of floats in (0, 1], one per shape, whose parameter-weighted
         mean is `density`.
 
-    Example:
+    Examples:
         >>> layer_densities([(3, 3, 3, 16), (3, 3, 16, 16), (64, 10)], 0.5, "erk")
         [0.96..., 0.27..., 1.0]
     """

@@ -33,7 +33,7 @@ def bottleneck_block(x, filters, strides, name):
 def resnet(depth, input_shape=(32, 32, 3), classes=10, imagenet_stem=False):
     """ResNet-18, -34 (basic blocks) or -50 (bottlenecks).
 
-    Example:
+    Examples:
         >>> resnet(18).count_params()  # CIFAR stem, 10 classes
         11183562
     """

@@ -32,7 +32,7 @@ def basic_block(x, filters, strides, name):
 def resnet_cifar(depth, input_shape=(32, 32, 3), classes=10):
     """A CIFAR ResNet of `depth` = 6n + 2 layers (20, 32, 44, 56, 110, ...).
 
-    Example:
+    Examples:
         >>> model = resnet_cifar(20)
         >>> model.count_params()
         274042

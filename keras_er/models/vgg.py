@@ -48,7 +48,7 @@ CONFIGS = {
 def vgg(depth, input_shape=(32, 32, 3), classes=10):
     """VGG-`depth` with BatchNorm.
 
-    Example:
+    Examples:
         >>> vgg(16).count_params()
         14732490
     """

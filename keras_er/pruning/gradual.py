@@ -84,7 +84,7 @@ class GradualPruning(keras.callbacks.Callback):
     Attributes:
         updates: one dict per mask update: `step`, `target` (`d(t)`) and `density` (the model's after it).
 
-    Example:
+    Examples:
         >>> from keras_er.layers import MaskedDense
         >>> from keras_er.pruning import GradualPruning
         >>> model = keras.Sequential([keras.Input((4,)), MaskedDense(8, seed=0), MaskedDense(2, seed=1)])

@@ -70,7 +70,7 @@ def prune(model, method, density=None, scheme=None, data=None, seed=0, iteration
     SNIP batch, a NaN kernel under `magnitude`) are refused with a ValueError
     naming the layer and the method, and no mask changes. Inside `model.fit` on JAX the training state is synced first.
 
-    Example:
+    Examples:
         >>> from keras_er.layers import MaskedDense
         >>> from keras_er.pruning import prune
         >>> model = keras.Sequential([keras.Input((8,)), MaskedDense(16, seed=0), MaskedDense(4, seed=1)])

@@ -12,7 +12,7 @@ the layer and the method, before any mask changes.
 Budgets are weight counts: `global_count` for one ranking over all layers,
 `layer_counts` for a per-layer density scheme (`keras_er.masks.layer_densities`).
 
-Example:
+Examples:
     >>> scores = [np.array([[0.5, 0.1], [0.3, 0.9]]), np.array([0.2, 0.7, 0.4])]
     >>> active = [np.ones((2, 2), bool), np.array([True, False, True])]
     >>> [m.astype(int).tolist() for m in select_global(scores, active, 3)]

@@ -7,7 +7,7 @@ schemes too). `pretrained=True` loads the published weights for those
 settings (sha256-checked, offline from the zoo folder); `pretrained=None`
 gives a randomly initialised ER-sparse model. Models take raw pixels 0-255.
 
-Example:
+Examples:
     >>> model = keras_er.zoo.resnet20_erk(density=0.1, pretrained=None)
     >>> keras_er.masks.summary(model, print_fn=None)["global_density"]
     0.1...

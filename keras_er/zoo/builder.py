@@ -158,7 +158,7 @@ def with_preprocessing(model, mean, std):
 def load(entry_id, root=None, *, include_preprocessing=True):
     """The published model `entry_id` (an id from `available_weights()`), weights loaded.
 
-    Example:
+    Examples:
         >>> model = keras_er.zoo.load("resnet20_erk_d0.1_cifar10")
         >>> keras_er.masks.summary(model, print_fn=None)["nonzeros"]
         27087

@@ -111,10 +111,10 @@ def test_bad_sample_and_atol_are_refused_before_anything_is_written(model, tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
-def test_readme_shows_the_support_table():
+def test_the_deployment_page_shows_the_support_table():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "guides" / "deployment.md").read_text()
     shown = readme.split("<!-- export-support -->\n")[1].split("\n<!-- /export-support -->")[0]
     assert shown == deploy.support_table()
 

@@ -127,13 +127,13 @@ def test_entry_files_are_not_git_ignored(entry):
     assert not ignored, f"git ignores {ignored}: fix .gitignore"
 
 
-def test_readme_zoo_table_is_generated_from_the_index():
-    readme = registry.zoo_root().parent / "README.md"
-    if not readme.is_file():
+@pytest.mark.parametrize("page", ["README.md", "docs/guides/zoo.md"])
+def test_the_zoo_tables_are_generated_from_the_index(page):
+    path = registry.zoo_root().parent / page
+    if not path.is_file():
         pytest.skip("not a source checkout")
-    text = readme.read_text()
-    table = text.split("<!-- zoo-table -->\n")[1].split("<!-- /zoo-table -->")[0]
-    assert table == report.markdown_table(), "run `keras-er list --markdown` and paste it"
+    table = path.read_text().split("<!-- zoo-table -->\n")[1].split("<!-- /zoo-table -->")[0]
+    assert table == report.markdown_table(), f"run `keras-er list --markdown` and paste it into {page}"
 
 
 def test_the_flagship_is_the_same_network_under_channels_first():
