@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import helpers
+
 from keras_er import cli
 from keras_er.data.specs import class_names
 
@@ -17,16 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def tiny_cifar(tmp_path, monkeypatch):
-    """A small synthetic cifar10.npz in $KERAS_ER_DATA, with learnable labels."""
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 10, 300)
-    x = (rng.integers(0, 60, (300, 32, 32, 3)) + 19 * y[:, None, None, None]).astype(np.uint8)
-    np.savez(tmp_path / "cifar10.npz", x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
-    monkeypatch.setenv("KERAS_ER_DATA", str(tmp_path))
-    from keras_er.data import sources
-
-    monkeypatch.setattr(sources, "_from_tfds", lambda *a: None)
-    return tmp_path
+    return helpers.tiny_cifar(tmp_path, monkeypatch, images=300)
 
 
 def test_train_export_evaluate_round_trip(tiny_cifar, tmp_path, capsys, monkeypatch):

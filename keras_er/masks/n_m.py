@@ -23,6 +23,8 @@ import numbers
 
 import numpy as np
 
+from keras_er.masks.sampling import layer_seeds
+
 
 def validate_n_m(n_m, name="n_m"):
     """Return `n_m` as a tuple `(n, m)` of ints with `1 <= n < m`, or raise a clear TypeError/ValueError.
@@ -106,11 +108,7 @@ def sample_n_m_masks(shapes, axes, n_m, seed=0):
         A list of `bool` numpy arrays with the given shapes.
     """
     n, m = validate_n_m(n_m)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
-    if len(shapes) != len(axes):
-        raise ValueError(f"`shapes` has {len(shapes)} entries but `axes` has {len(axes)}.")
-    children = np.random.SeedSequence(int(seed)).spawn(len(shapes))
+    children = layer_seeds(seed, shapes, axes, "axes")
     masks = []
     for shape, axis, child in zip(shapes, axes, children):
         shape = tuple(int(d) for d in shape)

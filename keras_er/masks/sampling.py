@@ -12,6 +12,15 @@ import numpy as np
 SAMPLING_METHODS = ("bernoulli", "exact")  # how `sample_masks` draws: see its `method`
 
 
+def layer_seeds(seed, shapes, per_layer, name):
+    """One child of `SeedSequence(seed)` per shape; refuses a bad `seed` or a `name` list of another length."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
+    if len(shapes) != len(per_layer):
+        raise ValueError(f"`shapes` has {len(shapes)} entries but `{name}` has {len(per_layer)}.")
+    return np.random.SeedSequence(int(seed)).spawn(len(shapes))
+
+
 def sample_masks(shapes, densities, seed=0, method="exact", repair_flow=False):
     """Draw one random 0/1 mask per kernel shape.
 
@@ -41,11 +50,7 @@ def sample_masks(shapes, densities, seed=0, method="exact", repair_flow=False):
     """
     if method not in SAMPLING_METHODS:
         raise ValueError(f"Unknown `method` {method!r}; expected one of {', '.join(SAMPLING_METHODS)}.")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
-    if len(shapes) != len(densities):
-        raise ValueError(f"`shapes` has {len(shapes)} entries but `densities` has {len(densities)}.")
-    children = np.random.SeedSequence(int(seed)).spawn(len(shapes))
+    children = layer_seeds(seed, shapes, densities, "densities")
     masks = []
     for shape, density, child in zip(shapes, densities, children):
         if not 0.0 <= density <= 1.0:

@@ -6,6 +6,8 @@ import keras
 import numpy as np
 import pytest
 
+from tests import helpers
+
 from keras_er import cli
 from keras_er import data
 from keras_er import training
@@ -68,16 +70,7 @@ def tiny_run_net():
 
 @pytest.fixture
 def tiny_cifar(tmp_path, monkeypatch):
-    """A small synthetic cifar10.npz in $KERAS_ER_DATA, with learnable labels."""
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 10, 150)
-    x = (rng.integers(0, 60, (150, 32, 32, 3)) + 19 * y[:, None, None, None]).astype(np.uint8)
-    np.savez(tmp_path / "cifar10.npz", x_train=x[:100], y_train=y[:100], x_test=x[100:], y_test=y[100:])
-    monkeypatch.setenv("KERAS_ER_DATA", str(tmp_path))
-    from keras_er.data import sources
-
-    monkeypatch.setattr(sources, "_from_tfds", lambda *a: None)
-    return tmp_path
+    return helpers.tiny_cifar(tmp_path, monkeypatch, images=150)
 
 
 def old_format_run(folder, stop_at=None):
