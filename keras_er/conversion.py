@@ -47,6 +47,7 @@ def sparsify(
     include=None,
     exclude=None,
     n_m=None,
+    in_place=False,
 ):
     """Make every Dense, EinsumDense, Conv and Embedding weight of `model` ER-sparse.
 
@@ -61,7 +62,9 @@ def sparsify(
       Dense/Conv/EinsumDense layers become keras_er masked layers, and the
       kernels Keras cannot reach by cloning (inside MultiHeadAttention, a
       keras-hub block, a user's layer; an Embedding) are masked in place in
-      the copy. `model` itself is not modified.
+      the copy. `model` itself is not modified. `in_place=True` masks it in
+      place instead, like any other model (for a model Keras cannot copy,
+      e.g. one holding a layer whose config does not rebuild it).
     - Any other built model (subclassed, a keras-hub backbone or task) is
       masked **in place** and returned: each Dense/EinsumDense/Conv/Embedding
       anywhere inside it keeps its object and its behaviour, and reads its
@@ -119,6 +122,8 @@ def sparsify(
         n_m: None (Erdos-Renyi masks) or `(N, M)`, ints with `1 <= N < M`
             (`(2, 4)`: 2:4 sparsity). Not with `popup`, `repair_flow` or
             `method="bernoulli"`, which would break the pattern.
+        in_place: mask a Functional or Sequential model in place too (no
+            copy; keras_er's masked layers and `popup` need the copy).
 
     Returns:
         The sparse `keras.Model`: a copy (Functional, Sequential) or `model` itself.
@@ -152,7 +157,9 @@ def sparsify(
     validate_density(popup_density, "popup_density")
     candidates = [layer for layer in all_layers(model) if maskable(layer) or maskable_in_place(layer)]
     check_selectors(candidates, include, exclude)
-    if is_functional_or_sequential(model):
+    if not isinstance(in_place, bool):
+        raise TypeError(f"`in_place` must be True or False; got {in_place!r}.")
+    if is_functional_or_sequential(model) and not in_place:
         replaced = [layer.name for layer in leaf_layers(model) if maskable(layer) and chosen(layer, include, exclude)]
         model = _clone_with_masked_layers(model, replaced, popup, popup_density, seed)
     targets = [layer for layer in all_layers(model) if maskable_in_place(layer) and chosen(layer, include, exclude)]
@@ -214,7 +221,15 @@ def _clone_with_masked_layers(model, replaced, popup, popup_density, seed):
     def clone(layer):
         if layer.name in replaced:
             return _masked_copy(layer, popup, popup_density, seeds[layer.name])
-        return layer.__class__.from_config(layer.get_config())
+        try:
+            return layer.__class__.from_config(layer.get_config())
+        except Exception as error:  # a layer's own from_config may raise anything
+            raise ValueError(
+                f"sparsify copies a Functional/Sequential model, but Keras cannot rebuild its layer "
+                f"'{layer.name}' ({type(layer).__name__}) from its config "
+                f"({type(error).__name__}: {str(error)[:160]}...). "
+                "Pass `in_place=True` to mask the model in place instead (it is then changed and returned)."
+            ) from None
 
     new_model = keras.models.clone_model(model, clone_function=clone, recursive=True)
     _copy_weights(model, new_model)

@@ -335,3 +335,30 @@ def _user_classes_source():
     import inspect
 
     return "\n\n".join(inspect.getsource(cls) for cls in (TwoDense, TokenClassifier))
+
+
+def _functional_holding_a_vit():
+    vit = keras_hub.models.ViTBackbone(
+        image_shape=(16, 16, 3), patch_size=4, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32
+    )
+    inputs = keras.Input((16, 16, 3))
+    return keras.Model(inputs, keras.layers.Dense(3, name="head")(vit(inputs)[:, 0]))
+
+
+def test_a_model_keras_cannot_copy_is_refused_and_in_place_masks_it():
+    """keras-hub's ViTPatchingAndEmbedding writes config keys its own constructor rejects: no copy is possible."""
+    model = _functional_holding_a_vit()
+    x = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+    before = to_numpy(model(x))
+    with pytest.raises(ValueError, match=r"cannot rebuild its layer 'vit_patching_and_embedding'.*in_place=True"):
+        keras_er.sparsify(model, density=0.2)
+    np.testing.assert_array_equal(to_numpy(model(x)), before)  # the refusal changed nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the position embedding and class token stay dense
+        sparse = keras_er.sparsify(model, density=0.2, in_place=True)
+    assert sparse is model
+    masked = masks.summary(model, print_fn=None)
+    assert len(masked["layers"]) >= 7 and masked["global_density"] == pytest.approx(0.2, abs=0.01)
+    assert not np.array_equal(to_numpy(model(x)), before)
+    with pytest.raises(TypeError, match="`in_place` must be True or False"):
+        keras_er.sparsify(_functional_holding_a_vit(), in_place="yes")
