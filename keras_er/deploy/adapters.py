@@ -26,7 +26,7 @@ Routes (the backend is the running Keras backend):
   TorchScript exporter with a dynamic batch axis; jax2onnx on JAX).
 - ONNX, every backend: initializers that are mostly zeros then move to the
   graph's `sparse_initializer` list (values and int64 indices), which
-  onnxruntime expands when a session loads the file.
+  onnxruntime expands when it loads the file.
 - SavedModel, TensorFlow and JAX: Keras' `model.export(format="tf_saved_model")`
   (jax2tf on JAX).
 """
@@ -92,7 +92,7 @@ def sparse_initializers(proto):
 
     ONNX's sparse encoding (`SparseTensorProto`): the nonzero values and their
     int64 flat indices, 12 bytes per nonzero, so it pays below a third of the
-    weights; onnxruntime expands it to a dense tensor when the session loads.
+    weights; onnxruntime expands it to a dense tensor when it loads the file.
     Returns how many initializers moved.
     """
     from onnx import helper
@@ -155,9 +155,9 @@ def run_litert(path, x):
 
 def run_onnx(path, x):
     onnxruntime = _import("onnxruntime", "onnxruntime", "Running an ONNX file")
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (single,) = session.get_inputs()
-    return [np.asarray(output) for output in session.run(None, {single.name: x})]
+    runtime = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (single,) = runtime.get_inputs()
+    return [np.asarray(output) for output in runtime.run(None, {single.name: x})]
 
 
 def _flat(outputs):
