@@ -15,6 +15,7 @@ from keras_er import data
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # about 75 s per backend: the whole device check on a CPU
 def test_cpu_mode_runs_every_check_and_matches_the_prepared_predictions(tmp_path):
     try:
         data.load_arrays("cifar10", "test")
