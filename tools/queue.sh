@@ -7,8 +7,8 @@
 #   bash tools/queue.sh args ID    # one job's train arguments
 #
 # Each lane runs its jobs one after another on one core (taskset + one intra-op
-# thread), so two lanes share a 2-core machine. A job whose run folder holds
-# model.weights.h5 is finished and skipped; one with config.json is continued
+# thread), so two lanes share a 2-core machine. A job already published in zoo/
+# or whose run folder holds model.weights.h5 is finished and skipped; one with config.json is continued
 # with --resume (at most the current epoch is lost); any other starts fresh.
 # Run folders live in $KERAS_ER_RUNS (default: runs/ beside the checkout, outside
 # the work tree); each job logs to <run>.log there. Export a finished run with
@@ -66,6 +66,7 @@ if [[ "${1:-}" == status ]]; then
     state=queued
     [[ -f "$RUNS/$id/config.json" ]] && state="running or stopped"
     [[ -f "$RUNS/$id/model.weights.h5" ]] && state=finished
+    [[ -f "zoo/$id/metadata.json" ]] && state=published
     echo "lane $lane  $id ($backend): $(progress "$id")/30 epochs, $state"
   done
   exit 0
@@ -77,7 +78,7 @@ mkdir -p "$RUNS"
 for job in "${JOBS[@]}"; do
   read -r job_lane id backend args <<<"$job"
   [[ "$job_lane" == "$lane" ]] || continue
-  [[ -f "$RUNS/$id/model.weights.h5" ]] && continue
+  [[ -f "$RUNS/$id/model.weights.h5" || -f "zoo/$id/metadata.json" ]] && continue
   resume=()
   [[ -f "$RUNS/$id/config.json" ]] && resume=(--resume)
   echo "$(date -Is) lane $lane: $id (${resume[*]:-fresh}, $(progress "$id") epochs done)"
