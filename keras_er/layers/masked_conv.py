@@ -129,19 +129,12 @@ class MaskedConvBase(MaskedLayer):
         }
 
 
-@keras.saving.register_keras_serializable(package="keras_er")
-class MaskedConv2D(MaskedConvBase):
-    """2D convolution whose kernel is multiplied by a fixed 0/1 mask.
+class MaskedConv(MaskedConvBase):
+    """A grouped convolution of `rank` spatial dimensions with a fixed 0/1 mask.
 
-    Takes the arguments of `keras.layers.Conv2D` (including `groups`), plus
-    `density`, `seed`, `popup` and `popup_density` as in `MaskedDense`.
-    The mask has the kernel's shape `(kh, kw, in_channels // groups, filters)`.
-
-    Examples:
-        >>> conv = MaskedConv2D(16, 3, padding="same", density=0.2, seed=1)
-        >>> y = conv(keras.ops.ones((1, 8, 8, 3)))
-        >>> tuple(y.shape)
-        (1, 8, 8, 16)
+    The shared body of `MaskedConv1D`, `MaskedConv2D` and `MaskedConv3D`, which
+    differ only in `rank`. Two-dimensional ones may take the matmul path
+    (`keras_er.layers.set_conv_path`).
     """
 
     convolution = staticmethod(ops.conv)
@@ -177,7 +170,25 @@ class MaskedConv2D(MaskedConvBase):
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
-class MaskedConv1D(MaskedConv2D):
+class MaskedConv2D(MaskedConv):
+    """2D convolution whose kernel is multiplied by a fixed 0/1 mask.
+
+    Takes the arguments of `keras.layers.Conv2D` (including `groups`), plus
+    `density`, `seed`, `popup` and `popup_density` as in `MaskedDense`.
+    The mask has the kernel's shape `(kh, kw, in_channels // groups, filters)`.
+
+    Examples:
+        >>> conv = MaskedConv2D(16, 3, padding="same", density=0.2, seed=1)
+        >>> y = conv(keras.ops.ones((1, 8, 8, 3)))
+        >>> tuple(y.shape)
+        (1, 8, 8, 16)
+    """
+
+    rank = 2
+
+
+@keras.saving.register_keras_serializable(package="keras_er")
+class MaskedConv1D(MaskedConv):
     """1D convolution with a fixed 0/1 mask; the arguments of `keras.layers.Conv1D`
     (without `padding="causal"`) plus `density`, `seed`, `popup`, `popup_density`.
 
@@ -190,7 +201,7 @@ class MaskedConv1D(MaskedConv2D):
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
-class MaskedConv3D(MaskedConv2D):
+class MaskedConv3D(MaskedConv):
     """3D convolution with a fixed 0/1 mask; the arguments of `keras.layers.Conv3D`
     plus `density`, `seed`, `popup`, `popup_density`.
 

@@ -99,3 +99,12 @@ def test_symbolic_output_dtype_follows_the_policy(policy):
     ):
         spec = layer.compute_output_spec(keras.KerasTensor((1, 6, 6, 3)))
         assert spec.dtype == layer.compute_dtype
+
+
+def test_the_convolutions_of_each_rank_are_siblings():
+    from keras_er.layers.masked_conv import MaskedConv
+
+    for first, second in [(MaskedConv1D, MaskedConv2D), (MaskedConv3D, MaskedConv2D), (MaskedConv1D, MaskedConv3D)]:
+        assert not issubclass(first, second) and not issubclass(second, first)
+    assert {MaskedConv1D.rank, MaskedConv2D.rank, MaskedConv3D.rank} == {1, 2, 3}
+    assert all(issubclass(cls, MaskedConv) for cls in (MaskedConv1D, MaskedConv2D, MaskedConv3D))
