@@ -73,6 +73,7 @@ def machine():
 def flagship_masks():
     """The published flagship's masks, through the keras_er API (any backend)."""
     import keras
+
     import keras_er
 
     model = keras_er.zoo.resnet20_erk(0.1)

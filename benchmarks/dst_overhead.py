@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 import keras_er
-from keras_er.training.fit import compile_for_training
+from keras_er.training.loop import compile_for_training
 
 METHODS = ("static", "set", "rigl")
 TARGET = 1.05  # issue target: RigL epoch time / static epoch time, update_every=100

@@ -52,6 +52,7 @@ def load_with_initializers(entry_id):
     from keras_er import zoo
     from keras_er.zoo import builder
     from keras_er.zoo import registry
+    from keras_er.zoo import weight_files
     from keras_er.zoo.weights_io import load_weights
 
     entry = next(e for e in registry.load_index() if e["id"] == entry_id)
@@ -67,7 +68,7 @@ def load_with_initializers(entry_id):
         classes=entry["classes"],
         include_preprocessing=False,
     )
-    load_weights(model, registry.weight_path(entry), sha256=entry["sha256"])
+    load_weights(model, weight_files.weight_path(entry), sha256=entry["sha256"])
     return builder.with_preprocessing(model, *builder.input_normalization(entry))
 
 

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import keras
+import numpy as np
 
 import keras_er
 from benchmarks import roofline

@@ -20,9 +20,9 @@ _SUBMODULES = (
     "dst",
     "layers",
     "masks",
-    "model_masks",
     "models",
     "pruning",
+    "replacements",
     "training",
     "zoo",
 )

@@ -2,6 +2,6 @@
 
 import sys
 
-from keras_er.cli import main
+from keras_er.app.cli import main
 
 sys.exit(main())

@@ -9,9 +9,9 @@ from keras_er.registry import Registry
 from keras_er.registry import identifier_key
 
 _BUILTIN = {
-    **{name: "keras_er.models.resnet_cifar" for name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")},
-    **{name: "keras_er.models.resnet" for name in ("resnet18", "resnet34", "resnet50")},
-    **{name: "keras_er.models.vgg" for name in ("vgg11", "vgg13", "vgg16", "vgg19")},
+    **{name: "keras_er.models.cifar_resnet" for name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")},
+    **{name: "keras_er.models.resnet_blocks" for name in ("resnet18", "resnet34", "resnet50")},
+    **{name: "keras_er.models.vgg_bn" for name in ("vgg11", "vgg13", "vgg16", "vgg19")},
 }
 
 ARCHITECTURES = Registry(

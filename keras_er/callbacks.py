@@ -9,8 +9,8 @@ writes in Keras 2).
 import keras
 
 from keras_er.backend_helpers import sync_training_state
-from keras_er.model_masks import require_masked_layers
-from keras_er.model_masks import summary
+from keras_er.masks.model import require_masked_layers
+from keras_er.masks.model import summary
 
 __all__ = ["MaskSummaries"]
 

@@ -3,22 +3,26 @@
 import inspect
 import math
 
-import numpy as np
 import keras
+import numpy as np
 
 from keras_er.layers import MaskedLayer
 from keras_er.layers.in_place import hold_masks
 from keras_er.layers.in_place import is_functional_or_sequential
 from keras_er.layers.in_place import mask_in_place
 from keras_er.layers.in_place import maskable_in_place
-from keras_er.model_masks import _dense_layer_indices
-from keras_er.model_masks import all_layers
-from keras_er.model_masks import assign
-from keras_er.model_masks import assign_n_m
-from keras_er.model_masks import n_m_dense_reasons
-from keras_er.model_masks import is_masked
-from keras_er.model_masks import leaf_layers
-from keras_er.model_masks import masked_layers
+from keras_er.masks.model import _dense_layer_indices
+from keras_er.masks.model import all_layers
+from keras_er.masks.model import assign
+from keras_er.masks.model import assign_n_m
+from keras_er.masks.model import is_masked
+from keras_er.masks.model import leaf_layers
+from keras_er.masks.model import masked_layers
+from keras_er.masks.model import n_m_dense_reasons
+from keras_er.masks.n_m import validate_n_m
+from keras_er.masks.sampling import SAMPLING_METHODS
+from keras_er.masks.schemes import validate_density
+from keras_er.masks.schemes import validate_scheme
 from keras_er.replacements import REPLACEMENTS
 from keras_er.replacements import check_selectors
 from keras_er.replacements import chosen
@@ -26,10 +30,6 @@ from keras_er.replacements import maskable
 from keras_er.replacements import replaceable_names
 from keras_er.replacements import warn_about_dense_kernels
 from keras_er.training.popup import freeze_normalization_affine
-from keras_er.masks.n_m import validate_n_m
-from keras_er.masks.sampling import SAMPLING_METHODS
-from keras_er.masks.schemes import validate_density
-from keras_er.masks.schemes import validate_scheme
 
 _BASE_LAYER_ARGS = {"name", "trainable", "dtype", "activity_regularizer", "autocast"}
 

@@ -24,6 +24,7 @@ Examples:
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -181,3 +182,8 @@ def _release(key):
             return
         del _held[key]
     handle.close()  # closing the file drops the flock
+
+
+def json_text(value):
+    """`value` as the JSON text keras_er writes (run folders, zoo entries, reports): indented by one space."""
+    return json.dumps(value, indent=1)

@@ -9,20 +9,19 @@ import warnings
 
 import keras
 
-from keras_er.layers import (
-    Conv2D,
-    MaskedConv1D,
-    MaskedConv2D,
-    MaskedConv2DTranspose,
-    MaskedConv3D,
-    MaskedDense,
-    MaskedDepthwiseConv2D,
-    MaskedEinsumDense,
-    MaskedLayer,
-    MaskedSeparableConv2D,
-)
+from keras_er.layers import Conv2D
+from keras_er.layers import MaskedConv1D
+from keras_er.layers import MaskedConv2D
+from keras_er.layers import MaskedConv2DTranspose
+from keras_er.layers import MaskedConv3D
+from keras_er.layers import MaskedDense
+from keras_er.layers import MaskedDepthwiseConv2D
+from keras_er.layers import MaskedEinsumDense
+from keras_er.layers import MaskedLayer
+from keras_er.layers import MaskedSeparableConv2D
 from keras_er.layers import in_place
-from keras_er.model_masks import all_layers, unmasked_kernels
+from keras_er.masks.model import all_layers
+from keras_er.masks.model import unmasked_kernels
 from keras_er.registry import Registry
 
 

@@ -7,10 +7,10 @@ import numpy as np
 from keras import ops
 
 from keras_er.layers import MaskedLayer
-from keras_er.layers import pixels
 from keras_er.layers import in_place
-from keras_er.model_masks import all_layers
-from keras_er.model_masks import require_masked_layers
+from keras_er.layers import pixels
+from keras_er.masks.model import all_layers
+from keras_er.masks.model import require_masked_layers
 from keras_er.replacements import REPLACEMENTS
 
 _MASK_ARGUMENTS = ("density", "seed", "popup", "popup_density")

@@ -1,7 +1,7 @@
 """Small models and data shared by the tests."""
 
-import numpy as np
 import keras
+import numpy as np
 
 from keras_er.layers import MaskedConv2D
 from keras_er.layers import MaskedDense

@@ -2,8 +2,8 @@
 
 import warnings
 
-import numpy as np
 import keras
+import numpy as np
 
 import keras_er
 from keras_er import masks

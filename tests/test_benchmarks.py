@@ -6,12 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 
 import keras_er
-
 from benchmarks import dst_overhead
 from benchmarks import keras_file_size
 from benchmarks import knobs

@@ -2,8 +2,8 @@
 
 import csv
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 
 import keras_er

@@ -1,15 +1,15 @@
 import warnings
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 import keras_er
 from keras_er import masks
 from keras_er.layers import MaskedConv2D
-from keras_er.layers import in_place
 from keras_er.layers import MaskedDense
 from keras_er.layers import MaskedDepthwiseConv2D
+from keras_er.layers import in_place
 from tests.helpers import images
 from tests.helpers import to_numpy
 
@@ -173,7 +173,8 @@ def test_lora_layers_are_refused_rather_than_silently_changed():
 def test_conv1d_and_conv3d_are_masked_and_keep_their_outputs():
     import warnings
 
-    from keras_er.layers import MaskedConv1D, MaskedConv3D
+    from keras_er.layers import MaskedConv1D
+    from keras_er.layers import MaskedConv3D
 
     rng = np.random.default_rng(0)
     for layer, shape, masked_class in (
@@ -230,7 +231,8 @@ def test_an_embedding_is_masked_in_place_in_the_copy():
 
 
 def test_separable_conv2d_and_einsum_dense_are_masked_and_keep_their_outputs():
-    from keras_er.layers import MaskedEinsumDense, MaskedSeparableConv2D
+    from keras_er.layers import MaskedEinsumDense
+    from keras_er.layers import MaskedSeparableConv2D
 
     inputs = keras.Input((6, 6, 2))
     separable = keras.layers.SeparableConv2D(8, 3, depth_multiplier=2, padding="same", name="sep")

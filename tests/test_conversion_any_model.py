@@ -7,8 +7,8 @@ import sys
 import warnings
 import zipfile
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 
 import keras_er

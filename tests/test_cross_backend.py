@@ -48,7 +48,7 @@ for key in ("flagship", "after_set_update"):
     update.update(step=10)
 logits = {}
 for entry in keras_er.zoo.registry.load_index():
-    if not keras_er.zoo.registry.available_offline(entry):
+    if not keras_er.zoo.weight_files.available_offline(entry):
         continue  # weights outside the wheel, not in the Keras cache here (CI)
     model = keras_er.zoo.load(entry["id"])  # by id: DST and pruned entries too
     batch = keras_er.zoo.reference_pixels(entry)  # zoo models take raw pixels

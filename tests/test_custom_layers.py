@@ -1,7 +1,7 @@
 """The custom-layer route: a user's own layer made prunable (tfmot's PrunableLayer), with and without a bias."""
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 from keras import ops
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from keras_er import cli
 from keras_er import masks
+from keras_er.app import cli
 from keras_er.architectures import register_architecture
 from keras_er.architectures import unregister_architecture
 
@@ -31,7 +31,7 @@ def test_masks_are_numpy_only():
 
 
 def test_cli_help_imports_no_keras():
-    loaded = _modules_after("import keras_er.cli; keras_er.cli.parser()")
+    loaded = _modules_after("import keras_er.app.cli; keras_er.app.cli.parser()")
     assert "keras" not in loaded
 
 
@@ -65,7 +65,7 @@ def test_a_registered_architecture_and_dataset_reach_the_cli():
         assert "tiny_net" in _choices("--model") and "tiny_set" in _choices("--dataset")
     finally:
         unregister_architecture("tiny_net")
-        del specs.DATASET_SPECS["tiny_set"]
+        specs.unregister_dataset("tiny_set")
 
 
 @pytest.mark.parametrize("name", ["Bad Name", "dense", "erk"])

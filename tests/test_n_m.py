@@ -3,8 +3,8 @@
 import hashlib
 import warnings
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 
 import keras_er
@@ -147,7 +147,7 @@ def is_two_four(layer, axis):
 )
 def test_reduction_axis_per_layer(layer, input_shape, axis):
     layer.build(input_shape)
-    if not keras_er.model_masks.is_masked(layer):
+    if not keras_er.masks.model.is_masked(layer):
         keras_er.layers.in_place.mask_in_place(layer)
     assert masks.reduction_axis(layer) == axis
 

@@ -3,9 +3,14 @@
 import keras
 import pytest
 
-from keras_er import architectures, dst, masks, pruning, replacements
+from keras_er import architectures
+from keras_er import dst
+from keras_er import masks
+from keras_er import pruning
+from keras_er import replacements
 from keras_er.layers import MaskedDense
-from keras_er.registry import Lazy, Registry
+from keras_er.registry import Lazy
+from keras_er.registry import Registry
 
 EXTENSION_POINTS = [  # (registry, a built-in name, register, unregister, a valid new entry)
     (masks.SCHEMES, "erk", masks.register_scheme, masks.unregister_scheme, masks.proportional_scheme(len)),

@@ -30,14 +30,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 LOGIT_TOLERANCE = 1e-4
 DATASET = "cifar10"
-DATASET_FREE_TESTS = ("tests/layers", "tests/masks", "tests/test_conversion.py", "tests/test_model_masks.py")
+DATASET_FREE_TESTS = ("tests/layers", "tests/masks", "tests/test_conversion.py", "tests/masks/test_model.py")
 
 
 def zoo_entries():
     """The entries whose weights are here: shipped ones, and external ones (e.g. the dense VGG16) only if cached."""
     from keras_er.zoo import registry
+    from keras_er.zoo import weight_files
 
-    return [entry for entry in registry.load_index() if registry.available_offline(entry)]
+    return [entry for entry in registry.load_index() if weight_files.available_offline(entry)]
 
 
 def load_entry(entry):
@@ -69,6 +70,7 @@ def test_images(data_dir, images):
 def prepare(args):
     """The first `--images` test images, and every entry's CPU predictions on them."""
     import keras
+
     from keras_er import data
 
     folder = Path(args.dir)
@@ -159,6 +161,7 @@ def check_entries(entries, data_dir, images):
     measured at full float32 on the first `images` test images.
     """
     import keras
+
     from keras_er import zoo
 
     x, y = test_images(data_dir, images)
@@ -228,6 +231,7 @@ def run_dataset_free_tests(targets, timeout):
 def measure_speed(models, batch_size, repeats, warmup):
     """Train and inference images/s of dense, masked and popup models, float32 and mixed bf16."""
     import keras
+
     from benchmarks import worker
 
     rows = []

@@ -7,16 +7,16 @@ The registry loads without keras; the loaders load on first use.
 
 import importlib
 
-from keras_er.data.errors import DatasetDownloadError, DatasetNotFoundError
-from keras_er.data.specs import (
-    DATASET_SPECS,
-    DATASETS,
-    NORMALIZATION,
-    DatasetSpec,
-    DownloadSource,
-    RemoteFile,
-    register_dataset,
-)
+from keras_er.data.errors import DatasetDownloadError
+from keras_er.data.errors import DatasetNotFoundError
+from keras_er.data.specs import DATASET_SPECS
+from keras_er.data.specs import DATASETS
+from keras_er.data.specs import NORMALIZATION
+from keras_er.data.specs import DatasetSpec
+from keras_er.data.specs import DownloadSource
+from keras_er.data.specs import RemoteFile
+from keras_er.data.specs import register_dataset
+from keras_er.data.specs import unregister_dataset
 
 _LOADERS = {
     "ImageBatches": "keras_er.data.pipeline",
@@ -35,6 +35,7 @@ __all__ = [
     "DownloadSource",
     "RemoteFile",
     "register_dataset",
+    "unregister_dataset",
     *_LOADERS,
 ]
 

@@ -6,7 +6,7 @@ is whole (as many bytes as its Content-Length) and its hash matches; it raises
 `DownloadError` saying what happened: unreachable (`offline=True`: no server
 answered), an HTTP error, a truncated body ("expected N bytes, got M"), a stall
 mid-body, or other bytes than the hash. Dataset downloads (`fetch`) and zoo
-weights (`keras_er.zoo.registry.weight_path`) both use it.
+weights (`keras_er.zoo.weight_files.weight_path`) both use it.
 
 Timeout: every socket operation (connect, each read) waits at most
 `download_timeout()` seconds: the `timeout` argument, else
@@ -38,9 +38,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from keras_er.data.errors import DatasetDownloadError, DownloadError
+from keras_er.data.errors import DatasetDownloadError
+from keras_er.data.errors import DownloadError
 from keras_er.data.readers import keras_home
-from keras_er.files import remove_stale_scratch, scratch_path
+from keras_er.files import remove_stale_scratch
+from keras_er.files import scratch_path
 
 DEFAULT_TIMEOUT = 60.0
 TIMEOUT_VARIABLE = "KERAS_ER_DOWNLOAD_TIMEOUT"

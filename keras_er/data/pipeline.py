@@ -16,11 +16,10 @@ exactly the batches an uninterrupted one would have seen.
 import keras
 import numpy as np
 
+from keras_er import arguments
 from keras_er.data.sources import load_arrays
-from keras_er.data.specs import (
-    NORMALIZATION,  # noqa: F401 (a live view, re-exported)
-    get_spec,
-)
+from keras_er.data.specs import NORMALIZATION  # noqa: F401 (a live view, re-exported)
+from keras_er.data.specs import get_spec
 
 
 class ImageBatches(keras.utils.PyDataset):
@@ -44,8 +43,7 @@ class ImageBatches(keras.utils.PyDataset):
         self, images, labels, mean=None, std=None, batch_size=128, shuffle=False, augment=False, seed=0, **kwargs
     ):
         super().__init__(**kwargs)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
+        batch_size = arguments.integer(batch_size, "batch_size", minimum=1)
         if (mean is None) != (std is None):
             raise ValueError("Give both `mean` and `std` (normalised batches) or neither (raw pixels).")
         self.images, self.labels = images, labels
@@ -140,9 +138,7 @@ def load(
     if not isinstance(normalize, bool):
         raise TypeError(f"`normalize` must be True (for a bare network) or False (raw pixels); got {normalize!r}.")
     images, labels = load_arrays(name, split, data_dir, download)
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"`limit` must be a positive integer or None; got {limit!r}.")
+    if arguments.integer(limit, "limit", minimum=1, allow_none=True) is not None:
         images, labels = images[:limit], labels[:limit]
     spec = get_spec(name)
     mean, std = (spec.mean, spec.std) if normalize else (None, None)

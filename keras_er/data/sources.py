@@ -28,18 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_er.data.download import download_url, fetch
-from keras_er.data.errors import DatasetDownloadError, DatasetNotFoundError  # noqa: F401 (re-exported)
-from keras_er.data.readers import (
-    CACHE_READERS,
-    keras_home,
-    read_idx_folder,
-    read_npz,
-)
-from keras_er.data.specs import (
-    DATASETS,  # noqa: F401 (a live view, re-exported)
-    get_spec,
-)
+from keras_er.data.download import download_url
+from keras_er.data.download import fetch
+from keras_er.data.errors import DatasetDownloadError  # noqa: F401 (re-exported)
+from keras_er.data.errors import DatasetNotFoundError  # noqa: F401 (re-exported)
+from keras_er.data.readers import CACHE_READERS
+from keras_er.data.readers import keras_home
+from keras_er.data.readers import read_idx_folder
+from keras_er.data.readers import read_npz
+from keras_er.data.specs import DATASETS  # noqa: F401 (a live view, re-exported)
+from keras_er.data.specs import get_spec
 
 SPLITS = ("train", "test")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")

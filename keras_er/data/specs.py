@@ -4,8 +4,10 @@ A `DatasetSpec` names a dataset's image shape, class count, per-channel
 normalisation (pixel units, 0-255), whether the CIFAR augmentation applies and,
 optionally, how Keras downloads and caches it (`DownloadSource`). Loading,
 validation, downloading, the CLI's choices and model building all read
-`DATASET_SPECS`; `register_dataset` adds one (its arrays then come from
-`$KERAS_ER_DATA/<name>.npz`, or from its download source if it gives one).
+`DATASET_SPECS` (a `keras_er.registry.Registry`: the built-in datasets are
+protected, a name already taken is refused); `register_dataset` adds one (its
+arrays then come from `$KERAS_ER_DATA/<name>.npz`, or from its download source
+if it gives one) and `unregister_dataset` removes it.
 
 `DATASETS` (the names) and `NORMALIZATION` (name -> (mean, std)) are live
 read-only views of the registry, so they include datasets registered later.
@@ -22,13 +24,17 @@ Examples:
     (('airplane', 'automobile', 'bird'), ('0', '1'))
     >>> "tiny" in DATASETS, NORMALIZATION["tiny"]
     (True, ((127.5,), (127.5,)))
-    >>> del DATASET_SPECS["tiny"]
+    >>> unregister_dataset("tiny")
 """
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 
-from keras_er.data.remote import DOWNLOAD_FORMATS, DownloadSource, RemoteFile  # noqa: F401 (re-exported)
+from keras_er.data.remote import DOWNLOAD_FORMATS  # noqa: F401 (re-exported)
+from keras_er.data.remote import DownloadSource  # noqa: F401 (re-exported)
+from keras_er.data.remote import RemoteFile  # noqa: F401 (re-exported)
+from keras_er.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +47,6 @@ class DatasetSpec:
     augment: bool = False  # pad-4 crop + flip on the training split
     download: DownloadSource | None = None  # None: offline copies only
     class_names: tuple | None = None  # label i is class_names[i]; None: the labels' numbers
-
-
-DATASET_SPECS = {}
 
 
 class _DatasetNames(Sequence):
@@ -87,7 +90,18 @@ NORMALIZATION = _Normalization()
 
 
 def register_dataset(spec):
-    """Add `spec` to `DATASET_SPECS` (replacing one of the same name); return it."""
+    """Add `spec` to `DATASET_SPECS` under `spec.name` (a name already taken is refused); return it."""
+    _check_spec("dataset", spec)
+    DATASET_SPECS.register(spec.name, spec)
+    return spec
+
+
+def unregister_dataset(name):
+    """Remove a dataset added with `register_dataset` (built-in ones stay)."""
+    DATASET_SPECS.unregister(name)
+
+
+def _check_spec(kind, spec):
     if not isinstance(spec, DatasetSpec):
         raise TypeError(f"`spec` must be a DatasetSpec; got {type(spec).__name__}.")
     if len(spec.shape) != 3 or len(spec.mean) != spec.shape[-1] or len(spec.std) != spec.shape[-1]:
@@ -105,15 +119,11 @@ def register_dataset(spec):
             f"DatasetSpec {spec.name!r}: `download` must be a DownloadSource or "
             f"None; got {type(spec.download).__name__}."
         )
-    DATASET_SPECS[spec.name] = spec
-    return spec
 
 
 def get_spec(name):
     """The spec of `name`, or a ValueError listing the known datasets."""
-    if name not in DATASET_SPECS:
-        raise ValueError(f"Unknown dataset {name!r}; expected one of {', '.join(DATASET_SPECS)}.")
-    return DATASET_SPECS[name]
+    return DATASET_SPECS.lookup(name, "dataset")
 
 
 def class_names(name):
@@ -195,7 +205,7 @@ _FASHION_MNIST_CLASSES = (
     "Ankle boot",
 )
 
-for _spec in (
+_BUILT_IN = (
     DatasetSpec(
         "cifar10", (32, 32, 3), 10, (125.31, 122.95, 113.87), (62.99, 62.09, 66.70), True, _CIFAR10, _CIFAR10_CLASSES
     ),
@@ -219,5 +229,8 @@ for _spec in (
         class_names=_FASHION_MNIST_CLASSES,
     ),
     DatasetSpec("mnist", (28, 28, 1), 10, (33.32,), (78.57,), download=_MNIST),
-):
-    register_dataset(_spec)
+)
+for _spec in _BUILT_IN:
+    _check_spec("dataset", _spec)
+DATASET_SPECS = Registry("dataset", {spec.name: spec for spec in _BUILT_IN}, check_entry=_check_spec)
+"""Dataset name -> `DatasetSpec`, built-in ones first."""

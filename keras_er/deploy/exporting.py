@@ -26,13 +26,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_er.files import remove_stale_scratch
-from keras_er.files import scratch_path
 from keras_er.deploy.support import FORMATS
 from keras_er.deploy.support import RUNTIME_NAMES
 from keras_er.deploy.support import SUFFIXES
 from keras_er.deploy.support import refusal
-from keras_er.model_masks import masked_layers
+from keras_er.files import remove_stale_scratch
+from keras_er.files import scratch_path
+from keras_er.masks.model import masked_layers
 
 
 class ExportVerificationError(RuntimeError):

@@ -11,23 +11,21 @@ masks are recorded as N:M (`keras_er.sparsify(n_m=)`, `pruning.prune(n_m=)`,
 group, as many weights as it lost (`updates.drop_and_grow_n_m`). A NaN or
 infinite weight or growth score is refused (a ValueError naming the layer
 and the method) before any mask changes. Where to grow is
-each method's `growth_scores`: SET and RigL live in `keras_er.dst.growth`
-(and are importable from here too).
+each method's `growth_scores`: SET and RigL live in `keras_er.dst.growth`.
 """
 
-import numbers
-
 import keras
-import numpy as np
 from keras import ops
 
+from keras_er import arguments
+from keras_er.arrays import numpy_copy
 from keras_er.backend_helpers import sync_training_state
 from keras_er.dst import checks
 from keras_er.dst import schedule
 from keras_er.dst import updates
 from keras_er.layers.weight_setup import zero_optimizer_slots
-from keras_er.model_masks import model_n_m
-from keras_er.model_masks import reduction_axis
+from keras_er.masks.model import model_n_m
+from keras_er.masks.model import reduction_axis
 from keras_er.pruning import select
 
 
@@ -73,8 +71,7 @@ class DynamicSparseTraining(keras.callbacks.Callback):
     ):
         super().__init__()
         schedule.check_arguments(update_every, drop_fraction, end_fraction)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"`seed` must be a non-negative int; got {seed!r}.")
+        arguments.seed(seed)
         if total_steps is not None:
             total_steps = schedule.check_total_steps(total_steps)
         if verbose not in (0, 1):
@@ -134,8 +131,8 @@ class DynamicSparseTraining(keras.callbacks.Callback):
         step = self._step = int(step)
         total = self._resolved_total_steps()
         fraction = schedule.drop_fraction_at(step, total, self.drop_fraction, self.end_fraction)
-        kernels = [_numpy(layer.kernel_variable) for layer in layers]
-        masks = [_numpy(layer.mask).astype(bool) for layer in layers]
+        kernels = [numpy_copy(layer.kernel_variable) for layer in layers]
+        masks = [numpy_copy(layer.mask).astype(bool) for layer in layers]
         patterns = _patterns(model, layers)
         moves = [updates.moves_for(fraction, int(m.sum()), int(m.size - m.sum())) for m in masks]
         scores = self.growth_scores(layers, step, batch) if any(moves) else [None] * len(layers)
@@ -217,11 +214,6 @@ class DynamicSparseTraining(keras.callbacks.Callback):
         }
 
 
-def _numpy(variable):
-    # A copy: on JAX a converted buffer may be donated to the next train step.
-    return np.array(ops.convert_to_numpy(variable), copy=True)
-
-
 def _patterns(model, layers):
     """Per layer: `((N, M), axis)` for a layer recorded as N:M (its groups then stay N:M), else None."""
     if model_n_m(model) is None:  # also refuses a recorded pattern its mask no longer has
@@ -236,12 +228,3 @@ def _layer_names(layers):
     if len(set(names)) < len(names):  # nested models may repeat names
         return [layer.path for layer in layers]
     return names
-
-
-def __getattr__(name):
-    # SET and RigL subclass the base, so they live in growth.py; importing them here lazily avoids a cycle.
-    if name in ("SET", "RigL"):
-        from keras_er.dst import growth
-
-        return getattr(growth, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

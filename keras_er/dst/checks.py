@@ -1,6 +1,6 @@
 """What a DST callback refuses before it moves anything: its `data` argument, and models it cannot update."""
 
-from keras_er.model_masks import masked_layers
+from keras_er.masks.model import masked_layers
 
 
 def check_data(data):

@@ -12,10 +12,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_er.arrays import numpy_copy
 from keras_er.backend_helpers import loss_gradients
 from keras_er.dst import updates
 from keras_er.dst.callbacks import DynamicSparseTraining
-from keras_er.dst.callbacks import _numpy
 
 
 class SET(DynamicSparseTraining):
@@ -88,7 +88,7 @@ class RigL(DynamicSparseTraining):
 
     def growth_scores(self, layers, step, batch):
         x, y = _batch(self.data, batch)
-        saved = [_numpy(layer.mask) for layer in layers]
+        saved = [numpy_copy(layer.mask) for layer in layers]
         try:
             for layer in layers:
                 layer.mask.assign(ops.ones(tuple(layer.mask.shape), layer.mask.dtype))

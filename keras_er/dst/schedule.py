@@ -9,6 +9,8 @@ after that the masks stay as they are.
 import math
 import numbers
 
+from keras_er import arguments
+
 
 def drop_fraction_at(step, total_steps, drop_fraction=0.3, end_fraction=0.75):
     """`drop_fraction / 2 * (1 + cos(pi * step / (end_fraction * total_steps)))`, or 0 from the end on.
@@ -22,8 +24,7 @@ def drop_fraction_at(step, total_steps, drop_fraction=0.3, end_fraction=0.75):
         (0.0, 0.0)
     """
     check_arguments(1, drop_fraction, end_fraction)
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-        raise ValueError(f"`step` must be a non-negative int; got {step!r}.")
+    arguments.integer(step, "step")
     total_steps = check_total_steps(total_steps)
     end = end_fraction * total_steps
     if step >= end:
@@ -33,8 +34,7 @@ def drop_fraction_at(step, total_steps, drop_fraction=0.3, end_fraction=0.75):
 
 def check_arguments(update_every, drop_fraction, end_fraction):
     """Refuse schedule arguments out of range, naming the argument."""
-    if isinstance(update_every, bool) or not isinstance(update_every, numbers.Integral) or update_every < 1:
-        raise ValueError(f"`update_every` must be a positive int (optimizer steps); got {update_every!r}.")
+    arguments.integer(update_every, "update_every", minimum=1, unit=" (optimizer steps)")
     if not _is_real(drop_fraction) or not 0 < drop_fraction < 1:
         raise ValueError(f"`drop_fraction` must be a number with 0 < drop_fraction < 1; got {drop_fraction!r}.")
     if not _is_real(end_fraction) or not 0 < end_fraction <= 1:
@@ -42,9 +42,7 @@ def check_arguments(update_every, drop_fraction, end_fraction):
 
 
 def check_total_steps(total_steps):
-    if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral) or total_steps < 1:
-        raise ValueError(f"`total_steps` must be a positive int; got {total_steps!r}.")
-    return int(total_steps)
+    return arguments.integer(total_steps, "total_steps", minimum=1)
 
 
 def _is_real(value):

@@ -46,7 +46,6 @@ class BatchNormalization(PlaceholderWeights, keras.layers.BatchNormalization):
             and keras.backend.backend() == "tensorflow"
             and not self.renorm
             and not self.synchronized
-            and "_moments" not in vars(self)  # statistics replaced (keras_er.training.distribute): Keras' path
             and len(inputs.shape) == 4
             and self.axis in (3, -1)
             and keras.backend.standardize_dtype(inputs.dtype) == "float32"

@@ -25,8 +25,8 @@ fails when Keras changes any of them.
 
 import inspect
 
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 
 from keras_er.layers.weight_setup import check_mask

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_er import arguments
 from keras_er.layers import conv_paths
 from keras_er.layers.masked_layer import MaskedLayer
 
@@ -141,9 +142,8 @@ class MaskedConv(MaskedConvBase):
 
     def __init__(self, filters, kernel_size, groups=1, **kwargs):
         super().__init__(kernel_size, **kwargs)
-        for name, value in (("filters", filters), ("groups", groups)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+        filters = arguments.integer(filters, "filters", minimum=1)
+        groups = arguments.integer(groups, "groups", minimum=1)
         if filters % groups:
             raise ValueError(f"`filters` ({filters}) must be divisible by `groups` ({groups}).")
         self.filters = filters

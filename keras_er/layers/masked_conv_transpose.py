@@ -5,8 +5,9 @@ import math
 import keras
 from keras import ops
 
-from keras_er.layers.masked_conv import positive_ints
+from keras_er import arguments
 from keras_er.layers.masked_conv import MaskedConvBase
+from keras_er.layers.masked_conv import positive_ints
 
 
 def _transpose_length(length, kernel, stride, dilation, padding, output_padding):
@@ -38,9 +39,7 @@ class MaskedConv2DTranspose(MaskedConvBase):
 
     def __init__(self, filters, kernel_size, output_padding=None, **kwargs):
         super().__init__(kernel_size, **kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"`filters` must be a positive integer; got {filters!r}.")
-        self.filters = filters
+        self.filters = arguments.integer(filters, "filters", minimum=1)
         self.output_padding = (
             None if output_padding is None else positive_ints(output_padding, self.rank, "output_padding")
         )

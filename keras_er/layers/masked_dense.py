@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_er import arguments
 from keras_er.layers.masked_layer import MaskedLayer
 
 
@@ -64,9 +65,7 @@ class MaskedDense(MaskedLayer):
             popup_density=popup_density,
             **kwargs,
         )
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(f"`units` must be a positive integer; got {units!r}.")
-        self.units = units
+        self.units = arguments.integer(units, "units", minimum=1)
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
         self.supports_masking = True  # as keras.layers.Dense: an incoming mask passes through
 

@@ -5,8 +5,9 @@ import math
 import keras
 from keras import ops
 
-from keras_er.layers.masked_conv import MaskedConvBase
+from keras_er import arguments
 from keras_er.layers import popup as popup_lib
+from keras_er.layers.masked_conv import MaskedConvBase
 from keras_er.layers.weight_setup import array_initializer
 from keras_er.layers.weight_setup import optional_initializer
 
@@ -45,9 +46,7 @@ class MaskedDepthwiseConv2D(MaskedConvBase):
             kernel_constraint=depthwise_constraint,
             **kwargs,
         )
-        if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, int) or depth_multiplier < 1:
-            raise ValueError(f"`depth_multiplier` must be a positive integer; got {depth_multiplier!r}.")
-        self.depth_multiplier = depth_multiplier
+        self.depth_multiplier = arguments.integer(depth_multiplier, "depth_multiplier", minimum=1)
 
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
@@ -105,11 +104,8 @@ class MaskedSeparableConv2D(MaskedConvBase):
             kernel_constraint=pointwise_constraint,
             **kwargs,
         )
-        for name, value in (("filters", filters), ("depth_multiplier", depth_multiplier)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-        self.filters = filters
-        self.depth_multiplier = depth_multiplier
+        self.filters = arguments.integer(filters, "filters", minimum=1)
+        self.depth_multiplier = arguments.integer(depth_multiplier, "depth_multiplier", minimum=1)
         self.depthwise_initializer = optional_initializer(depthwise_initializer)
         self.depthwise_regularizer = keras.regularizers.get(depthwise_regularizer)
         self.depthwise_constraint = keras.constraints.get(depthwise_constraint)

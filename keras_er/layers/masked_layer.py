@@ -1,13 +1,17 @@
 """The shared machinery of every masked layer: kernel, mask, popup scores."""
 
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 
+from keras_er import arguments
 from keras_er.layers import popup as popup_lib
 from keras_er.layers.placeholders import PlaceholderWeights
+from keras_er.layers.weight_setup import array_initializer
 from keras_er.layers.weight_setup import check_mask
-from keras_er.layers.weight_setup import array_initializer, fresh_seed, optional_initializer, zero_optimizer_slots
+from keras_er.layers.weight_setup import fresh_seed
+from keras_er.layers.weight_setup import optional_initializer
+from keras_er.layers.weight_setup import zero_optimizer_slots
 from keras_er.masks.sampling import sample_masks
 from keras_er.masks.schemes import validate_density
 
@@ -50,8 +54,7 @@ class MaskedLayer(PlaceholderWeights, keras.layers.Layer):
         super().__init__(**kwargs)
         if density is not None:
             density = validate_density(density)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"`seed` must be a non-negative int or None; got {seed!r}.")
+        seed = arguments.seed(seed, allow_none=True)
         if not isinstance(popup, bool):
             raise TypeError(f"`popup` must be True or False; got {popup!r}.")
         self.activation = keras.activations.get(activation)

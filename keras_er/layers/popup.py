@@ -8,8 +8,8 @@ is taken only among the positions the ER mask keeps.
 
 import math
 
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 
 from keras_er.backend_helpers import is_tracing

@@ -1,9 +1,8 @@
 """Helpers for a masked layer's weights: initializers from arrays, fresh seeds, optimizer slots."""
 
+import keras
 import numpy as np
 from keras import ops
-
-import keras
 
 
 def fresh_seed():

@@ -2,7 +2,7 @@
 
 `import keras_er.masks` loads no keras. The model-level operations
 (`assign`, `assign_n_m`, `record_n_m`, `model_n_m`, `reduction_axis`,
-`summary`, `masked_layers`) live in `keras_er.model_masks` and are reachable
+`summary`, `masked_layers`) live in `keras_er.masks.model` and are reachable
 from here too; touching them imports keras.
 """
 
@@ -10,8 +10,8 @@ from keras_er.masks.n_m import is_n_m
 from keras_er.masks.n_m import sample_n_m_masks
 from keras_er.masks.sampling import SAMPLING_METHODS
 from keras_er.masks.sampling import sample_masks
-from keras_er.masks.schemes import layer_densities
 from keras_er.masks.schemes import SCHEMES
+from keras_er.masks.schemes import layer_densities
 from keras_er.masks.schemes import proportional_scheme
 from keras_er.masks.schemes import register_scheme
 from keras_er.masks.schemes import scheme_names
@@ -42,7 +42,7 @@ __all__ = [
 
 def __getattr__(name):
     if name in _MODEL_LEVEL:
-        from keras_er import model_masks
+        from keras_er.masks import model
 
-        return getattr(model_masks, name)
+        return getattr(model, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,7 @@
 The pattern sparse tensor cores accelerate (2:4 on NVIDIA Ampere and later;
 `sparsity_m_by_n=(2, 4)` in TensorFlow Model Optimization, `NByM` in
 jaxpruner). Groups run along a kernel's *reduction axis*, the one a matmul
-sums over (a Dense kernel's input axis); `keras_er.model_masks.reduction_axis`
+sums over (a Dense kernel's input axis); `keras_er.masks.model.reduction_axis`
 says which axis that is for each layer. A group is `M` consecutive positions
 of that axis with every other index fixed, so a Dense kernel `(in, out)` has
 `in / M * out` groups.
@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from keras_er.arrays import nan_as_lowest
 from keras_er.masks.sampling import layer_seeds
 
 
@@ -144,7 +145,7 @@ def keep_top_n_m(scores, active, n_m, axis):
             f"{short} group(s) of {m} along axis {axis} have fewer than {n} active weights, so the mask cannot "
             f"become {n}:{m} (pruning never adds weights)."
         )
-    ranked = np.where(np.isnan(scores), -np.inf, scores)
+    ranked = nan_as_lowest(scores)
     ranked = np.where(active, ranked, -np.inf)
     view = group_view(ranked, m, axis)
     # Active positions first, then by score, ties to the lower index: a stable sort on (inactive, -score).

@@ -5,17 +5,16 @@ the same seed gives bit-identical masks on every machine and every Keras
 backend, and sampling never touches numpy's or Python's global RNG.
 """
 
-import numbers
-
 import numpy as np
+
+from keras_er import arguments
 
 SAMPLING_METHODS = ("bernoulli", "exact")  # how `sample_masks` draws: see its `method`
 
 
 def layer_seeds(seed, shapes, per_layer, name):
     """One child of `SeedSequence(seed)` per shape; refuses a bad `seed` or a `name` list of another length."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
+    arguments.seed(seed)
     if len(shapes) != len(per_layer):
         raise ValueError(f"`shapes` has {len(shapes)} entries but `{name}` has {len(per_layer)}.")
     return np.random.SeedSequence(int(seed)).spawn(len(shapes))

@@ -8,6 +8,7 @@ so a model (and a zoo file) is the same network under either global setting.
 import keras
 from keras import layers
 
+from keras_er import arguments
 from keras_er.layers.batch_norm import BatchNormalization
 from keras_er.layers.conv import Conv2D
 
@@ -42,8 +43,7 @@ def check_arguments(input_shape, classes):
         or not all(isinstance(d, int) and d > 0 for d in input_shape)
     ):
         raise ValueError(f"`input_shape` must be (height, width, channels) of positive ints; got {input_shape!r}.")
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"`classes` must be a positive integer; got {classes!r}.")
+    arguments.integer(classes, "classes", minimum=1)
 
 
 def model_input(input_shape):

@@ -1,10 +1,9 @@
 """`GradualPruning`: Zhu & Gupta's cubic density schedule as a Keras callback, on every backend."""
 
-import numbers
-
 import keras
 import numpy as np
 
+from keras_er import arguments
 from keras_er.backend_helpers import sync_training_state
 from keras_er.masks.schemes import validate_density
 from keras_er.masks.schemes import validate_scheme
@@ -197,6 +196,4 @@ def _steps(begin_step, end_step):
 
 
 def _step_count(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"`{name}` must be a non-negative integer; got {value!r}.")
-    return int(value)
+    return arguments.integer(value, name)

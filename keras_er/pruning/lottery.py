@@ -3,8 +3,9 @@
 import numbers
 
 import keras
-import numpy as np
 
+from keras_er import arguments
+from keras_er.arrays import numpy_copy
 from keras_er.backend_helpers import sync_training_state
 from keras_er.masks.schemes import validate_scheme
 from keras_er.pruning.pruner import model_density
@@ -81,8 +82,7 @@ def imp(
         raise TypeError(f"`density_per_round` must be a number in (0, 1); got {density_per_round!r}.")
     if not 0.0 < float(density_per_round) < 1.0:
         raise ValueError(f"`density_per_round` must be in (0, 1); got {density_per_round!r}.")
-    if isinstance(rewind_epoch, bool) or not isinstance(rewind_epoch, numbers.Integral) or rewind_epoch < 0:
-        raise ValueError(f"`rewind_epoch` must be a non-negative integer; got {rewind_epoch!r}.")
+    arguments.integer(rewind_epoch, "rewind_epoch")
     if fit_fn is not None and not callable(fit_fn):
         raise TypeError(f"`fit_fn` must be callable; got {fit_fn!r}.")
     if fit_fn is not None and recipe is not None:
@@ -126,7 +126,7 @@ def rewind(model, saved):
     Kernel entries outside the masks are 0, and the compiled optimizer's slots for them too.
     """
     layers = prunable_layers(model)
-    masks = [np.array(keras.ops.convert_to_numpy(layer.mask), copy=True) for layer in layers]
+    masks = [numpy_copy(layer.mask) for layer in layers]
     for weight, value in zip(model.weights, saved):
         weight.assign(value)
     for layer, mask in zip(layers, masks):
@@ -158,7 +158,7 @@ class _RewindPoint(keras.callbacks.Callback):
 
 
 def _snapshot(model):
-    return [np.array(keras.ops.convert_to_numpy(weight), copy=True) for weight in model.weights]
+    return [numpy_copy(weight) for weight in model.weights]
 
 
 def _train_round(model, train, round_index, fit_fn, recipe, saver):
@@ -173,6 +173,4 @@ def _train_round(model, train, round_index, fit_fn, recipe, saver):
 
 
 def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return int(value)
+    return arguments.integer(value, name, minimum=1)

@@ -7,13 +7,17 @@ import keras
 import numpy as np
 
 from keras_er.backend_helpers import sync_training_state
+from keras_er.masks.model import masked_layers
+from keras_er.masks.model import model_n_m
+from keras_er.masks.model import n_m_dense_reasons
+from keras_er.masks.model import reduction_axis
+from keras_er.masks.model import require_masked_layers
 from keras_er.masks.n_m import group_counts
 from keras_er.masks.n_m import validate_n_m
 from keras_er.masks.schemes import validate_density
 from keras_er.masks.schemes import validate_scheme
-from keras_er.model_masks import masked_layers, model_n_m, n_m_dense_reasons, reduction_axis, require_masked_layers
-from keras_er.pruning import select
 from keras_er.pruning import scores as scores_lib
+from keras_er.pruning import select
 
 
 def prune(model, method, density=None, scheme=None, data=None, seed=0, iterations=100, *, loss=None, n_m=None):

@@ -30,29 +30,21 @@ True
 """
 
 import dataclasses
-import numbers
 
 import numpy as np
 
+from keras_er import arguments
+from keras_er.arrays import numpy_copy
 from keras_er.masks.n_m import keep_top_n_m
-from keras_er.registry import Registry
+from keras_er.pruning import checks
 from keras_er.pruning import select
 from keras_er.pruning.synflow import synflow_scores
+from keras_er.registry import Registry
 
 # keras (and the framework) load on first use, so the registry can be listed
 # without them (`keras-er --help`).
 
 _NEEDS_DATA = {"snip"}  # methods that score on a batch of `data`
-
-# How a method's non-finite scores are reported: (the message's subject, what to check).
-_SCORE_MESSAGES = {
-    "magnitude": ("Magnitude scores (|w|)", "the kernel has non-finite weights (did training diverge?)"),
-    "snip": ("SNIP scores", "check the data batch (`data`) and the loss"),
-    "synflow": (
-        "SynFlow scores",
-        "the network's synaptic flow overflowed float32; prune fewer layers at a time or use another method",
-    ),
-}
 
 
 def register_method(name, score_fn, *, needs_data=False):
@@ -93,13 +85,7 @@ def check_method_data(method, data, caller):
                 "keras.utils.PyDataset such as keras_er.data.ImageBatches."
             )
         return
-    _check_data_kind(data)
-
-
-def check_scores(method, scores, names):
-    """Refuse `method`'s scores (one array per layer named in `names`) if any is NaN or infinite."""
-    what, hint = _SCORE_MESSAGES.get(method, (f"{method!r} pruning scores", "check the method's score function"))
-    select.check_finite_scores(scores, names, what, hint)
+    checks.check_data_kind(data)
 
 
 def method_names():
@@ -147,7 +133,7 @@ class PruningContext:
 
     def kernels(self):
         """The masked layers' kernels, as numpy arrays (copies)."""
-        return [_numpy(layer.kernel_variable) for layer in self.layers]
+        return [numpy_copy(layer.kernel_variable) for layer in self.layers]
 
     def select(self, scores, density):
         """Masks keeping the best of `self.active` at `density` (global, or per layer with the scheme).
@@ -156,7 +142,7 @@ class PruningContext:
 
         Non-finite scores are refused (a ValueError naming the layer and the method).
         """
-        check_scores(self.method, scores, [layer.name for layer in self.layers])
+        checks.check_scores(self.method, scores, [layer.name for layer in self.layers])
         if self.n_m is not None:
             return [
                 active.copy() if axis is None else keep_top_n_m(score, active, self.n_m, axis)
@@ -176,32 +162,7 @@ class PruningContext:
                 f"Pruning method {self.method!r} needs data: pass `data=(x, y)` (numpy arrays) or a "
                 "keras.utils.PyDataset such as keras_er.data.ImageBatches."
             )
-        return first_batch(self.data)
-
-
-def first_batch(data):
-    """`(x, y)` from an `(x, y)` tuple of arrays or from the first batch of a `keras.utils.PyDataset`."""
-    import keras
-
-    _check_data_kind(data)
-    if isinstance(data, keras.utils.PyDataset):
-        data = data[0]
-        _check_data_kind(data)
-    return data[0], data[1]
-
-
-def _check_data_kind(data):
-    import keras
-
-    if isinstance(data, keras.utils.PyDataset):
-        if len(data) == 0:
-            raise ValueError("`data` is an empty PyDataset.")
-        return
-    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
-        raise TypeError(
-            "`data` must be an (x, y) tuple of arrays or a keras.utils.PyDataset (keras_er.data.ImageBatches); "
-            f"got {type(data).__name__}."
-        )
+        return checks.first_batch(self.data)
 
 
 def magnitude_scores(context):
@@ -229,22 +190,12 @@ def snip_scores(context):
     return [np.abs(g * w) for g, w in zip(gradients, context.kernels())]
 
 
-def _numpy(variable):
-    import keras
-
-    return np.array(keras.ops.convert_to_numpy(variable), copy=True)
-
-
 def validate_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
-    return int(seed)
+    return arguments.seed(seed)
 
 
 def validate_iterations(iterations):
-    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
-        raise ValueError(f"`iterations` must be a positive integer; got {iterations!r}.")
-    return int(iterations)
+    return arguments.integer(iterations, "iterations", minimum=1)
 
 
 METHODS = Registry(

@@ -23,14 +23,15 @@ Examples:
 
 import numpy as np
 
+from keras_er import arguments
+from keras_er.arrays import nan_as_lowest
 from keras_er.masks.schemes import layer_densities
 from keras_er.masks.schemes import validate_density
 
 
 def ranking(scores):
     """Flat positions of `scores`, best first; ties go to the lower flat index, NaN last."""
-    flat = np.asarray(scores, dtype=np.float64).ravel()
-    flat = np.where(np.isnan(flat), -np.inf, flat)
+    flat = nan_as_lowest(scores).ravel()
     return np.argsort(-flat, kind="stable")
 
 
@@ -140,9 +141,7 @@ def layer_counts(shapes, density, scheme, active_counts=None):
 
 
 def _count(value, name="count"):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"`{name}` must be a non-negative integer; got {value!r}.")
-    return int(value)
+    return arguments.integer(value, name)
 
 
 def _pair(scores, active):

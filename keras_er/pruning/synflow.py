@@ -1,12 +1,15 @@
 """SynFlow: iterative, data-free pruning scores (registered as `synflow` by `keras_er.pruning.scores`).
 
 Tanaka, Kunin, Yamins & Ganguli, "Pruning neural networks without any data by
-iteratively conserving synaptic flow" (NeurIPS 2020). keras and the scores
-module's helpers load on first use (the scores module imports this one to
-register it, and the registry loads no keras).
+iteratively conserving synaptic flow" (NeurIPS 2020). keras loads on first
+use, so the method registry can be listed without it.
 """
 
 import numpy as np
+
+from keras_er.arrays import numpy_copy
+from keras_er.pruning.checks import check_scores
+from keras_er.pruning.checks import first_batch
 
 
 def synflow_scores(context):
@@ -26,9 +29,6 @@ def synflow_scores(context):
     import keras
 
     from keras_er.backend_helpers import loss_gradients
-    from keras_er.pruning.scores import _numpy
-    from keras_er.pruning.scores import check_scores
-
     from keras_er.layers.pixels import without_preprocessing
 
     # The network itself, without a raw-pixel front: its input is the all-ones SynFlow linearises at
@@ -39,15 +39,15 @@ def synflow_scores(context):
     kernels = [layer.kernel_variable for layer in context.layers]
     start = sum(int(a.sum()) for a in context.active) / sum(a.size for a in context.active)
     floating = [w for w in model.weights if keras.backend.is_float_dtype(w.dtype)]
-    saved = [_numpy(w) for w in floating]
+    saved = [numpy_copy(w) for w in floating]
     try:
         for weight, value in zip(floating, saved):
             weight.assign(np.abs(value))
         for step in range(1, context.iterations + 1):
             for layer, active in zip(context.layers, context.active):
-                layer.mask.assign(active.astype(_numpy(layer.mask).dtype))
+                layer.mask.assign(active.astype(numpy_copy(layer.mask).dtype))
             gradients = loss_gradients(model, ones, zero_labels, kernels, loss=_synaptic_flow, training=False)
-            scores = [np.abs(g * _numpy(k)) for g, k in zip(gradients, kernels)]
+            scores = [np.abs(g * numpy_copy(k)) for g, k in zip(gradients, kernels)]
             check_scores("synflow", scores, [layer.name for layer in context.layers])  # before the masks move
             if step == context.iterations:
                 return scores
@@ -66,8 +66,6 @@ def _synaptic_flow(y_true, y_pred):
 
 
 def _input_shape(model, data):
-    from keras_er.pruning.scores import first_batch
-
     inputs = getattr(model, "inputs", None) if model.built else None
     if inputs and len(inputs) == 1 and all(d is not None for d in tuple(inputs[0].shape)[1:]):
         return tuple(inputs[0].shape)[1:]

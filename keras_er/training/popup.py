@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_er.model_masks import leaf_layers
+from keras_er.masks.model import leaf_layers
 
 NORMALIZATION = (
     keras.layers.BatchNormalization,

@@ -29,7 +29,7 @@ _FROM_MODULES = {
     "reference_batch": "exporter",
     "reference_pixels": "exporter",
 }
-_SUBMODULES = ("builder", "cards", "exporter", "listing", "publish", "registry", "report", "weights_io")
+_SUBMODULES = ("builder", "cards", "exporter", "listing", "registry", "report", "weight_files", "weights_io")
 
 _FUNCTIONS = [
     "available_weights",

@@ -6,13 +6,14 @@ import numpy as np
 
 from keras_er.architectures import ARCHITECTURES
 from keras_er.conversion import sparsify
-from keras_er.layers.pixels import with_raw_pixel_front
 from keras_er.layers.pixels import takes_raw_pixels  # noqa: F401 (part of the builder's API)
+from keras_er.layers.pixels import with_raw_pixel_front
 from keras_er.layers.pixels import without_preprocessing  # noqa: F401
 from keras_er.layers.placeholders import placeholder_weights
 from keras_er.masks.schemes import scheme_names
 from keras_er.masks.schemes import validate_density
 from keras_er.zoo import registry
+from keras_er.zoo import weight_files
 from keras_er.zoo.weights_io import load_weights
 
 DEFAULT_INPUT_SHAPE = (32, 32, 3)
@@ -72,7 +73,7 @@ def build(
             other inputs needs it (or `include_preprocessing=False`).
         variant: a published entry trained with another recipe than the
             zoo's (its id's last part, e.g. "e1_limit1000"; see
-            `keras_er.zoo.publish.recipe_variant`); None: the zoo's recipe.
+            `keras_er.app.publish.recipe_variant`); None: the zoo's recipe.
         root: zoo folder (default: `keras_er.zoo.registry.zoo_root()`).
     """
     if arch not in ARCHITECTURES:
@@ -102,7 +103,7 @@ def build(
         )
         input_shape = _agree(input_shape, tuple(entry["input_shape"]), "input_shape", entry)
         classes = _agree(classes, entry["classes"], "classes", entry)
-        weights = registry.weight_path(entry, root)  # before the model is built: unavailable weights fail at once
+        weights = weight_files.weight_path(entry, root)  # before the model is built: unavailable weights fail at once
     # Weights about to be loaded are built as zeros: their initializers would only cost time.
     with placeholder_weights() if entry is not None else contextlib.nullcontext():
         model = ARCHITECTURES[arch](tuple(input_shape or DEFAULT_INPUT_SHAPE), classes or DEFAULT_CLASSES)

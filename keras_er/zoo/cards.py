@@ -1,6 +1,6 @@
 """Zoo cards: `card.md` rendered from an index entry alone, never edited in place."""
 
-from keras_er.zoo.registry import released
+from keras_er.zoo.weight_files import released
 
 POPUP_CARD_LINE = (
     "- strong ticket: the kernels were never trained (they are what the recorded seed and "

@@ -9,9 +9,9 @@ import numpy as np
 from keras_er import __version__
 from keras_er.files import folder_lock
 from keras_er.files import write_text_atomic
-from keras_er.model_masks import leaf_layers
-from keras_er.model_masks import masked_layers
-from keras_er.model_masks import summary
+from keras_er.masks.model import leaf_layers
+from keras_er.masks.model import masked_layers
+from keras_er.masks.model import summary
 from keras_er.masks.schemes import validate_density
 from keras_er.zoo import registry
 from keras_er.zoo.builder import identity
@@ -86,7 +86,7 @@ def export(
     `dst`/`prune` record how the masks were moved or pruned (the run's
     settings); they become part of the id, and the masks come from the file.
     `variant` tags an entry trained with another recipe than the zoo's (the
-    id's last part, `keras_er.zoo.publish.recipe_variant`); such an entry is
+    id's last part, `keras_er.app.publish.recipe_variant`); such an entry is
     loaded by its id only (`zoo.load`), never by the constructors.
     """
     recipe = dict(recipe or {})

@@ -5,6 +5,7 @@ from keras_er.architectures import ARCHITECTURES
 from keras_er.masks.schemes import scheme_names
 from keras_er.zoo import registry
 from keras_er.zoo import report
+from keras_er.zoo import weight_files
 
 
 def build(*args, **kwargs):
@@ -62,8 +63,39 @@ def _constructor(arch, scheme):
             )
 
     constructor.__name__ = constructor.__qualname__ = f"{arch}_{scheme}"
-    constructor.__doc__ = f"{arch} with {scheme} masks. Arguments as `keras_er.zoo.build`."
+    constructor.__module__ = "keras_er.zoo"
+    constructor.__doc__ = _docstring(arch, scheme)
     return constructor
+
+
+def _docstring(arch, scheme):
+    name = f"{arch}_{scheme}"
+    if scheme == "dense":
+        what, call, density_arg = f"A dense `{arch}`", f"{name}(pretrained=None)", ""
+    else:
+        what = f"`{arch}` with `{scheme}` Erdos-Renyi masks"
+        call = f"{name}(density=0.1, pretrained=None)"
+        density_arg = (
+            "        density: global fraction of the conv/dense weights kept, in (0, 1].\n"
+            "        seed: the masks' seed (for a pretrained model: which published seed).\n"
+            "        popup, popup_density: strong-ticket mode (see `keras_er.sparsify`).\n"
+        )
+    return (
+        f"{what}: a Keras model that takes raw pixels (0-255) and normalises them itself.\n\n"
+        "    Args:\n"
+        f"{density_arg}"
+        "        pretrained: True: the published weights for these settings (sha256-checked; the error lists\n"
+        "            what is published); a dataset name: that dataset's entry; None: random initialisation.\n"
+        "        input_shape, classes: default to the entry's, else (32, 32, 3) and 10.\n"
+        "        include_preprocessing: False gives the bare network (it expects normalised inputs).\n"
+        "        dataset: whose mean/std a random model normalises with (default cifar10 for RGB inputs).\n"
+        "        root: zoo folder (default: the package's).\n\n"
+        f"    The same as `keras_er.zoo.build({arch!r}, {scheme!r}, ...)`.\n\n"
+        "    Examples:\n"
+        f"        >>> model = keras_er.zoo.{call}\n"
+        "        >>> tuple(model.output.shape)\n"
+        "        (None, 10)\n"
+    )
 
 
 def constructor_names():
@@ -71,12 +103,17 @@ def constructor_names():
     return sorted(f"{arch}_{scheme}" for arch in ARCHITECTURES for scheme in (*scheme_names(), "dense"))
 
 
+_CONSTRUCTORS = {}  # (arch, scheme) -> constructor: one function object per name
+
+
 def get_constructor(name):
-    """The constructor `name` (e.g. "resnet20_erk"), or None if there is no such one."""
+    """The constructor `name` (e.g. "resnet20_erk"), the same object at every call, or None if there is none."""
     for scheme in (*scheme_names(), "dense"):
         arch = name[: -len(scheme) - 1]
         if name.endswith("_" + scheme) and arch in ARCHITECTURES:
-            return _constructor(arch, scheme)
+            if (arch, scheme) not in _CONSTRUCTORS:
+                _CONSTRUCTORS[arch, scheme] = _constructor(arch, scheme)
+            return _CONSTRUCTORS[arch, scheme]
     return None
 
 
@@ -92,7 +129,7 @@ def available_weights(root=None, print_fn=None):
     density for a popup entry), popup_density (None unless popup),
     final_density (of the weights used: the README table's), dataset, top1
     (per backend), sha256, and weights: where the file comes from
-    (`registry.weights_status`, e.g. "in the package" or "not distributed:
+    (`weight_files.weights_status`, e.g. "in the package" or "not distributed:
     reproduce with the card's command"). `print_fn` (e.g. `print`) receives
     the rows as an aligned table, header first.
     """
@@ -108,7 +145,7 @@ def available_weights(root=None, print_fn=None):
             "dataset": e["dataset"],
             "top1": e.get("top1", {}),
             "sha256": e["sha256"],
-            "weights": registry.weights_status(e, root),
+            "weights": weight_files.weights_status(e, root),
         }
         for e in entries
     ]

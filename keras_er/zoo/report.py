@@ -1,11 +1,12 @@
 """The zoo as a README table, from `index.json`.
 
 keras-er list --markdown          # the README's zoo table
-keras-er list --plot zoo.png      # top-1 vs density per scheme (keras_er.plotting)
+keras-er list --plot zoo.png      # top-1 vs density per scheme (keras_er.app.plotting)
 """
 
 from keras_er import BACKENDS
 from keras_er.zoo import registry
+from keras_er.zoo import weight_files
 
 BACKEND_LABELS = {"tensorflow": "TF", "torch": "torch", "jax": "JAX"}
 
@@ -28,7 +29,7 @@ def _file_kib(entry, root):
     if path.is_file():
         return f"{path.stat().st_size / 1024:.0f}"
     if entry.get("origin"):  # kept out of the wheel
-        where = "not in wheel" if registry.released(entry) else registry.NOT_DISTRIBUTED
+        where = "not in wheel" if weight_files.released(entry) else weight_files.NOT_DISTRIBUTED
         return f"{entry['file_bytes'] / 1024:.0f} ({where})"
     return "?"
 

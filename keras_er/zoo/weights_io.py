@@ -19,7 +19,7 @@ from keras_er.files import atomic_write
 from keras_er.files import sha256_of
 from keras_er.layers import popup as popup_lib
 from keras_er.layers.masked_layer import MaskedLayer
-from keras_er.model_masks import leaf_layers
+from keras_er.masks.model import leaf_layers
 
 FORMAT = "keras_er.sparse-weights"
 FORMAT_VERSION = 1

@@ -4,8 +4,10 @@ import pickle
 import numpy as np
 import pytest
 
-from keras_er.data import readers, sources
-from keras_er.data.sources import DatasetNotFoundError, load_arrays
+from keras_er.data import readers
+from keras_er.data import sources
+from keras_er.data.sources import DatasetNotFoundError
+from keras_er.data.sources import load_arrays
 
 REAL_FROM_TFDS = sources._from_tfds  # the `offline` fixture (conftest.py) replaces it
 
@@ -145,7 +147,9 @@ def test_npz_without_the_split_names_the_missing_array(offline):
 
 
 def test_a_registered_dataset_loads_from_keras_er_data(offline):
-    from keras_er.data import DATASET_SPECS, DatasetSpec, register_dataset
+    from keras_er.data import DatasetSpec
+    from keras_er.data import register_dataset
+    from keras_er.data import unregister_dataset
 
     register_dataset(DatasetSpec("tiny_test", (8, 8, 1), 3, (1.0,), (2.0,)))
     try:
@@ -156,7 +160,7 @@ def test_a_registered_dataset_loads_from_keras_er_data(offline):
         images, labels = load_arrays("tiny_test", "test")
         assert images.shape == (5, 8, 8, 1) and labels.max() == 2
     finally:
-        del DATASET_SPECS["tiny_test"]
+        unregister_dataset("tiny_test")
 
 
 def test_tensorflow_datasets_as_the_source_is_validated_and_named(offline, monkeypatch):

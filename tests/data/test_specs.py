@@ -4,24 +4,21 @@ import keras
 import pytest
 
 from keras_er import data
-from keras_er.data import (
-    DATASET_SPECS,
-    DatasetSpec,
-    DownloadSource,
-    RemoteFile,
-    pipeline,
-    register_dataset,
-    sources,
-)
+from keras_er.data import DATASET_SPECS
+from keras_er.data import DatasetSpec
+from keras_er.data import DownloadSource
+from keras_er.data import RemoteFile
+from keras_er.data import pipeline
+from keras_er.data import register_dataset
+from keras_er.data import sources
+from keras_er.data import unregister_dataset
 
 KERAS_DATASETS_SOURCE = os.path.join(os.path.dirname(keras.__file__), "src", "datasets")
 
 
 def test_datasets_and_normalization_see_a_dataset_registered_later():
-    from keras_er.data import (  # imported before the registration
-        DATASETS,
-        NORMALIZATION,
-    )
+    from keras_er.data import DATASETS  # imported before the registration
+    from keras_er.data import NORMALIZATION  # imported before the registration
 
     assert "tiny_live" not in DATASETS and "tiny_live" not in NORMALIZATION
     register_dataset(DatasetSpec("tiny_live", (4, 4, 2), 2, (1.0, 2.0), (3.0, 4.0)))
@@ -33,7 +30,7 @@ def test_datasets_and_normalization_see_a_dataset_registered_later():
             assert normalization["tiny_live"] == ((1.0, 2.0), (3.0, 4.0))
             assert dict(normalization)["cifar10"] == (DATASET_SPECS["cifar10"].mean, DATASET_SPECS["cifar10"].std)
     finally:
-        del DATASET_SPECS["tiny_live"]
+        unregister_dataset("tiny_live")
     assert "tiny_live" not in DATASETS and "tiny_live" not in NORMALIZATION
 
 
@@ -74,3 +71,20 @@ def test_download_source_and_spec_refuse_bad_types():
     with pytest.raises(TypeError, match="`download` must be a DownloadSource or None"):
         register_dataset(DatasetSpec("bad", (8, 8, 1), 2, (0.0,), (1.0,), download=remote))
     assert "bad" not in DATASET_SPECS
+
+
+def test_the_built_in_datasets_are_protected_and_names_are_not_reused():
+    with pytest.raises(ValueError, match="Dataset 'cifar10' exists already"):
+        register_dataset(DatasetSpec("cifar10", (8, 8, 1), 2, (0.0,), (1.0,)))
+    with pytest.raises(ValueError, match="Dataset 'cifar10' is built in and cannot be unregistered"):
+        unregister_dataset("cifar10")
+    assert DATASET_SPECS["cifar10"].shape == (32, 32, 3)
+    register_dataset(DatasetSpec("tiny_once", (8, 8, 1), 2, (0.0,), (1.0,)))
+    try:
+        with pytest.raises(ValueError, match="exists already"):
+            register_dataset(DatasetSpec("tiny_once", (4, 4, 1), 2, (0.0,), (1.0,)))
+        assert DATASET_SPECS["tiny_once"].shape == (8, 8, 1)
+    finally:
+        unregister_dataset("tiny_once")
+    with pytest.raises(ValueError, match="No registered dataset 'tiny_once'"):
+        unregister_dataset("tiny_once")

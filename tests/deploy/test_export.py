@@ -1,7 +1,7 @@
 """keras_er.export: every format each backend writes, verified by its runtime; refusals; nothing half-written."""
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 
 import keras_er

@@ -1,8 +1,8 @@
 """SET and RigL inside `model.fit` on the current backend: schedule, exact counts, zeros, slots, errors."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 import keras_er
 from keras_er import dst

@@ -7,8 +7,8 @@ from keras_er import dst
 from keras_er import training
 from keras_er.masks import masked_layers
 from keras_er.training.recipe import Recipe
-from tests.helpers import masked_cnn
 from tests.helpers import StopAt
+from tests.helpers import masked_cnn
 from tests.helpers import synthetic_batches
 from tests.helpers import to_numpy
 

@@ -1,6 +1,6 @@
+import keras
 import numpy as np
 import pytest
-import keras
 
 from keras_er import backend_helpers
 from keras_er.layers import BatchNormalization

@@ -1,8 +1,8 @@
 import itertools
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 from keras_er import layers
 from keras_er.layers import MaskedConv2D

@@ -2,8 +2,8 @@
 
 import inspect
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 
 from keras_er.layers import in_place

@@ -1,9 +1,9 @@
 import io
 import zipfile
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 from keras_er.layers import MaskedConv2D
 from keras_er.layers import MaskedDense

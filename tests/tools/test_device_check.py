@@ -9,8 +9,8 @@ from pathlib import Path
 import keras
 import pytest
 
-from tools import device_check
 from keras_er import data
+from tools import device_check
 
 REPO = Path(__file__).resolve().parents[2]
 

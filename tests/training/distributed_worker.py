@@ -78,7 +78,7 @@ def train(args, engine):
     """Two epochs of four steps; the per-step losses (averaged over ranks) and the final variables."""
     from keras_er import dst
     from keras_er import training
-    from keras_er.model_masks import masked_layers
+    from keras_er.masks.model import masked_layers
     from keras_er.training.distribute import mask_checksum
 
     with engine.scope():
@@ -116,7 +116,7 @@ def unfuse_batch_norm(model):
     """Keras' BatchNorm code in every run: synchronised statistics (TF's engine) cannot use the fused op, and
     popup's top-k would turn the two ops' round-off into different selections."""
     from keras_er.layers import BatchNormalization
-    from keras_er.model_masks import leaf_layers
+    from keras_er.masks.model import leaf_layers
 
     for layer in leaf_layers(model):
         if isinstance(layer, BatchNormalization):

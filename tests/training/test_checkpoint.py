@@ -11,8 +11,8 @@ from keras_er import training
 from keras_er.files import FolderLockedError
 from keras_er.training import checkpoint
 from keras_er.training.recipe import Recipe
-from tests.helpers import masked_cnn
 from tests.helpers import StopAt
+from tests.helpers import masked_cnn
 from tests.training.test_fit import synthetic
 
 RECIPE = Recipe(epochs=3, warmup_epochs=1, learning_rate=0.05)

@@ -227,3 +227,15 @@ def test_jax_data_parallel_refuses_an_uneven_last_batch_before_training():
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "refused" in done.stdout, done.stderr[-3000:]
+
+
+def test_the_keras_internals_the_torch_engine_replaces_are_as_it_expects():
+    """torch_engine swaps BatchNorm's `_moments` and wraps `optimizer.apply`: fails if Keras changes them."""
+    import inspect
+
+    layer = keras.layers.BatchNormalization()
+    layer.build((None, 4, 4, 3))
+    assert list(layer._reduction_axes) == [0, 1, 2]
+    assert list(inspect.signature(layer._moments).parameters) == ["inputs", "mask"]
+    assert "self._moments(inputs, mask)" in inspect.getsource(keras.layers.BatchNormalization.call)
+    assert list(inspect.signature(keras.optimizers.SGD().apply).parameters) == ["grads", "trainable_variables"]

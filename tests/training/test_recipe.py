@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from keras_er import cli
+from keras_er.app import cli
 from keras_er.training.recipe import Recipe
 
 NAN, INF = float("nan"), float("inf")

@@ -14,6 +14,7 @@ from keras_er.masks import masked_layers
 from keras_er.masks import summary
 from keras_er.zoo import registry
 from keras_er.zoo import report
+from keras_er.zoo import weight_files
 from tests.helpers import to_numpy
 
 ENTRIES = registry.load_index()
@@ -30,8 +31,8 @@ def no_network_downloads(monkeypatch, tmp_path):
 def load(entry, **kwargs):
     """The entry's model; an entry kept outside the wheel (an `origin`) is skipped where its file is
     not in the Keras cache (CI has no network; this machine may keep a copy)."""
-    if not registry.available_offline(entry):
-        pytest.skip(f"{entry['id']}: weights outside the wheel, not in {registry.cached_path(entry)}")
+    if not weight_files.available_offline(entry):
+        pytest.skip(f"{entry['id']}: weights outside the wheel, not in {weight_files.cached_path(entry)}")
     return zoo.load(entry["id"], **kwargs)
 
 
@@ -118,7 +119,7 @@ def test_entry_files_are_not_git_ignored(entry):
     if entry.get("origin"):  # kept out of the wheel on purpose: the zoo folder must not hold it
         assert not (root / entry["file"]).exists() and entry["file_bytes"] > 0
     else:
-        files.append(registry.weight_path(entry, root))
+        files.append(weight_files.weight_path(entry, root))
     ignored = subprocess.run(
         ["git", "-C", str(root.parent), "check-ignore", "--no-index", *map(str, files)],
         capture_output=True,

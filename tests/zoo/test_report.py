@@ -33,7 +33,7 @@ def test_plot_is_written_without_touching_pyplot_state(small_zoo, tmp_path):
     pytest.importorskip("matplotlib")
     import matplotlib
 
-    from keras_er import plotting
+    from keras_er.app import plotting
 
     backend = matplotlib.get_backend()
     figure = plotting.accuracy_vs_density(tmp_path / "zoo.png", root=small_zoo)

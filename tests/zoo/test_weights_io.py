@@ -1,9 +1,9 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 import keras_er
 from keras_er.zoo import weights_io

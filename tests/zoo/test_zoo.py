@@ -4,9 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 from keras_er import masks
 from keras_er import zoo
@@ -186,3 +186,12 @@ def test_a_random_model_takes_raw_pixels_with_its_datasets_statistics():
         to_numpy(model(pixels)), to_numpy(bare((pixels - 72.94) / 90.02)), atol=1e-4
     )  # the front is the only difference
     assert np.isnan(to_numpy(model((pixels - 72.94) / 90.02))).all()  # normalised twice: refused loudly
+
+
+def test_a_zoo_constructor_is_one_documented_function():
+    from keras_er import zoo
+
+    assert zoo.resnet20_erk is zoo.resnet20_erk and zoo.get_constructor("vgg16_dense") is zoo.vgg16_dense
+    assert zoo.resnet20_erk.__name__ == "resnet20_erk" and zoo.resnet20_erk.__module__ == "keras_er.zoo"
+    assert "density:" in zoo.resnet20_erk.__doc__ and "density:" not in zoo.resnet20_dense.__doc__
+    assert "keras_er.zoo.resnet20_balanced(density=0.1, pretrained=None)" in zoo.resnet20_balanced.__doc__

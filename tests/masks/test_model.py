@@ -1,8 +1,8 @@
 import hashlib
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 from keras_er import masks
 from keras_er.layers import MaskedDense

@@ -6,15 +6,14 @@ import keras
 import numpy as np
 import pytest
 
-from tests import helpers
-
-from keras_er import cli
 from keras_er import data
 from keras_er import training
+from keras_er.app import cli
+from keras_er.app import runs
 from keras_er.layers.pixels import takes_raw_pixels
 from keras_er.layers.pixels import without_preprocessing
-from keras_er.training import runs
 from keras_er.training.recipe import Recipe
+from tests import helpers
 from tests.helpers import StopAt
 from tests.helpers import to_numpy
 

@@ -7,13 +7,13 @@ Shortcuts that change shape are 1x1 projection conv + BN.
 import keras
 from keras import layers
 
+from keras_er.models.cifar_resnet import basic_block
 from keras_er.models.common import LAYOUT
 from keras_er.models.common import check_arguments
 from keras_er.models.common import classifier
 from keras_er.models.common import conv_bn
 from keras_er.models.common import model_input
 from keras_er.models.common import variant
-from keras_er.models.resnet_cifar import basic_block
 
 STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 

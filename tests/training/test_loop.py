@@ -1,17 +1,16 @@
+import keras
 import numpy as np
 import pytest
-import keras
 
 import keras_er
-
 from keras_er import data
 from keras_er import training
 from keras_er.data import sources
 from keras_er.masks import masked_layers
 from keras_er.training.recipe import Recipe
+from tests.helpers import StopAt
 from tests.helpers import masked_cnn
 from tests.helpers import masked_weights
-from tests.helpers import StopAt
 from tests.helpers import synthetic_batches
 from tests.helpers import to_numpy
 
@@ -113,7 +112,8 @@ def test_bad_recipes(kwargs, match):
     reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)",
 )
 def test_a_sparse_model_learns_real_fashion_mnist_and_stays_sparse():
-    from keras_er.layers import MaskedConv2D, MaskedDense
+    from keras_er.layers import MaskedConv2D
+    from keras_er.layers import MaskedDense
 
     model = keras.Sequential(
         [
@@ -149,7 +149,7 @@ def test_label_smoothing_matches_the_formula():
 
 
 def test_compile_options_reach_compile_and_default_to_keras():
-    from keras_er.training.fit import compile_for_training
+    from keras_er.training.loop import compile_for_training
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name="tiny")
     compile_for_training(model, Recipe(epochs=2), steps_per_epoch=10, options={"run_eagerly": True})

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from keras_er.app import cli
+from keras_er.app import parser as cli_parser
+from keras_er.data.specs import class_names
 from tests import helpers
 
-from keras_er import cli
-from keras_er.data.specs import class_names
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -200,7 +200,7 @@ def test_the_same_command_trains_the_same_model(tiny_cifar, tmp_path):
 
 def _masks_and_kernels(run):
     from keras_er import masks
-    from keras_er.training.runs import load_run
+    from keras_er.app.runs import load_run
 
     config, model = load_run(run)
     return config, [(to_numpy(layer.mask), to_numpy(layer.kernel)) for layer in masks.masked_layers(model)]
@@ -219,7 +219,7 @@ def test_train_with_dst_records_it_and_keeps_every_layer_count(tiny_cifar, tmp_p
     config, layers = _masks_and_kernels(run)
     assert config["dst"] == {"method": "set", "update_every": 1, "drop_fraction": 0.3, "end_fraction": 0.75}
     from keras_er import masks
-    from keras_er.training.runs import build_model
+    from keras_er.app.runs import build_model
 
     initial = [to_numpy(layer.mask) for layer in masks.masked_layers(build_model(config))]
     assert any((mask != start).any() for (mask, _), start in zip(layers, initial))  # masks moved
@@ -278,7 +278,7 @@ def test_train_on_two_devices_records_the_engine_and_writes_one_run(tiny_cifar, 
 def test_conv_path_option_sets_the_mode_for_the_command(tmp_path, monkeypatch):
     from keras_er.layers import conv_paths
 
-    assert cli.CONV_PATHS == conv_paths.MODES
+    assert cli_parser.CONV_PATHS == conv_paths.MODES
     monkeypatch.setenv("KERAS_ER_ZOO_DIR", str(tmp_path))
     previous = conv_paths.conv_path()
     try:
@@ -348,7 +348,9 @@ def _cells(line):
 
 
 def test_list_is_an_aligned_table_with_the_readme_densities(capsys, monkeypatch, tmp_path):
-    from keras_er.zoo import registry, report
+    from keras_er.zoo import registry
+    from keras_er.zoo import report
+    from keras_er.zoo import weight_files
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache: no copy of external weights
     assert cli.main(["list"]) == 0
@@ -369,15 +371,15 @@ def test_list_is_an_aligned_table_with_the_readme_densities(capsys, monkeypatch,
     assert _cells(popup)[1:3] == ["erk + popup 0.2", "0.1"]  # the weights used, not the ER mask's 0.5
     assert "{" not in "".join(rows)  # top-1 per backend in columns, not a dict
     flagship = next(_cells(row) for row in rows if row.startswith("resnet20_erk_d0.1_cifar10 "))
-    assert flagship[4:] == ["83.44", "83.44", "83.44", registry.SHIPPED]
+    assert flagship[4:] == ["83.44", "83.44", "83.44", weight_files.SHIPPED]
     for entry in entries:
         row = next(_cells(row) for row in rows if _cells(row)[0] == entry["id"])
-        assert row[-1] == registry.weights_status(entry)
+        assert row[-1] == weight_files.weights_status(entry)
 
 
 def test_list_reads_the_index_without_keras(tmp_path):
     code = (
-        "import sys; from keras_er.cli import main; code = main(['list']); "
+        "import sys; from keras_er.app.cli import main; code = main(['list']); "
         "print(' '.join(sorted(sys.modules)), file=sys.stderr); sys.exit(code)"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
@@ -415,7 +417,7 @@ def test_help_describes_the_tool_and_shows_defaults(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     text = capsys.readouterr().out
-    assert text.startswith("usage: keras-er") and cli.DESCRIPTION.split(",")[0] in " ".join(text.split())
+    assert text.startswith("usage: keras-er") and cli_parser.DESCRIPTION.split(",")[0] in " ".join(text.split())
     assert "examples:" in text and "--version" in text
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
@@ -439,7 +441,7 @@ def test_multi_line_errors_keep_their_lines(capsys, monkeypatch):
 
 TF_LINE = re.compile(r"absl::InitializeLog|oneDNN|cpu_feature_guard|^[IWE]\d{4} \d\d:\d\d:", re.MULTILINE)
 RUN_MAIN = (
-    "import sys; from keras_er.cli import main; code = main(); "
+    "import sys; from keras_er.app.cli import main; code = main(); "
     "print('tensorflow imported:', 'tensorflow' in sys.modules, file=sys.stderr); sys.exit(code)"
 )
 
@@ -611,9 +613,10 @@ def test_export_model_of_a_run_takes_raw_pixels(tiny_cifar, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["export-model", str(run), "--format", format, "--out", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["max_abs_diff"] < 1e-4
+    from keras_er.app.runs import load_run
+    from keras_er.data import load
+    from keras_er.data import load_arrays
     from keras_er.deploy import adapters
-    from keras_er.training.runs import load_run
-    from keras_er.data import load_arrays, load
 
     raw, _ = load_arrays("cifar10", "test")
     normalised, _ = load("cifar10", "test", as_numpy=True, limit=4)

@@ -24,12 +24,12 @@ def export_run(run, root=None, limit=None, replace=False):
     """
     import keras
 
+    from keras_er.app.evaluation import accuracy_report
+    from keras_er.app.runs import epoch_stats
+    from keras_er.app.runs import load_run
     from keras_er.data import load_arrays
     from keras_er.data.specs import get_spec
-    from keras_er.evaluation import accuracy_report
     from keras_er.files import atomic_write
-    from keras_er.training.runs import epoch_stats
-    from keras_er.training.runs import load_run
     from keras_er.zoo import registry
     from keras_er.zoo.exporter import export
     from keras_er.zoo.exporter import refuse_existing
@@ -94,10 +94,10 @@ _DST_TAGS = {"update_every": "u", "drop_fraction": "drop", "end_fraction": "end"
 
 def published_settings():
     """What the zoo's entries were trained with: `keras-er train`'s defaults (`recipe`, `dst`, `prune`)."""
-    from keras_er import cli
-    from keras_er.training.runs import recipe_from_args
+    from keras_er.app.parser import parser
+    from keras_er.app.runs import recipe_from_args
 
-    args = cli.parser().parse_args(["train", "--model", "resnet20", "--out", "-"])
+    args = parser().parse_args(["train", "--model", "resnet20", "--out", "-"])
     recipe = recipe_from_args(args).to_dict()
     dst = {"update_every": args.update_every, "drop_fraction": args.drop_fraction, "end_fraction": args.end_fraction}
     return {"recipe": recipe, "dst": dst, "prune": {"iterations": args.prune_iterations}}
@@ -201,12 +201,12 @@ def _notes(run, config, report, epochs, epoch_seconds, full):
 def move_out(entry_id, assets, root=None, base=None):
     """Move entry `entry_id`'s weights file out of the zoo folder (and so out of the wheel).
 
-    The file goes to `assets` as `registry.asset_name(entry)`, to be published
-    at `base` (default `registry.ASSET_BASE`); the entry records that URL as
+    The file goes to `assets` as `weight_files.asset_name(entry)`, to be published
+    at `base` (default `weight_files.ASSET_BASE`); the entry records that URL as
     its `origin`, the file's size and `"released": false` (nothing is uploaded
     yet: `keras-er list` says "not distributed"), and loads from the Keras cache
     from then on, or from `$KERAS_ER_DOWNLOAD_BASE`; once the file is uploaded,
-    `mark_released` lets it download from its origin (`registry.weight_path`).
+    `mark_released` lets it download from its origin (`weight_files.weight_path`).
     Copied and checked before the entry changes and the zoo's copy goes, so a
     kill leaves a loadable zoo.
     """
@@ -215,6 +215,7 @@ def move_out(entry_id, assets, root=None, base=None):
     from keras_er.files import sha256_of
     from keras_er.files import write_text_atomic
     from keras_er.zoo import registry
+    from keras_er.zoo import weight_files
     from keras_er.zoo.cards import render_card
 
     with folder_lock(registry.zoo_root(root), purpose="being written"):  # re-entrant: update_entry takes it too
@@ -224,7 +225,7 @@ def move_out(entry_id, assets, root=None, base=None):
         local = registry.zoo_root(root) / entry["file"]
         if entry.get("origin") and not local.exists():
             raise ValueError(f"Zoo entry {entry_id!r} is already outside the zoo folder (origin {entry['origin']}).")
-        target = Path(assets) / registry.asset_name(entry)
+        target = Path(assets) / weight_files.asset_name(entry)
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(target) as temporary:
             shutil.copyfile(local, temporary)
@@ -233,7 +234,7 @@ def move_out(entry_id, assets, root=None, base=None):
         size = target.stat().st_size
 
         def record(entry):
-            entry["origin"] = f"{(base or registry.ASSET_BASE).rstrip('/')}/{target.name}"
+            entry["origin"] = f"{(base or weight_files.ASSET_BASE).rstrip('/')}/{target.name}"
             entry["file_bytes"] = size
             entry["released"] = False
 

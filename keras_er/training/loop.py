@@ -7,12 +7,13 @@ from pathlib import Path
 import keras
 
 from keras_er.files import folder_lock
+from keras_er.files import json_text
 from keras_er.files import write_text_atomic
 from keras_er.layers.pixels import check_pixels_match
 from keras_er.masks import masked_layers
-from keras_er.training.popup import freeze_normalization_affine
 from keras_er.training import checkpoint
 from keras_er.training.distribute import Engine
+from keras_er.training.popup import freeze_normalization_affine
 from keras_er.training.recipe import Recipe
 
 
@@ -118,7 +119,7 @@ def fit(
                 _start_together(model, engine, initial_epoch)
                 if resume:
                     _keep_log_rows(out / "log.csv", initial_epoch)
-                write_text_atomic(out / "recipe.json", json.dumps(recipe.to_dict(), indent=1))
+                write_text_atomic(out / "recipe.json", json_text(recipe.to_dict()))
                 extra += [  # log first: a kill between the two leaves a row that resume drops
                     keras.callbacks.CSVLogger(str(out / "log.csv"), append=initial_epoch > 0),
                     checkpoint.EpochBackup(out / "backup"),

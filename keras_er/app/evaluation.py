@@ -1,11 +1,5 @@
 """Accuracy of a zoo entry or a run on its dataset's test split, and recording it."""
 
-import json
-
-
-def json_text(value):
-    return json.dumps(value, indent=1)
-
 
 def accuracy_report(model, dataset, limit=None, verbose=0):
     """Top-1, top-5 and per-class accuracy of `model` on `dataset`'s test split.
@@ -64,7 +58,7 @@ def evaluate(zoo_id=None, run=None, limit=None, record=False, verbose=0):
         if record:
             record_accuracy(entry, report)
         return report
-    from keras_er.training.runs import load_run
+    from keras_er.app.runs import load_run
 
     config, model = load_run(run)
     return accuracy_report(model, config["dataset"], limit, verbose=verbose)

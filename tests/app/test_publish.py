@@ -2,8 +2,8 @@
 
 import pytest
 
-from keras_er.zoo.publish import published_settings
-from keras_er.zoo.publish import recipe_variant
+from keras_er.app.publish import published_settings
+from keras_er.app.publish import recipe_variant
 
 ZOO_RECIPE = published_settings()["recipe"]
 CONFIG = {"limit": None, "dst": None, "prune": None}

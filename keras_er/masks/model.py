@@ -1,7 +1,7 @@
 """Masks on whole models: find masked layers, (re)draw their masks, summarise."""
 
-import numpy as np
 import keras
+import numpy as np
 
 from keras_er.layers.in_place import InPlaceMasked
 from keras_er.layers.in_place import is_matrix
@@ -9,8 +9,8 @@ from keras_er.layers.in_place import own_weights
 from keras_er.layers.in_place import walk
 from keras_er.layers.masked_conv import MaskedConvBase
 from keras_er.layers.masked_conv_transpose import MaskedConv2DTranspose
-from keras_er.layers.masked_depthwise_conv import MaskedDepthwiseConv2D
 from keras_er.layers.masked_dense import MaskedDense
+from keras_er.layers.masked_depthwise_conv import MaskedDepthwiseConv2D
 from keras_er.layers.masked_layer import MaskedLayer
 from keras_er.masks import n_m as n_m_lib
 from keras_er.masks.sampling import sample_masks

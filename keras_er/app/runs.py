@@ -18,13 +18,12 @@ import shlex
 import time
 from pathlib import Path
 
+from keras_er import arguments
+from keras_er.files import json_text
+
 CONFIG_KEYS = ("model", "scheme", "density", "popup", "popup_density", "dataset", "seed", "limit")
 # `config["inputs"]`: what the run's model takes. Run folders without the field hold a bare network.
 RAW_PIXELS, NORMALISED = "pixels", "normalised"
-
-
-def json_text(value):
-    return json.dumps(value, indent=1)
 
 
 def config_from_args(args):
@@ -104,16 +103,17 @@ def train_run(config, recipe, out, resume=False, argv=(), devices=None):
     writes the folder. Returns the final epoch's metrics (None in the other processes).
     """
     import keras
+
     from keras_er import data
-    from keras_er import plotting
+    from keras_er import training
+    from keras_er.app import plotting
     from keras_er.files import folder_lock
     from keras_er.files import write_text_atomic
     from keras_er.masks.schemes import validate_density
+    from keras_er.training import distribute
     from keras_er.training.checkpoint import has_backup
     from keras_er.training.checkpoint import save_weights_atomic
-    from keras_er.training.fit import check_run_folder
-    from keras_er import training
-    from keras_er.training import distribute
+    from keras_er.training.loop import check_run_folder
 
     out = Path(out)
     if resume:  # a folder keeps the pixel convention it was started with
@@ -181,10 +181,9 @@ def train_run(config, recipe, out, resume=False, argv=(), devices=None):
 def check_config_values(config):
     """Refuse a bad seed, limit or popup density before anything is written."""
     seed, limit = config["seed"], config["limit"]
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"--seed must be a non-negative integer; got {seed!r}.")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"--limit must be a positive integer (a number of training images); got {limit!r}.")
+    arguments.seed(seed, "--seed")
+    if limit is not None:
+        arguments.integer(limit, "--limit", minimum=1, unit=" (a number of training images)")
     if config["popup"]:
         from keras_er.masks.schemes import validate_density
 
@@ -216,7 +215,7 @@ def check_final_density(model, config):
     """A trained sparse run must still have the density it was asked for (exact sampling and pruning)."""
     if config["scheme"] == "dense" or config["popup"]:
         return
-    from keras_er.model_masks import summary
+    from keras_er.masks.model import summary
 
     report = summary(model, print_fn=None)
     masked = sum(1 for row in report["layers"] if row["masked"])
@@ -274,7 +273,7 @@ def check_config(out, config, resume):
         return
     if not path.is_file():
         raise ValueError(f"--resume: {out} holds no run to continue (no config.json).")
-    from keras_er.training.fit import describe_changes
+    from keras_er.training.loop import describe_changes
 
     saved = json.loads(path.read_text())
     details = describe_changes({"inputs": NORMALISED, **saved}, config)
