@@ -19,55 +19,21 @@ The performance page's table (docs/performance.md, between the bench-table marke
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks import roofline
 from benchmarks import sparse_inference
+from benchmarks.common import machine
+from benchmarks.common import run_worker
 from keras_er import BACKENDS  # keras-free
 
 ROOT = Path(__file__).resolve().parent
 README = ROOT.parent / "docs" / "performance.md"  # the page whose bench-table is rewritten
 TABLE_MARKERS = ("<!-- bench-table -->\n", "<!-- /bench-table -->")
 TARGETS = {"masked_train": 0.95, "popup_train": 0.85, "file_ratio_per_density": 1.5, "resnet50_masks_s": 1.0}
-
-
-def run_worker(backend, *args, env=None, timeout=None):
-    """Run benchmarks.worker on `backend` in a fresh process (with extra `env`); its JSON result."""
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "result.json"
-        env = {
-            **os.environ,
-            **(env or {}),
-            "KERAS_BACKEND": backend,
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            "PYTHONPATH": str(ROOT.parent),
-        }
-        command = [sys.executable, "-m", "benchmarks.worker", "--out", str(out), *args]
-        subprocess.run(command, env=env, check=True, timeout=timeout)
-        return json.loads(out.read_text())
-
-
-def machine():
-    import keras
-
-    info = {
-        **roofline.cpu_facts(),
-        "python": platform.python_version(),
-        "keras": keras.__version__,
-    }
-    for package in ("tensorflow", "torch", "jax"):
-        try:
-            info[package] = __import__(package).__version__
-        except ImportError:
-            pass
-    return info
 
 
 def flagship_masks():

@@ -218,7 +218,7 @@ def main(argv, results_dir):
         ]
         subprocess.run([*command, "--models", *args.models], env=env, check=True)
         results = json.loads(result_file.read_text())
-    from benchmarks.__main__ import machine
+    from benchmarks.common import machine
 
     results["machine"] = machine()
     text = markdown(results)

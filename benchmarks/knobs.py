@@ -101,8 +101,9 @@ def measure(arch, setting, repeats, batch_size=128, warmup=2, seed=0):
     """Dense `arch` under `setting` (compile options, optional "data_format"): img/s, GFLOP/s, first losses."""
     import keras
 
+    from benchmarks import common
     from benchmarks import roofline
-    from benchmarks import worker
+    from keras_er.models import ARCHITECTURES
 
     setting = dict(setting)
     data_format = setting.pop("data_format", "channels_last")
@@ -112,13 +113,13 @@ def measure(arch, setting, repeats, batch_size=128, warmup=2, seed=0):
 
         set_conv_path(setting.pop("conv_path"))
     keras.utils.set_random_seed(seed)
-    model = worker.ARCHITECTURES[arch](input_shape=(32, 32, 3), classes=10)
+    model = ARCHITECTURES[arch](input_shape=(32, 32, 3), classes=10)
     if keras_layers:
         model = keras_layers_twin(model)
-    x, y = worker.batch(batch_size, seed)
+    x, y = common.batch(batch_size, seed)
     if data_format == "channels_first":
         model, x = channels_first_twin(model), np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-    worker.compile_model(model, **setting)
+    common.compile_model(model, **setting)
     start = time.perf_counter()
     losses = [float(model.train_on_batch(x, y)) for _ in range(warmup)]
     first_steps_s = time.perf_counter() - start
@@ -142,7 +143,7 @@ def run(backend, models, repeats, timeout, names=None):
     """[{name, environment, options, per-model results or error}] for every knob of `backend` (or those `names`)."""
     import subprocess
 
-    from benchmarks.__main__ import run_worker
+    from benchmarks.common import run_worker
 
     rows = []
     for name, env, options in KNOBS[backend]:
@@ -232,7 +233,7 @@ def caption(results):
 def main(argv, out):
     """`python -m benchmarks knobs`: measure, merge with earlier backends in `out`/knobs.json, write json + md."""
     from benchmarks import roofline
-    from benchmarks.__main__ import BACKENDS
+    from keras_er import BACKENDS
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks knobs", description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)

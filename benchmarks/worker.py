@@ -21,24 +21,16 @@ import numpy as np
 
 import keras_er
 from benchmarks import roofline
+from benchmarks.common import BATCH
+from benchmarks.common import batch
+from benchmarks.common import compile_model
 from keras_er.masks import layer_densities
 from keras_er.masks import sample_masks
 from keras_er.models import ARCHITECTURES
 from keras_er.zoo import weights_io
 
-BATCH = 128
 DENSITY = 0.1
 POPUP = dict(density=0.5, popup=True, popup_density=0.2)  # final density 0.1
-
-
-def compile_model(model, **options):
-    """The benchmark's optimizer and loss, with compile `options` (e.g. jit_compile)."""
-    model.compile(
-        keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        **options,
-    )
-    return model
 
 
 def variants(arch, options=None):
@@ -52,12 +44,6 @@ def variants(arch, options=None):
     for model in models.values():
         compile_model(model, **(options or {}))
     return models
-
-
-def batch(size=BATCH, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(size, 32, 32, 3)).astype("float32")
-    return x, rng.integers(0, 10, size)
 
 
 def time_interleaved(models, step, repeats, warmup=2):
