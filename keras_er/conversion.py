@@ -11,15 +11,15 @@ from keras_er.layers.in_place import hold_masks
 from keras_er.layers.in_place import is_functional_or_sequential
 from keras_er.layers.in_place import mask_in_place
 from keras_er.layers.in_place import maskable_in_place
-from keras_er.masks.model import _dense_layer_indices
 from keras_er.masks.model import all_layers
 from keras_er.masks.model import assign
-from keras_er.masks.model import assign_n_m
+from keras_er.masks.model import dense_layer_indices
 from keras_er.masks.model import is_masked
 from keras_er.masks.model import leaf_layers
 from keras_er.masks.model import masked_layers
-from keras_er.masks.model import n_m_dense_reasons
 from keras_er.masks.n_m import validate_n_m
+from keras_er.masks.n_m_model import assign_n_m
+from keras_er.masks.n_m_model import n_m_dense_reasons
 from keras_er.masks.sampling import SAMPLING_METHODS
 from keras_er.masks.schemes import validate_density
 from keras_er.masks.schemes import validate_scheme
@@ -180,7 +180,7 @@ def sparsify(
         assign(model, density, scheme, seed, method, dense_layers, repair_flow)
     else:
         layers = masked_layers(model)
-        dense = set(_dense_layer_indices(dense_layers, layers))
+        dense = set(dense_layer_indices(dense_layers, layers))
         reasons = n_m_dense_reasons([layer for i, layer in enumerate(layers) if i not in dense], n_m)
         warn_about_dense_kernels(model, reasons)
         assign_n_m(model, n_m, seed, dense_layers)
@@ -249,7 +249,7 @@ def _check_dense_layers(model, targets, dense_layers):
     """Validate `dense_layers` against the masked layers-to-be before anything is masked in place."""
     chosen_ids = {id(layer) for layer in targets}
     layers = [layer for layer in all_layers(model) if is_masked(layer) or id(layer) in chosen_ids]
-    _dense_layer_indices(dense_layers, layers)
+    dense_layer_indices(dense_layers, layers)
 
 
 def _reset_compiled_functions(model):

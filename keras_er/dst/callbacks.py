@@ -24,8 +24,8 @@ from keras_er.dst import checks
 from keras_er.dst import schedule
 from keras_er.dst import updates
 from keras_er.layers.weight_setup import zero_optimizer_slots
-from keras_er.masks.model import model_n_m
-from keras_er.masks.model import reduction_axis
+from keras_er.masks.n_m_model import model_n_m
+from keras_er.masks.n_m_model import reduction_axis
 from keras_er.pruning import select
 
 

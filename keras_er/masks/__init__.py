@@ -2,7 +2,7 @@
 
 `import keras_er.masks` loads no keras. The model-level operations
 (`assign`, `assign_n_m`, `record_n_m`, `model_n_m`, `reduction_axis`,
-`summary`, `masked_layers`) live in `keras_er.masks.model` and are reachable
+`summary`, `masked_layers`) live in `keras_er.masks.model` and `keras_er.masks.n_m_model` and are reachable
 from here too; touching them imports keras.
 """
 
@@ -17,7 +17,16 @@ from keras_er.masks.schemes import register_scheme
 from keras_er.masks.schemes import scheme_names
 from keras_er.masks.schemes import unregister_scheme
 
-_MODEL_LEVEL = ("assign", "assign_n_m", "masked_layers", "model_n_m", "record_n_m", "reduction_axis", "summary")
+# name -> the module (keras_er.masks.<module>) of the model-level operations, which import keras
+_MODEL_LEVEL = {
+    "assign": "model",
+    "masked_layers": "model",
+    "summary": "model",
+    "assign_n_m": "n_m_model",
+    "model_n_m": "n_m_model",
+    "record_n_m": "n_m_model",
+    "reduction_axis": "n_m_model",
+}
 
 __all__ = [
     "SAMPLING_METHODS",
@@ -42,7 +51,7 @@ __all__ = [
 
 def __getattr__(name):
     if name in _MODEL_LEVEL:
-        from keras_er.masks import model
+        import importlib
 
-        return getattr(model, name)
+        return getattr(importlib.import_module(f"keras_er.masks.{_MODEL_LEVEL[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

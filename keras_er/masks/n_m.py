@@ -3,7 +3,7 @@
 The pattern sparse tensor cores accelerate (2:4 on NVIDIA Ampere and later;
 `sparsity_m_by_n=(2, 4)` in TensorFlow Model Optimization, `NByM` in
 jaxpruner). Groups run along a kernel's *reduction axis*, the one a matmul
-sums over (a Dense kernel's input axis); `keras_er.masks.model.reduction_axis`
+sums over (a Dense kernel's input axis); `keras_er.masks.n_m_model.reduction_axis`
 says which axis that is for each layer. A group is `M` consecutive positions
 of that axis with every other index fixed, so a Dense kernel `(in, out)` has
 `in / M * out` groups.

@@ -8,12 +8,12 @@ import numpy as np
 
 from keras_er.backend_helpers import sync_training_state
 from keras_er.masks.model import masked_layers
-from keras_er.masks.model import model_n_m
-from keras_er.masks.model import n_m_dense_reasons
-from keras_er.masks.model import reduction_axis
 from keras_er.masks.model import require_masked_layers
 from keras_er.masks.n_m import group_counts
 from keras_er.masks.n_m import validate_n_m
+from keras_er.masks.n_m_model import model_n_m
+from keras_er.masks.n_m_model import n_m_dense_reasons
+from keras_er.masks.n_m_model import reduction_axis
 from keras_er.masks.schemes import validate_density
 from keras_er.masks.schemes import validate_scheme
 from keras_er.pruning import scores as scores_lib

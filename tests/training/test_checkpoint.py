@@ -13,7 +13,7 @@ from keras_er.training import checkpoint
 from keras_er.training.recipe import Recipe
 from tests.helpers import StopAt
 from tests.helpers import masked_cnn
-from tests.training.test_fit import synthetic
+from tests.training.test_loop import synthetic
 
 RECIPE = Recipe(epochs=3, warmup_epochs=1, learning_rate=0.05)
 
