@@ -67,7 +67,7 @@ def test_input_shape_classes_and_imagenet_stem():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: models.cifar_resnet(21), "6n \\+ 2"),
+        (lambda: models.resnet_cifar(21), "6n \\+ 2"),
         (lambda: models.resnet(101), "18, 34, 50"),
         (lambda: models.vgg(17), "11, 13, 16, 19"),
         (lambda: models.resnet20(input_shape=(32, 32)), "`input_shape`"),
