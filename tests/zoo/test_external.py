@@ -169,7 +169,7 @@ def test_a_download_killed_mid_body_leaves_a_scratch_file_the_next_download_remo
     root, entry, asset, logits = external
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     code = (
-        "import json, sys\nfrom keras_er.zoo import registry\n"
+        "import json, sys\nfrom keras_er.zoo import weight_files\n"
         "weight_files.weight_path(json.loads(sys.argv[1]), sys.argv[2])"
     )
     folder = weight_files.cached_path(entry).parent
