@@ -1,6 +1,6 @@
 """Checks of user-given arguments, with one wording for each kind of mistake.
 
-Numpy only: the layers, masks, data and training code all validate through here.
+Plain Python (no numpy, no keras): the layers, masks, data and training code all validate through here.
 """
 
 import numbers

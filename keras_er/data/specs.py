@@ -91,7 +91,8 @@ NORMALIZATION = _Normalization()
 
 def register_dataset(spec):
     """Add `spec` to `DATASET_SPECS` under `spec.name` (a name already taken is refused); return it."""
-    _check_spec("dataset", spec)
+    if not isinstance(spec, DatasetSpec):  # before the name is read; the registry checks the rest
+        raise TypeError(f"`spec` must be a DatasetSpec; got {type(spec).__name__}.")
     DATASET_SPECS.register(spec.name, spec)
     return spec
 
