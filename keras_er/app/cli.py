@@ -167,7 +167,9 @@ def _list(args):
 
     if args.markdown:
         print(report.markdown_table(), end="")
-    elif not listing.available_weights(print_fn=print):
+    if args.seeds:
+        print(report.seed_table(), end="")
+    if not (args.markdown or args.seeds) and not listing.available_weights(print_fn=print):
         print("No zoo weights are published yet.")
     if args.plot:
         from keras_er.app import plotting

@@ -146,6 +146,9 @@ def parser():
         "the weights come from.",
     )
     listing.add_argument("--markdown", action="store_true", help="print the README's zoo table")
+    listing.add_argument(
+        "--seeds", action="store_true", help="print each configuration's top-1 per seed and mean ± std (markdown)"
+    )
     listing.add_argument("--plot", metavar="PNG", help="save top-1 vs density per scheme")
 
     bench = commands.add_parser(

@@ -45,57 +45,89 @@ _MOVED_MARKERS = {"rigl": "D", "set": "d", "snip": "s", "synflow": "^", "magnitu
 
 
 def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
-    """Save top-1 against final density, one line per scheme, from the zoo index."""
-    from keras_er.masks.schemes import scheme_names
-    from keras_er.zoo import registry
-    from keras_er.zoo.report import final_density
-    from keras_er.zoo.report import mean_top1
+    """Save top-1 against final density, one line per scheme, from the zoo index.
 
-    figure = _figure(figsize=(5.5, 3.6))
+    Each point is a configuration's mean over its seeds, with an error bar of
+    one standard deviation where it has more than one seed.
+    """
+    from keras_er.masks.schemes import scheme_names
+    from keras_er.zoo import report
+
+    figure = _figure(figsize=(7.5, 3.8))
     if figure is None:
         return None
-    entries = [e for e in registry.load_index(root) if e["arch"] == arch and e["dataset"] == dataset and e.get("top1")]
+    summaries = [
+        s for s in report.seed_summaries(root) if s.entries[0]["arch"] == arch and s.entries[0]["dataset"] == dataset
+    ]
     axis = figure.subplots()
     for scheme in scheme_names():
-        points = sorted(
-            (final_density(e), mean_top1(e))
-            for e in entries
-            if e["scheme"] == scheme and not (e.get("popup") or e.get("dst") or e.get("prune"))
+        on_line = sorted(
+            (report.final_density(s.entries[0]), s)
+            for s in summaries
+            if s.entries[0]["scheme"] == scheme and not _moved_or_popup(s.entries[0])
         )
-        if points:
-            axis.plot(*zip(*points), marker="o", label=scheme)
-    for entry in entries:
-        if entry["scheme"] == "dense":
-            axis.axhline(mean_top1(entry), color="black", linestyle="--", label="dense")
-        moved = entry.get("dst") or entry.get("prune")
-        if moved:  # a mask moved by DST or set by pruning: its own marker, not on the ER line
-            marker = _MOVED_MARKERS.get(moved["method"], "X")
-            kind = "DST" if entry.get("dst") else "pruned at init"
-            axis.scatter(
-                [final_density(entry)],
-                [mean_top1(entry)],
-                marker=marker,
-                s=60,
-                facecolors="none",
-                edgecolors="black",
-                label=f"{moved['method']} ({kind})",
-                zorder=3,
+        if on_line:
+            densities, points = zip(*on_line)
+            axis.errorbar(
+                densities,
+                [p.mean for p in points],
+                yerr=[p.std or 0.0 for p in points],
+                marker="o",
+                capsize=3,
+                label=scheme,
             )
-        if entry.get("popup"):
-            axis.scatter(
-                [final_density(entry)],
-                [mean_top1(entry)],
-                marker="*",
-                s=120,
-                color="purple",
-                label="popup (weights untrained)",
-                zorder=3,
-            )
+    for summary in summaries:
+        _mark_single_point(axis, summary, report.final_density(summary.entries[0]))
+    most_seeds = max((len(s.entries) for s in summaries), default=1)
     axis.set_xscale("log")
+    densities = sorted({report.final_density(s.entries[0]) for s in summaries if s.entries[0]["scheme"] != "dense"})
+    axis.set_xticks(densities, [f"{d:g}" for d in densities])
+    axis.minorticks_off()
     axis.set_xlabel("global density (fraction of weights kept)")
-    axis.set_ylabel("top-1 accuracy, %")
+    axis.set_ylabel("top-1 accuracy, %" + (" (mean ± std over seeds)" if most_seeds > 1 else ""))
     axis.set_title(f"{arch} on {dataset}, 30 epochs")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     return figure
+
+
+def _moved_or_popup(entry):
+    return entry.get("popup") or entry.get("dst") or entry.get("prune")
+
+
+def _mark_single_point(axis, summary, density):
+    """The dense line, and a marker of its own for masks moved by DST, set by pruning or found by popup."""
+    entry = summary.entries[0]
+    errors = [summary.std] if summary.std is not None else None
+    if entry["scheme"] == "dense":
+        axis.axhline(summary.mean, color="black", linestyle="--", label="dense")
+        if errors:
+            axis.axhspan(summary.mean - summary.std, summary.mean + summary.std, color="black", alpha=0.1)
+    moved = entry.get("dst") or entry.get("prune")
+    if moved:  # not on the ER line
+        kind = "DST" if entry.get("dst") else "pruned at init"
+        axis.errorbar(
+            [density],
+            [summary.mean],
+            yerr=errors,
+            fmt=_MOVED_MARKERS.get(moved["method"], "X"),
+            markersize=8,
+            markerfacecolor="none",
+            color="black",
+            capsize=3,
+            label=f"{moved['method']} ({kind})",
+            zorder=3,
+        )
+    if entry.get("popup"):
+        axis.errorbar(
+            [density],
+            [summary.mean],
+            yerr=errors,
+            fmt="*",
+            markersize=11,
+            color="purple",
+            capsize=3,
+            label="popup (weights untrained)",
+            zorder=3,
+        )

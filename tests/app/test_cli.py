@@ -634,3 +634,12 @@ def test_export_model_switches_to_tensorflow_for_litert(tmp_path):
     report = json.loads(result.stdout)
     assert report["backend"] == "tensorflow" and report["bytes"] == out.stat().st_size <= 300 * 1024
     assert "litert is written on tensorflow" in result.stderr
+
+
+def test_list_seeds_prints_the_seed_table(capsys):
+    from keras_er.zoo import report
+
+    assert cli.main(["list", "--seeds"]) == 0
+    out = capsys.readouterr().out
+    assert out == report.seed_table()
+    assert "| `resnet20_erk_d0.1_cifar10` | erk | 0.1 | 0, 1" in out  # seed 0 and the _s1 entry, one row

@@ -13,7 +13,6 @@ from keras_er.masks import layer_densities
 from keras_er.masks import masked_layers
 from keras_er.masks import summary
 from keras_er.zoo import registry
-from keras_er.zoo import report
 from keras_er.zoo import weight_files
 from tests.helpers import to_numpy
 
@@ -126,15 +125,6 @@ def test_entry_files_are_not_git_ignored(entry):
         text=True,
     ).stdout.split()
     assert not ignored, f"git ignores {ignored}: fix .gitignore"
-
-
-@pytest.mark.parametrize("page", ["README.md", "docs/guides/zoo.md"])
-def test_the_zoo_tables_are_generated_from_the_index(page):
-    path = registry.zoo_root().parent / page
-    if not path.is_file():
-        pytest.skip("not a source checkout")
-    table = path.read_text().split("<!-- zoo-table -->\n")[1].split("<!-- /zoo-table -->")[0]
-    assert table == report.markdown_table(), f"run `keras-er list --markdown` and paste it into {page}"
 
 
 def test_the_flagship_is_the_same_network_under_channels_first():

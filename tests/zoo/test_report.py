@@ -15,6 +15,16 @@ def small_zoo(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def seeded_zoo(tmp_path_factory):
+    """ERK 0.1 with seeds 2, 0 and 1 (exported out of order), uniform 0.1 with seed 0 only."""
+    root = tmp_path_factory.mktemp("seeded_zoo")
+    for scheme, seed, top1 in [("erk", 2, 0.83), ("erk", 0, 0.80), ("uniform", 0, 0.7), ("erk", 1, 0.81)]:
+        model = zoo.build("resnet20", scheme, 0.1, pretrained=None, seed=seed)
+        zoo.export(model, "resnet20", scheme, 0.1, seed=seed, top1={"tensorflow": top1, "jax": top1}, root=root)
+    return root
+
+
 def test_markdown_table_has_a_row_per_entry_with_counts(small_zoo):
     lines = report.markdown_table(small_zoo).splitlines()
     assert len(lines) == 2 + 5
@@ -38,5 +48,47 @@ def test_plot_is_written_without_touching_pyplot_state(small_zoo, tmp_path):
     backend = matplotlib.get_backend()
     figure = plotting.accuracy_vs_density(tmp_path / "zoo.png", root=small_zoo)
     assert (tmp_path / "zoo.png").read_bytes()[:4] == b"\x89PNG"
-    assert {"erk", "uniform"} <= {line.get_label() for line in figure.axes[0].get_lines()}
+    assert {"erk", "uniform"} <= set(figure.axes[0].get_legend_handles_labels()[1])
     assert matplotlib.get_backend() == backend  # a notebook's inline backend survives
+
+
+def test_seeds_of_one_configuration_are_summarised_together(seeded_zoo):
+    summaries = {s.configuration: s for s in report.seed_summaries(seeded_zoo)}
+    assert set(summaries) == {"resnet20_erk_d0.1_cifar10", "resnet20_uniform_d0.1_cifar10"}
+    erk = summaries["resnet20_erk_d0.1_cifar10"]
+    assert erk.seeds == (0, 1, 2)
+    assert erk.top1 == pytest.approx((80.0, 81.0, 83.0))
+    assert erk.mean == pytest.approx(81.333333)
+    assert erk.std == pytest.approx(1.527525)  # sample standard deviation (n - 1)
+    assert erk.text() == "81.33 ± 1.53"
+    uniform = summaries["resnet20_uniform_d0.1_cifar10"]
+    assert uniform.std is None and uniform.text() == "70.00"
+
+
+def test_configuration_id_is_the_seed_zero_id(seeded_zoo):
+    from keras_er.zoo import registry
+
+    ids = {e["id"]: report.configuration_id(e) for e in registry.load_index(seeded_zoo)}
+    assert ids["resnet20_erk_d0.1_cifar10_s2"] == "resnet20_erk_d0.1_cifar10"
+    assert ids["resnet20_uniform_d0.1_cifar10"] == "resnet20_uniform_d0.1_cifar10"
+
+
+def test_seed_table_has_a_row_per_configuration(seeded_zoo):
+    lines = report.seed_table(seeded_zoo).splitlines()
+    assert len(lines) == 2 + 2
+    erk = next(l for l in lines if "`resnet20_erk_d0.1_cifar10`" in l)
+    cells = [c.strip() for c in erk.strip("|").split("|")]
+    assert cells[1:] == ["erk", "0.1", "0, 1, 2", "80.00 / 81.00 / 83.00", "81.33 ± 1.53"]
+
+
+def test_plot_draws_the_mean_with_one_std_error_bars(seeded_zoo, tmp_path):
+    pytest.importorskip("matplotlib")
+    from keras_er.app import plotting
+
+    figure = plotting.accuracy_vs_density(tmp_path / "zoo.png", root=seeded_zoo)
+    handles, labels = figure.axes[0].get_legend_handles_labels()
+    erk = handles[labels.index("erk")]
+    assert erk.lines[0].get_ydata() == pytest.approx([81.333333])
+    (bars,) = erk.lines[2]
+    low, high = bars.get_segments()[0][:, 1]
+    assert (low, high) == pytest.approx((81.333333 - 1.527525, 81.333333 + 1.527525))

@@ -1,0 +1,57 @@
+"""tools/zoo_pages.py: the docs' generated tables match the zoo index, and rewriting them touches nothing else."""
+
+import pytest
+
+from keras_er import zoo
+from tools import zoo_pages
+
+
+def test_every_generated_table_of_the_docs_matches_the_index():
+    assert zoo_pages.stale() == [], "run `python tools/zoo_pages.py` and commit the pages it rewrites"
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoo")
+    for seed, top1 in [(0, 0.80), (1, 0.82)]:
+        model = zoo.build("resnet20", "erk", 0.1, pretrained=None, seed=seed)
+        zoo.export(model, "resnet20", "erk", 0.1, seed=seed, top1={"tensorflow": top1}, root=root)
+    return root
+
+
+def pages(folder, tables="old\n"):
+    (folder / "docs" / "guides").mkdir(parents=True)
+    for page in {page for page, _, _ in zoo_pages.TABLES}:
+        markers = [marker for table_page, marker, _ in zoo_pages.TABLES if table_page == page]
+        text = "".join(f"text before {m}\n<!-- {m} -->\n{tables}<!-- /{m} -->\ntext after {m}\n" for m in markers)
+        (folder / page).write_text(text)
+
+
+def test_update_rewrites_only_between_the_markers(tiny_zoo, tmp_path):
+    pages(tmp_path)
+    assert len(zoo_pages.stale(tmp_path, root=tiny_zoo)) == len(zoo_pages.TABLES)
+    written = zoo_pages.update(tmp_path, root=tiny_zoo, figure=False)
+    assert sorted(written) == sorted({page for page, _, _ in zoo_pages.TABLES})
+    assert zoo_pages.stale(tmp_path, root=tiny_zoo) == []
+    results = (tmp_path / "docs/results.md").read_text()
+    assert "| `resnet20_erk_d0.1_cifar10` | erk | 0.1 | 0, 1 | 80.00 / 82.00 | 81.00 ± 1.41 |" in results
+    assert "| erk | 81.00 ± 1.41 (n=2) |" in results
+    assert results.startswith("text before scheme-density-table\n") and results.endswith("text after seed-table\n")
+    assert zoo_pages.update(tmp_path, root=tiny_zoo, figure=False) == []  # nothing stale: nothing written
+
+
+def test_a_page_without_its_markers_is_refused_and_left_alone(tiny_zoo, tmp_path):
+    pages(tmp_path)
+    broken = tmp_path / "docs/results.md"
+    broken.write_text("no markers here\n")
+    with pytest.raises(ValueError, match="docs/results.md needs one <!-- scheme-density-table -->"):
+        zoo_pages.update(tmp_path, root=tiny_zoo, figure=False)
+    assert broken.read_text() == "no markers here\n"
+
+
+def test_check_exits_1_and_names_the_stale_tables(capsys, monkeypatch, tiny_zoo, tmp_path):
+    pages(tmp_path)
+    monkeypatch.setattr(zoo_pages, "CHECKOUT", tmp_path)
+    monkeypatch.setenv("KERAS_ER_ZOO_DIR", str(tiny_zoo))
+    assert zoo_pages.main(["--check"]) == 1
+    assert "stale: docs/results.md <!-- seed-table -->" in capsys.readouterr().out
