@@ -5,15 +5,18 @@
 #   bash tools/queue.sh b &        # lane b: the other half
 #   bash tools/queue.sh status     # how far every run got
 #   bash tools/queue.sh args ID    # one job's train arguments
+#   bash tools/queue.sh publish    # every finished run into zoo/: export, evaluate, regenerate the docs' tables
 #
 # Each lane runs its jobs one after another on one core (taskset + one intra-op
 # thread), so two lanes share a 2-core machine. A job already published in zoo/
 # or whose run folder holds model.weights.h5 is finished and skipped; one with config.json is continued
 # with --resume (at most the current epoch is lost); any other starts fresh.
 # Run folders live in $KERAS_ER_RUNS (default: runs/ beside the checkout, outside
-# the work tree); each job logs to <run>.log there. Export a finished run with
-# `keras-er export $KERAS_ER_RUNS/<id>`, then evaluate it on each backend with
-# `keras-er --backend B evaluate --zoo <id> --record`.
+# the work tree); each job logs to <run>.log there. `publish` (run it in the checkout
+# that commits the zoo) exports each finished, unpublished run on its backend
+# (`keras-er export`), records its top-1 on the other two backends
+# (`keras-er --backend B evaluate --zoo ID --record`) and rewrites the docs' generated
+# tables and figure (tools/zoo_pages.py); then commit zoo/ and the pages.
 # Jobs run this checkout's code (PYTHONPATH), whatever `pip install -e` last pointed at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,7 +75,24 @@ if [[ "${1:-}" == status ]]; then
   exit 0
 fi
 
-lane="${1:?usage: bash tools/queue.sh a|b|status}"
+if [[ "${1:-}" == publish ]]; then
+  published=0
+  for job in "${JOBS[@]}"; do
+    read -r _ id backend _ <<<"$job"
+    [[ -f "$RUNS/$id/model.weights.h5" && ! -f "zoo/$id/metadata.json" ]] || continue
+    echo "$(date -Is) publish: $id"
+    python -m keras_er --backend "$backend" export "$RUNS/$id"
+    for other in tensorflow torch jax; do
+      [[ "$other" == "$backend" ]] || python -m keras_er --backend "$other" evaluate --zoo "$id" --record
+    done
+    published=$((published + 1))
+  done
+  python tools/zoo_pages.py
+  echo "published $published run(s); commit zoo/, README.md, docs/"
+  exit 0
+fi
+
+lane="${1:?usage: bash tools/queue.sh a|b|status|args ID|publish}"
 core=$([[ "$lane" == a ]] && echo 0 || echo 1)
 mkdir -p "$RUNS"
 for job in "${JOBS[@]}"; do
