@@ -1,8 +1,11 @@
 """tools/zoo_pages.py: the docs' generated tables match the zoo index, and rewriting them touches nothing else."""
 
+import re
+
 import pytest
 
 from keras_er import zoo
+from keras_er.zoo import report
 from tools import zoo_pages
 
 
@@ -55,3 +58,22 @@ def test_check_exits_1_and_names_the_stale_tables(capsys, monkeypatch, tiny_zoo,
     monkeypatch.setenv("KERAS_ER_ZOO_DIR", str(tiny_zoo))
     assert zoo_pages.main(["--check"]) == 1
     assert "stale: docs/results.md <!-- seed-table -->" in capsys.readouterr().out
+
+
+PROSE = ["README.md", "docs/results.md", "docs/index.md"]
+QUOTED = re.compile(r"(\d+\.\d\d)(?: ± (\d+\.\d\d))?%")
+
+
+def test_every_accuracy_the_results_quote_is_a_zoo_number():
+    """A top-1 written as `84.18%` is an entry's; `84.19 ± 0.02%` is a configuration's mean ± std over seeds."""
+    summaries = report.seed_summaries()
+    values = {f"{v:.2f}" for s in summaries for v in s.top1} | {f"{s.mean:.2f}" for s in summaries}
+    spreads = {(f"{s.mean:.2f}", f"{s.std:.2f}") for s in summaries if s.std is not None}
+    quoted = {page: QUOTED.findall((zoo_pages.CHECKOUT / page).read_text()) for page in PROSE}
+    assert len(quoted["docs/results.md"]) > 10  # the pattern reads the pages' way of writing a top-1
+    for page, found in quoted.items():
+        for value, std in found:
+            if std:
+                assert (value, std) in spreads, f"{page}: {value} ± {std}% is no configuration's mean ± std"
+            else:
+                assert value in values, f"{page}: {value}% is no zoo entry's top-1 nor a mean over seeds"
