@@ -14,9 +14,10 @@
 # Run folders live in $KERAS_ER_RUNS (default: runs/ beside the checkout, outside
 # the work tree); each job logs to <run>.log there. `publish` (run it in the checkout
 # that commits the zoo) exports each finished, unpublished run on its backend
-# (`keras-er export`), records its top-1 on the other two backends
-# (`keras-er --backend B evaluate --zoo ID --record`) and rewrites the docs' generated
-# tables and figure (tools/zoo_pages.py); then commit zoo/ and the pages.
+# (`keras-er export`), records its top-1 on every backend that has not measured it
+# (`keras-er --backend B evaluate --zoo ID --record`; run it again after a failure) and
+# rewrites the docs' generated tables and figure (tools/zoo_pages.py); then commit zoo/
+# and the pages.
 # Jobs run this checkout's code (PYTHONPATH), whatever `pip install -e` last pointed at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,19 +77,27 @@ if [[ "${1:-}" == status ]]; then
 fi
 
 if [[ "${1:-}" == publish ]]; then
-  published=0
+  # This checkout's code and zoo/, whatever `pip install -e` or $KERAS_ER_ZOO_DIR point at.
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" KERAS_ER_ZOO_DIR="$PWD/zoo"
+  measured() {  # whether backend $2 recorded entry $1's top-1
+    python -c 'import json, sys; sys.exit(sys.argv[2] not in (json.load(open(sys.argv[1])).get("top1") or {}))' \
+      "zoo/$1/metadata.json" "$2"
+  }
   for job in "${JOBS[@]}"; do
     read -r _ id backend _ <<<"$job"
-    [[ -f "$RUNS/$id/model.weights.h5" && ! -f "zoo/$id/metadata.json" ]] || continue
-    echo "$(date -Is) publish: $id"
-    python -m keras_er --backend "$backend" export "$RUNS/$id"
-    for other in tensorflow torch jax; do
-      [[ "$other" == "$backend" ]] || python -m keras_er --backend "$other" evaluate --zoo "$id" --record
+    [[ -f "$RUNS/$id/model.weights.h5" || -f "zoo/$id/metadata.json" ]] || continue
+    if [[ ! -f "zoo/$id/metadata.json" ]]; then
+      echo "$(date -Is) publish: export $id on $backend"
+      python -m keras_er --backend "$backend" export "$RUNS/$id"
+    fi
+    for other in tensorflow torch jax; do  # an entry whose evaluation failed before gets it now
+      measured "$id" "$other" && continue
+      echo "$(date -Is) publish: evaluate $id on $other"
+      python -m keras_er --backend "$other" evaluate --zoo "$id" --record
     done
-    published=$((published + 1))
   done
   python tools/zoo_pages.py
-  echo "published $published run(s); commit zoo/, README.md, docs/"
+  echo "$(date -Is) publish: done; commit zoo/, README.md and docs/"
   exit 0
 fi
 

@@ -31,8 +31,12 @@ TABLES = [
 def split_at_marker(text, marker, page="the page"):
     """(before, table, after) around the table between `<!-- marker -->` and `<!-- /marker -->`."""
     opening, closing = f"<!-- {marker} -->\n", f"<!-- /{marker} -->"
-    if text.count(opening) != 1 or text.count(closing) != 1 or text.index(opening) > text.index(closing):
-        raise ValueError(f"{page} needs one {opening.strip()} ... {closing} pair; found none or several.")
+    counts = (text.count(opening), text.count(closing))
+    if counts != (1, 1) or text.index(opening) > text.index(closing):
+        found = "in the wrong order" if counts == (1, 1) else f"found {counts[0]} and {counts[1]}"
+        raise ValueError(
+            f"{page} needs one {opening.strip()} (a line of its own) and, after it, one {closing}; {found}."
+        )
     before, rest = text.split(opening)
     table, after = rest.split(closing)
     return before + opening, table, closing + after
@@ -49,7 +53,9 @@ def stale(checkout=None, root=None):
 
 
 def update(checkout=None, root=None, figure=True):
-    """Rewrite the stale tables (each page whole, atomically) and redraw the figure; return the pages written."""
+    """Rewrite the stale tables (each page whole, atomically) and redraw the figure; return the files written.
+
+    Every page's markers are checked before any page is written."""
     checkout = Path(checkout or CHECKOUT)
     written = []
     for page in dict.fromkeys(page for page, _ in stale(checkout, root)):
@@ -64,7 +70,8 @@ def update(checkout=None, root=None, figure=True):
     if figure:
         from keras_er.app import plotting
 
-        plotting.accuracy_vs_density(checkout / FIGURE, root=root)
+        if plotting.accuracy_vs_density(checkout / FIGURE, root=root) is not None:
+            written.append(FIGURE)
     return written
 
 
@@ -77,9 +84,8 @@ def main(argv=None):
         for page, marker in found:
             print(f"stale: {page} <!-- {marker} -->")
         return 1 if found else 0
-    for page in update():
-        print(f"rewrote {page}")
-    print(f"redrew {FIGURE}")
+    for written in update():
+        print(f"wrote {written}")
     return 0
 
 

@@ -168,7 +168,7 @@ def _list(args):
     if args.markdown:
         print(report.markdown_table(), end="")
     if args.seeds:
-        print(report.seed_table(), end="")
+        print(("\n" if args.markdown else "") + report.seed_table(), end="")  # two tables, not one
     if not (args.markdown or args.seeds) and not listing.available_weights(print_fn=print):
         print("No zoo weights are published yet.")
     if args.plot:

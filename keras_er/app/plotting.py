@@ -48,7 +48,8 @@ def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
     """Save top-1 against final density, one line per scheme, from the zoo index.
 
     Each point is a configuration's mean over its seeds, with an error bar of
-    one standard deviation where it has more than one seed.
+    one standard deviation where it has more than one seed. Entries trained
+    with another recipe than the zoo's (a `variant`) are left out.
     """
     from keras_er.masks.schemes import scheme_names
     from keras_er.zoo import report
@@ -56,18 +57,16 @@ def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
     figure = _figure(figsize=(7.5, 3.8))
     if figure is None:
         return None
-    summaries = [
-        s for s in report.seed_summaries(root) if s.entries[0]["arch"] == arch and s.entries[0]["dataset"] == dataset
-    ]
+    summaries = report.seed_summaries(root, arch=arch, dataset=dataset, variants=False)
     axis = figure.subplots()
     for scheme in scheme_names():
         on_line = sorted(
-            (report.final_density(s.entries[0]), s)
-            for s in summaries
-            if s.entries[0]["scheme"] == scheme and not _moved_or_popup(s.entries[0])
+            (s for s in summaries if s.entries[0]["scheme"] == scheme and report.static_er(s.entries[0])),
+            key=lambda s: report.final_density(s.entries[0]),
         )
         if on_line:
-            densities, points = zip(*on_line)
+            densities = [report.final_density(s.entries[0]) for s in on_line]
+            points = on_line
             axis.errorbar(
                 densities,
                 [p.mean for p in points],
@@ -77,10 +76,12 @@ def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
                 label=scheme,
             )
     for summary in summaries:
-        _mark_single_point(axis, summary, report.final_density(summary.entries[0]))
+        _mark_off_the_lines(axis, summary, report.final_density(summary.entries[0]))
     most_seeds = max((len(s.entries) for s in summaries), default=1)
     axis.set_xscale("log")
-    densities = sorted({report.final_density(s.entries[0]) for s in summaries if s.entries[0]["scheme"] != "dense"})
+    densities = sorted(
+        {round(report.final_density(s.entries[0]), 6) for s in summaries if s.entries[0]["scheme"] != "dense"}
+    )
     axis.set_xticks(densities, [f"{d:g}" for d in densities])
     axis.minorticks_off()
     axis.set_xlabel("global density (fraction of weights kept)")
@@ -92,12 +93,9 @@ def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
     return figure
 
 
-def _moved_or_popup(entry):
-    return entry.get("popup") or entry.get("dst") or entry.get("prune")
-
-
-def _mark_single_point(axis, summary, density):
-    """The dense line, and a marker of its own for masks moved by DST, set by pruning or found by popup."""
+def _mark_off_the_lines(axis, summary, density):
+    """The dense line (and its ± std band), and a marker of its own for masks moved by DST, set by pruning or
+    found by popup."""
     entry = summary.entries[0]
     errors = [summary.std] if summary.std is not None else None
     if entry["scheme"] == "dense":

@@ -1,4 +1,4 @@
-"""The zoo as a README table, from `index.json`.
+"""The zoo's tables for the README and the docs, from `index.json`: per entry, and per configuration over seeds.
 
 keras-er list --markdown          # the README's zoo table
 keras-er list --seeds             # each configuration's top-1 as mean ± std over its seeds
@@ -119,11 +119,22 @@ class SeedSummary:
         return f"{self.mean:.2f}" + (f" ± {self.std:.2f}" if self.std is not None else "")
 
 
-def seed_summaries(root=None):
-    """Every configuration with a measured top-1, its seeds in order, in the index's order of first appearance."""
+def static_er(entry):
+    """Whether the entry's masks are an ER draw of its scheme kept through training (or dense): no popup, DST or
+    pruning."""
+    return not (entry.get("popup") or entry.get("dst") or entry.get("prune"))
+
+
+def seed_summaries(root=None, arch=None, dataset=None, variants=True):
+    """Every configuration with a measured top-1, its seeds in order, in the index's order of first appearance.
+
+    `arch` and `dataset` keep only those; `variants=False` leaves out entries
+    trained with another recipe than the zoo's.
+    """
     groups = {}
     for entry in registry.load_index(root):
-        if entry.get("top1"):
+        wanted = (arch is None or entry["arch"] == arch) and (dataset is None or entry["dataset"] == dataset)
+        if wanted and entry.get("top1") and (variants or not entry.get("variant")):
             groups.setdefault(configuration_id(entry), []).append(entry)
     return [
         SeedSummary(configuration, tuple(sorted(entries, key=lambda e: e.get("seed", 0))))
@@ -132,7 +143,10 @@ def seed_summaries(root=None):
 
 
 def seed_table(root=None):
-    """The configurations as a markdown table: top-1 per seed and mean ± std over the seeds."""
+    """The configurations as a markdown table: top-1 per seed and mean ± std over the seeds.
+
+    A configuration is named by its seed-0 id, published or not.
+    """
     lines = [
         "| configuration | scheme | density | seeds | top-1 % per seed | top-1 % mean ± std |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
@@ -148,21 +162,19 @@ def seed_table(root=None):
 
 
 def scheme_density_table(arch="resnet20", dataset="cifar10", root=None):
-    """Top-1 of the static ER configurations as mean ± std over seeds: a row per scheme, a column per density.
+    """Top-1 of the dense model and the static ER configurations (zoo recipe) as mean ± std over seeds.
 
-    Masks moved by DST, set by pruning or found by popup are left out (see
-    `seed_table` for every configuration). A cell reads `84.19 ± 0.02 (n=3)`.
+    A row per scheme, a column per density; masks moved by DST, set by
+    pruning or found by popup are left out (`seed_table` has every
+    configuration). A cell reads `84.19 ± 0.02 (n=3)`. An empty string where
+    the zoo has no such entry.
     """
     from keras_er.masks.schemes import scheme_names
 
-    summaries = [
-        s
-        for s in seed_summaries(root)
-        if s.entries[0]["arch"] == arch
-        and s.entries[0]["dataset"] == dataset
-        and not any(s.entries[0].get(key) for key in ("popup", "dst", "prune", "variant"))
-    ]
-    cells = {(s.entries[0]["scheme"], final_density(s.entries[0])): s for s in summaries}
+    summaries = seed_summaries(root, arch=arch, dataset=dataset, variants=False)
+    cells = {(s.entries[0]["scheme"], final_density(s.entries[0])): s for s in summaries if static_er(s.entries[0])}
+    if not cells:
+        return ""
     densities = sorted({density for _, density in cells}, reverse=True)
     schemes = [scheme for scheme in ("dense", *scheme_names()) if any(scheme == key[0] for key in cells)]
     lines = [
@@ -170,9 +182,10 @@ def scheme_density_table(arch="resnet20", dataset="cifar10", root=None):
         "| --- |" + " ---: |" * len(densities),
     ]
     for scheme in schemes:
-        row = [
-            f"{cells[scheme, d].text()} (n={len(cells[scheme, d].entries)})" if (scheme, d) in cells else ""
-            for d in densities
-        ]
+        row = [_cell(cells.get((scheme, density))) for density in densities]
         lines.append(f"| {scheme} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(summary):
+    return f"{summary.text()} (n={len(summary.entries)})" if summary else ""

@@ -43,13 +43,20 @@ def test_update_rewrites_only_between_the_markers(tiny_zoo, tmp_path):
     assert zoo_pages.update(tmp_path, root=tiny_zoo, figure=False) == []  # nothing stale: nothing written
 
 
-def test_a_page_without_its_markers_is_refused_and_left_alone(tiny_zoo, tmp_path):
+def test_a_page_without_its_markers_is_refused_before_any_page_is_written(tiny_zoo, tmp_path):
     pages(tmp_path)
+    before = {page: (tmp_path / page).read_text() for page, _, _ in zoo_pages.TABLES}
     broken = tmp_path / "docs/results.md"
     broken.write_text("no markers here\n")
-    with pytest.raises(ValueError, match="docs/results.md needs one <!-- scheme-density-table -->"):
+    before["docs/results.md"] = "no markers here\n"
+    with pytest.raises(ValueError, match="docs/results.md needs one <!-- scheme-density-table -->.*found 0 and 0"):
         zoo_pages.update(tmp_path, root=tiny_zoo, figure=False)
-    assert broken.read_text() == "no markers here\n"
+    assert {page: (tmp_path / page).read_text() for page in before} == before  # README and the zoo guide too
+
+
+def test_markers_in_the_wrong_order_are_refused():
+    with pytest.raises(ValueError, match="in the wrong order"):
+        zoo_pages.split_at_marker("<!-- /seed-table -->\n<!-- seed-table -->\n", "seed-table")
 
 
 def test_check_exits_1_and_names_the_stale_tables(capsys, monkeypatch, tiny_zoo, tmp_path):

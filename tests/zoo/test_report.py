@@ -92,3 +92,103 @@ def test_plot_draws_the_mean_with_one_std_error_bars(seeded_zoo, tmp_path):
     (bars,) = erk.lines[2]
     low, high = bars.get_segments()[0][:, 1]
     assert (low, high) == pytest.approx((81.333333 - 1.527525, 81.333333 + 1.527525))
+
+
+def index_entry(arch, scheme, density, seed=0, top1=0.8, **fields):
+    """An index entry with what the report reads (no weights file: the report never opens one)."""
+    from keras_er.zoo import registry
+
+    keys = ("popup", "popup_density", "dataset", "dst", "prune", "variant")
+    config = {"popup": False, "popup_density": None, "dataset": "cifar10", "dst": None, "prune": None, "variant": None}
+    config.update(fields)
+    entry_id = registry.entry_id(arch, scheme, density, *(config[k] for k in keys[:-1]), seed, config["variant"])
+    return {
+        "id": entry_id,
+        "arch": arch,
+        "scheme": scheme,
+        "density": density,
+        "seed": seed,
+        "input_shape": [32, 32, 3],
+        "classes": 10,
+        "file": f"{entry_id}/weights.npz",
+        "sha256": "0" * 64,
+        "top1": {"tensorflow": top1, "torch": top1, "jax": top1},
+        **config,
+    }
+
+
+RIGL = {"method": "rigl", "update_every": 100, "drop_fraction": 0.3, "end_fraction": 0.75}
+SNIP = {"method": "snip", "scope": "global"}
+
+
+@pytest.fixture(scope="module")
+def mixed_zoo(tmp_path_factory):
+    """Every kind of entry the report groups: seeds, a recipe variant at the same density, DST, pruning, popup,
+    another architecture."""
+    import json
+
+    root = tmp_path_factory.mktemp("mixed_zoo")
+    entries = [
+        index_entry("resnet20", "erk", 0.1, 0, 0.80),
+        index_entry("resnet20", "erk", 0.1, 1, 0.82),
+        index_entry("resnet20", "erk", 0.1, 0, 0.50, variant="e1"),
+        index_entry("resnet20", "erk", 0.1, 0, 0.84, dst=RIGL),
+        index_entry("resnet20", "erk", 0.1, 1, 0.85, dst=RIGL),
+        index_entry("resnet20", "erk", 0.1, 0, 0.83, prune=SNIP),
+        index_entry("resnet20", "erk", 0.5, 0, 0.74, popup=True, popup_density=0.2),
+        index_entry("resnet20", "uniform", 0.02, 0, 0.49),
+        index_entry("resnet20", "dense", 1.0, 0, 0.88),
+        index_entry("resnet20", "dense", 1.0, 2, 0.89),
+        index_entry("vgg16", "erk", 0.05, 0, 0.89),
+    ]
+    (root / "index.json").write_text(json.dumps({"format_version": 1, "entries": entries}))
+    return root
+
+
+def test_configuration_id_keeps_everything_but_the_seed(mixed_zoo):
+    from keras_er.zoo import registry
+
+    configurations = [report.configuration_id(e) for e in registry.load_index(mixed_zoo)]
+    assert configurations == [
+        "resnet20_erk_d0.1_cifar10",
+        "resnet20_erk_d0.1_cifar10",
+        "resnet20_erk_d0.1_cifar10_e1",
+        "resnet20_erk_d0.1_rigl_cifar10",
+        "resnet20_erk_d0.1_rigl_cifar10",
+        "resnet20_erk_d0.1_snip-global_cifar10",
+        "resnet20_erk_d0.5_popup0.2_cifar10",
+        "resnet20_uniform_d0.02_cifar10",
+        "resnet20_dense_cifar10",
+        "resnet20_dense_cifar10",
+        "vgg16_erk_d0.05_cifar10",
+    ]
+    assert len(report.seed_summaries(mixed_zoo)) == 8
+    assert len(report.seed_summaries(mixed_zoo, arch="resnet20", variants=False)) == 6
+
+
+def test_scheme_density_table_holds_dense_and_the_static_er_draws_only(mixed_zoo):
+    assert report.scheme_density_table(root=mixed_zoo) == (
+        "| resnet20, cifar10 | density 1 | density 0.1 | density 0.02 |\n"
+        "| --- | ---: | ---: | ---: |\n"
+        "| dense | 88.50 ± 0.71 (n=2) |  |  |\n"
+        "| uniform |  |  | 49.00 (n=1) |\n"
+        "| erk |  | 81.00 ± 1.41 (n=2) |  |\n"
+    )  # the e1 variant, RigL, SNIP and popup are other configurations
+    assert report.scheme_density_table("vgg16", root=mixed_zoo).splitlines()[2] == "| erk | 89.00 (n=1) |"
+    assert report.scheme_density_table("resnet56", root=mixed_zoo) == ""
+
+
+def test_plot_keeps_variants_off_and_marks_moved_masks_with_their_spread(mixed_zoo, tmp_path):
+    pytest.importorskip("matplotlib")
+    from keras_er.app import plotting
+
+    figure = plotting.accuracy_vs_density(tmp_path / "zoo.png", root=mixed_zoo)
+    handles, labels = figure.axes[0].get_legend_handles_labels()
+    assert labels == ["dense", "uniform", "erk", "rigl (DST)", "snip (pruned at init)", "popup (weights untrained)"]
+    erk = handles[labels.index("erk")]
+    assert list(erk.lines[0].get_xdata()) == [0.1]  # one point: the e1 variant is not on the line
+    assert erk.lines[0].get_ydata() == pytest.approx([81.0])
+    rigl = handles[labels.index("rigl (DST)")]
+    (bars,) = rigl.lines[2]
+    assert bars.get_segments()[0][:, 1] == pytest.approx([84.5 - 0.707107, 84.5 + 0.707107])
+    assert [tick.get_text() for tick in figure.axes[0].get_xticklabels()] == ["0.02", "0.1"]
