@@ -7,6 +7,7 @@
     python -m benchmarks load                        # fresh-process zoo.load seconds: load_time.json, .md
     python -m benchmarks export                      # LiteRT/ONNX/SavedModel sizes and latency: export.json, .md
     python -m benchmarks size                        # sparse vs dense .keras bytes: keras_file_size.json, .md
+    python -m benchmarks lanes                       # a process per core vs one on all: lanes.json, .md
     python -m benchmarks --backends jax --update     # re-measure one backend, keep the others' rows
     python -m benchmarks gpu FOLDER --device NAME    # the GPU table from a lease's bench_<backend>.json
 
@@ -296,6 +297,10 @@ def main(argv=None):
         from benchmarks import keras_file_size
 
         return keras_file_size.main(argv[1:], ROOT / "results")
+    if argv[:1] == ["lanes"]:
+        from benchmarks import lanes
+
+        return lanes.main(argv[1:], ROOT / "results")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--models", nargs="+", default=["resnet20", "vgg16"])

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import keras_er
 from benchmarks import dst_overhead
 from benchmarks import keras_file_size
 from benchmarks import knobs
+from benchmarks import lanes
 from benchmarks import load_time
 from benchmarks import roofline
 from benchmarks import sparse_inference
@@ -344,3 +346,35 @@ def test_keras_file_size_table_marks_the_target():
     lines = keras_file_size.markdown(results).splitlines()
     assert lines[2] == "| jax | ResNet50 | 0.1 | 100.0 | 125.0 | 1.250 | 1 | 0.0e+00 | ≤ 1.3x: met |"
     assert lines[3].endswith("| 1.990 | 1 | 0.0e+00 | ≤ 1.3x: MISSED |")
+
+
+def test_lanes_table_reports_both_ways_and_their_ratio():
+    result = {
+        "backend": "tensorflow",
+        "cores": [0, 1],
+        "steps": 30,
+        "rounds": {"lanes": [[500.0, 510.0]], "one process": [[800.0]]},
+        "images_per_second": {"lanes": 1010.0, "one process": 800.0},
+        "lanes_over_one_process": 1010.0 / 800.0,
+    }
+    lines = lanes.markdown(result).splitlines()
+    assert lines[0].startswith("Training throughput on 2 cores, tensorflow")
+    assert lines[4:6] == ["| lanes | 2 × 1 | 1010 |", "| one process | 1 × 2 | 800 |"]
+    assert lines[-1] == "Lanes give 1.26× the images per second of one process."
+
+
+def test_lanes_need_two_cores_and_hold_each_process_to_its_threads():
+    with pytest.raises(ValueError, match="`cores` must name at least two cores"):
+        lanes.measure(cores=[0])
+    one = lanes.thread_environment(1)
+    assert one["TF_NUM_INTRAOP_THREADS"] == one["OMP_NUM_THREADS"] == "1"
+    assert one["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false"
+    assert lanes.thread_environment(2)["OMP_NUM_THREADS"] == "2"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_lanes_run_both_ways_in_pinned_processes():
+    result = lanes.measure(keras.backend.backend(), steps=1, rounds=1, cores=sorted(os.sched_getaffinity(0))[:2])
+    assert len(result["rounds"]["lanes"][0]) == 2 and len(result["rounds"]["one process"][0]) == 1
+    assert all(rate > 0 for rates in result["rounds"].values() for rate in rates[0])
