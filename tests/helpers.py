@@ -1,5 +1,7 @@
 """Small models and data shared by the tests."""
 
+import json
+
 import keras
 import numpy as np
 
@@ -95,3 +97,32 @@ def tiny_cifar(folder, monkeypatch, images):
 
     monkeypatch.setattr(sources, "_from_tfds", lambda *a: None)
     return folder
+
+
+def index_entry(arch, scheme, density, seed=0, top1=0.8, **fields):
+    """A zoo index entry with what the tables and the plot read (no weights file: they never open one)."""
+    from keras_er.zoo import registry
+
+    keys = ("popup", "popup_density", "dataset", "dst", "prune", "variant")
+    config = {"popup": False, "popup_density": None, "dataset": "cifar10", "dst": None, "prune": None, "variant": None}
+    config.update(fields)
+    entry_id = registry.entry_id(arch, scheme, density, *(config[k] for k in keys[:-1]), seed, config["variant"])
+    return {
+        "id": entry_id,
+        "arch": arch,
+        "scheme": scheme,
+        "density": density,
+        "seed": seed,
+        "input_shape": [32, 32, 3],
+        "classes": 10,
+        "file": f"{entry_id}/weights.npz",
+        "sha256": "0" * 64,
+        "top1": {"tensorflow": top1, "torch": top1, "jax": top1},
+        **config,
+    }
+
+
+def write_index(root, entries):
+    """A zoo folder at `root` whose index.json holds `entries` (and nothing else)."""
+    (root / "index.json").write_text(json.dumps({"format_version": 1, "entries": entries}))
+    return root

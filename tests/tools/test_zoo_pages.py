@@ -4,8 +4,9 @@ import re
 
 import pytest
 
-from keras_er import zoo
 from keras_er.zoo import report
+from tests.helpers import index_entry
+from tests.helpers import write_index
 from tools import zoo_pages
 
 
@@ -15,11 +16,8 @@ def test_every_generated_table_of_the_docs_matches_the_index():
 
 @pytest.fixture(scope="module")
 def tiny_zoo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zoo")
-    for seed, top1 in [(0, 0.80), (1, 0.82)]:
-        model = zoo.build("resnet20", "erk", 0.1, pretrained=None, seed=seed)
-        zoo.export(model, "resnet20", "erk", 0.1, seed=seed, top1={"tensorflow": top1}, root=root)
-    return root
+    entries = [index_entry("resnet20", "erk", 0.1, seed, top1) for seed, top1 in [(0, 0.80), (1, 0.82)]]
+    return write_index(tmp_path_factory.mktemp("zoo"), entries)
 
 
 def pages(folder, tables="old\n"):

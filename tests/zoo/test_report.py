@@ -2,6 +2,8 @@ import pytest
 
 from keras_er import zoo
 from keras_er.zoo import report
+from tests.helpers import index_entry
+from tests.helpers import write_index
 
 
 @pytest.fixture(scope="module")
@@ -17,12 +19,10 @@ def small_zoo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def seeded_zoo(tmp_path_factory):
-    """ERK 0.1 with seeds 2, 0 and 1 (exported out of order), uniform 0.1 with seed 0 only."""
-    root = tmp_path_factory.mktemp("seeded_zoo")
-    for scheme, seed, top1 in [("erk", 2, 0.83), ("erk", 0, 0.80), ("uniform", 0, 0.7), ("erk", 1, 0.81)]:
-        model = zoo.build("resnet20", scheme, 0.1, pretrained=None, seed=seed)
-        zoo.export(model, "resnet20", scheme, 0.1, seed=seed, top1={"tensorflow": top1, "jax": top1}, root=root)
-    return root
+    """ERK 0.1 with seeds 2, 0 and 1 (in that order in the index), uniform 0.1 with seed 0 only."""
+    runs = [("erk", 2, 0.83), ("erk", 0, 0.80), ("uniform", 0, 0.7), ("erk", 1, 0.81)]
+    entries = [index_entry("resnet20", scheme, 0.1, seed, top1) for scheme, seed, top1 in runs]
+    return write_index(tmp_path_factory.mktemp("seeded_zoo"), entries)
 
 
 def test_markdown_table_has_a_row_per_entry_with_counts(small_zoo):
@@ -94,29 +94,6 @@ def test_plot_draws_the_mean_with_one_std_error_bars(seeded_zoo, tmp_path):
     assert (low, high) == pytest.approx((81.333333 - 1.527525, 81.333333 + 1.527525))
 
 
-def index_entry(arch, scheme, density, seed=0, top1=0.8, **fields):
-    """An index entry with what the report reads (no weights file: the report never opens one)."""
-    from keras_er.zoo import registry
-
-    keys = ("popup", "popup_density", "dataset", "dst", "prune", "variant")
-    config = {"popup": False, "popup_density": None, "dataset": "cifar10", "dst": None, "prune": None, "variant": None}
-    config.update(fields)
-    entry_id = registry.entry_id(arch, scheme, density, *(config[k] for k in keys[:-1]), seed, config["variant"])
-    return {
-        "id": entry_id,
-        "arch": arch,
-        "scheme": scheme,
-        "density": density,
-        "seed": seed,
-        "input_shape": [32, 32, 3],
-        "classes": 10,
-        "file": f"{entry_id}/weights.npz",
-        "sha256": "0" * 64,
-        "top1": {"tensorflow": top1, "torch": top1, "jax": top1},
-        **config,
-    }
-
-
 RIGL = {"method": "rigl", "update_every": 100, "drop_fraction": 0.3, "end_fraction": 0.75}
 SNIP = {"method": "snip", "scope": "global"}
 
@@ -125,9 +102,6 @@ SNIP = {"method": "snip", "scope": "global"}
 def mixed_zoo(tmp_path_factory):
     """Every kind of entry the report groups: seeds, a recipe variant at the same density, DST, pruning, popup,
     another architecture."""
-    import json
-
-    root = tmp_path_factory.mktemp("mixed_zoo")
     entries = [
         index_entry("resnet20", "erk", 0.1, 0, 0.80),
         index_entry("resnet20", "erk", 0.1, 1, 0.82),
@@ -141,8 +115,7 @@ def mixed_zoo(tmp_path_factory):
         index_entry("resnet20", "dense", 1.0, 2, 0.89),
         index_entry("vgg16", "erk", 0.05, 0, 0.89),
     ]
-    (root / "index.json").write_text(json.dumps({"format_version": 1, "entries": entries}))
-    return root
+    return write_index(tmp_path_factory.mktemp("mixed_zoo"), entries)
 
 
 def test_configuration_id_keeps_everything_but_the_seed(mixed_zoo):
