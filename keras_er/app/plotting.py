@@ -65,12 +65,10 @@ def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
             key=lambda s: report.final_density(s.entries[0]),
         )
         if on_line:
-            densities = [report.final_density(s.entries[0]) for s in on_line]
-            points = on_line
             axis.errorbar(
-                densities,
-                [p.mean for p in points],
-                yerr=[p.std or 0.0 for p in points],
+                [report.final_density(s.entries[0]) for s in on_line],
+                [s.mean for s in on_line],
+                yerr=[s.std or 0.0 for s in on_line],
                 marker="o",
                 capsize=3,
                 label=scheme,
