@@ -61,12 +61,12 @@ def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
     axis = figure.subplots()
     for scheme in scheme_names():
         on_line = sorted(
-            (s for s in summaries if s.entries[0]["scheme"] == scheme and report.static_er(s.entries[0])),
-            key=lambda s: report.final_density(s.entries[0]),
+            (s for s in summaries if s.entry["scheme"] == scheme and report.static_er(s.entry)),
+            key=lambda s: s.density,
         )
         if on_line:
             axis.errorbar(
-                [report.final_density(s.entries[0]) for s in on_line],
+                [s.density for s in on_line],
                 [s.mean for s in on_line],
                 yerr=[s.std or 0.0 for s in on_line],
                 marker="o",
@@ -74,12 +74,10 @@ def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
                 label=scheme,
             )
     for summary in summaries:
-        _mark_off_the_lines(axis, summary, report.final_density(summary.entries[0]))
+        _mark_off_the_lines(axis, summary)
     most_seeds = max((len(s.entries) for s in summaries), default=1)
     axis.set_xscale("log")
-    densities = sorted(
-        {round(report.final_density(s.entries[0]), 6) for s in summaries if s.entries[0]["scheme"] != "dense"}
-    )
+    densities = sorted({round(s.density, 6) for s in summaries if s.entry["scheme"] != "dense"})
     axis.set_xticks(densities, [f"{d:g}" for d in densities])
     axis.minorticks_off()
     axis.set_xlabel("global density (fraction of weights kept)")
@@ -91,39 +89,24 @@ def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
     return figure
 
 
-def _mark_off_the_lines(axis, summary, density):
+def _mark_off_the_lines(axis, summary):
     """The dense line (and its ± std band), and a marker of its own for masks moved by DST, set by pruning or
     found by popup."""
-    entry = summary.entries[0]
-    errors = [summary.std] if summary.std is not None else None
+    entry = summary.entry
     if entry["scheme"] == "dense":
         axis.axhline(summary.mean, color="black", linestyle="--", label="dense")
-        if errors:
+        if summary.std is not None:
             axis.axhspan(summary.mean - summary.std, summary.mean + summary.std, color="black", alpha=0.1)
     moved = entry.get("dst") or entry.get("prune")
-    if moved:  # not on the ER line
+    if moved:
         kind = "DST" if entry.get("dst") else "pruned at init"
-        axis.errorbar(
-            [density],
-            [summary.mean],
-            yerr=errors,
-            fmt=_MOVED_MARKERS.get(moved["method"], "X"),
-            markersize=8,
-            markerfacecolor="none",
-            color="black",
-            capsize=3,
-            label=f"{moved['method']} ({kind})",
-            zorder=3,
-        )
+        style = {"fmt": _MOVED_MARKERS.get(moved["method"], "X"), "markersize": 8, "markerfacecolor": "none"}
+        _point(axis, summary, f"{moved['method']} ({kind})", color="black", **style)
     if entry.get("popup"):
-        axis.errorbar(
-            [density],
-            [summary.mean],
-            yerr=errors,
-            fmt="*",
-            markersize=11,
-            color="purple",
-            capsize=3,
-            label="popup (weights untrained)",
-            zorder=3,
-        )
+        _point(axis, summary, "popup (weights untrained)", fmt="*", markersize=11, color="purple")
+
+
+def _point(axis, summary, label, **style):
+    """One configuration as a marker at its density, with a one-std error bar where it has several seeds."""
+    errors = [summary.std] if summary.std is not None else None
+    axis.errorbar([summary.density], [summary.mean], yerr=errors, capsize=3, label=label, zorder=3, **style)

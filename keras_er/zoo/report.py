@@ -99,6 +99,16 @@ class SeedSummary:
     entries: tuple
 
     @property
+    def entry(self):
+        """The lowest seed's entry: what the configuration's entries share (scheme, density, method) is read here."""
+        return self.entries[0]
+
+    @property
+    def density(self):
+        """The configuration's final density (`final_density` of its entries)."""
+        return final_density(self.entry)
+
+    @property
     def seeds(self):
         return tuple(entry.get("seed", 0) for entry in self.entries)
 
@@ -152,9 +162,8 @@ def seed_table(root=None):
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for summary in seed_summaries(root):
-        first = summary.entries[0]
         lines.append(
-            f"| `{summary.configuration}` | {scheme_text(first)} | {final_density(first):g} "
+            f"| `{summary.configuration}` | {scheme_text(summary.entry)} | {summary.density:g} "
             f"| {', '.join(map(str, summary.seeds))} "
             f"| {' / '.join(f'{value:.2f}' for value in summary.top1)} | {summary.text()} |"
         )
@@ -172,7 +181,7 @@ def scheme_density_table(arch="resnet20", dataset="cifar10", root=None):
     from keras_er.masks.schemes import scheme_names
 
     summaries = seed_summaries(root, arch=arch, dataset=dataset, variants=False)
-    cells = {(s.entries[0]["scheme"], final_density(s.entries[0])): s for s in summaries if static_er(s.entries[0])}
+    cells = {(s.entry["scheme"], s.density): s for s in summaries if static_er(s.entry)}
     if not cells:
         return ""
     densities = sorted({density for _, density in cells}, reverse=True)
