@@ -1,13 +1,23 @@
 """Small models and data shared by the tests."""
 
 import json
+import os
 
 import keras
 import numpy as np
+import pytest
 
+from keras_er import BACKENDS
 from keras_er.layers import MaskedConv2D
 from keras_er.layers import MaskedDense
 from keras_er.layers import MaskedDepthwiseConv2D
+
+# A test that starts its own backends in subprocesses, whatever KERAS_BACKEND this pytest runs on, would run
+# once per backend pass of CI to the same effect: it runs in the first backend's pass only.
+first_backend_pass_only = pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND", BACKENDS[0]) != BACKENDS[0] and not os.environ.get("KERAS_ER_CROSS_BACKEND"),
+    reason=f"chooses its backends itself: runs once, in the {BACKENDS[0]} pass (KERAS_ER_CROSS_BACKEND=1 runs it here)",
+)
 
 
 def to_numpy(x):

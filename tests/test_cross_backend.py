@@ -14,15 +14,11 @@ import pytest
 
 from keras_er import BACKENDS
 from keras_er.zoo import registry
+from tests.helpers import first_backend_pass_only
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The comparison starts every backend in its own process, whatever KERAS_BACKEND this pytest runs on, so the
-# three per-backend passes of CI would run it three times: it runs in the first backend's pass only.
-pytestmark = pytest.mark.skipif(
-    os.environ.get("KERAS_BACKEND", BACKENDS[0]) != BACKENDS[0] and not os.environ.get("KERAS_ER_CROSS_BACKEND"),
-    reason=f"runs every backend itself: once, in the {BACKENDS[0]} pass (KERAS_ER_CROSS_BACKEND=1 runs it here)",
-)
+pytestmark = first_backend_pass_only
 
 SCRIPT = """
 import hashlib, json, sys

@@ -462,6 +462,7 @@ def tiny_test_split(tmp_path):
     return tmp_path
 
 
+@helpers.first_backend_pass_only
 def test_no_tensorflow_start_up_lines_on_the_jax_backend(tiny_test_split):
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("TensorFlow is not installed: nothing would print its notices")
@@ -473,6 +474,7 @@ def test_no_tensorflow_start_up_lines_on_the_jax_backend(tiny_test_split):
     assert not TF_LINE.search(result.stdout + result.stderr), result.stderr[-3000:]
 
 
+@helpers.first_backend_pass_only
 def test_verbose_keeps_what_tensorflow_prints_at_import(tmp_path):
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("TensorFlow is not installed")

@@ -70,12 +70,14 @@ def test_two_devices_train_like_one(tmp_path):
     check_replicas_and_sparsity(result)
 
 
+@pytest.mark.slow  # two more fresh-process trainings per backend; CI keeps the plain and resumed ones
 def test_popup_scores_and_frozen_kernels_stay_identical_across_replicas(tmp_path):
     result = run_worker(tmp_path, "--popup")
     np.testing.assert_allclose(result["distributed"]["losses"], result["reference"]["losses"], atol=LOSS_ATOL)
     check_replicas_and_sparsity(result, popup=True)
 
 
+@pytest.mark.slow  # two more fresh-process trainings per backend; CI keeps the plain and resumed ones
 def test_rigl_moves_every_replicas_masks_identically(tmp_path):
     result = run_worker(tmp_path, "--dst", "rigl")
     distributed = result["distributed"]
