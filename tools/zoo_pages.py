@@ -79,13 +79,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="name the stale tables and exit 1 if any; write nothing")
     args = parser.parse_args(argv)
-    if args.check:
-        found = stale()
-        for page, marker in found:
-            print(f"stale: {page} <!-- {marker} -->")
-        return 1 if found else 0
-    for written in update():
-        print(f"wrote {written}")
+    try:
+        return _check() if args.check else _update()
+    except ValueError as error:  # a page without its markers: nothing was written
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _check():
+    found = stale()
+    for page, marker in found:
+        print(f"stale: {page} <!-- {marker} -->")
+    return 1 if found else 0
+
+
+def _update():
+    for page in update():
+        print(f"wrote {page}")
     return 0
 
 

@@ -165,6 +165,8 @@ def _list(args):
     from keras_er.zoo import listing
     from keras_er.zoo import report
 
+    if args.plot:
+        _check_figure_path(args.plot)  # before anything is printed
     if args.markdown:
         print(report.markdown_table(), end="")
     if args.seeds:
@@ -174,9 +176,21 @@ def _list(args):
     if args.plot:
         from keras_er.app import plotting
 
-        plotting.accuracy_vs_density(args.plot)
+        if plotting.accuracy_vs_density(args.plot) is None:
+            return 1  # no matplotlib: it said so, and nothing was written
         print(f"wrote {args.plot}")
     return 0
+
+
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def _check_figure_path(path):
+    path = Path(path)
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise ValueError(f"`--plot` {str(path)!r} must end in one of {', '.join(FIGURE_SUFFIXES)}.")
+    if not path.parent.is_dir():
+        raise ValueError(f"`--plot` {str(path)!r}: the folder {str(path.parent)!r} does not exist.")
 
 
 def _bench(args):

@@ -109,4 +109,6 @@ def _mark_off_the_lines(axis, summary):
 def _point(axis, summary, label, **style):
     """One configuration as a marker at its density, with a one-std error bar where it has several seeds."""
     errors = [summary.std] if summary.std is not None else None
+    if label in axis.get_legend_handles_labels()[1]:
+        label = "_nolegend_"  # one legend row per method, however many configurations use it
     axis.errorbar([summary.density], [summary.mean], yerr=errors, capsize=3, label=label, zorder=3, **style)

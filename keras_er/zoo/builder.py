@@ -4,6 +4,7 @@ import contextlib
 
 import numpy as np
 
+from keras_er import arguments
 from keras_er.architectures import ARCHITECTURES
 from keras_er.conversion import sparsify
 from keras_er.layers.pixels import takes_raw_pixels  # noqa: F401 (part of the builder's API)
@@ -83,6 +84,7 @@ def build(
     if not (isinstance(pretrained, (bool, str)) or pretrained is None):
         raise ValueError(f"`pretrained` must be True, False/None or a dataset name; got {pretrained!r}.")
     pretrained = None if pretrained is False else pretrained
+    seed = arguments.seed(seed)  # before the index is searched: True or 1.0 must not find seed 1's entry
     if scheme == "dense" and popup:
         raise ValueError(
             "`popup=True` needs a sparse `scheme`: popup selects weights inside an ER mask, and a dense model has none."
@@ -173,7 +175,7 @@ def load(entry_id, root=None, *, include_preprocessing=True):
         entry["scheme"],
         entry["density"],
         pretrained=entry["dataset"],
-        seed=entry.get("seed", 0),
+        seed=registry.entry_seed(entry),
         popup=bool(entry.get("popup")),
         popup_density=entry.get("popup_density") or 0.5,
         include_preprocessing=include_preprocessing,

@@ -19,12 +19,20 @@ def _constructor(arch, scheme):
     if scheme == "dense":
 
         def constructor(
-            *, pretrained=True, input_shape=None, classes=None, include_preprocessing=True, dataset=None, root=None
+            *,
+            pretrained=True,
+            seed=0,
+            input_shape=None,
+            classes=None,
+            include_preprocessing=True,
+            dataset=None,
+            root=None,
         ):
             return build(
                 arch,
                 "dense",
                 pretrained=pretrained,
+                seed=seed,
                 input_shape=input_shape,
                 classes=classes,
                 include_preprocessing=include_preprocessing,
@@ -71,11 +79,12 @@ def _constructor(arch, scheme):
 def _docstring(arch, scheme):
     name = f"{arch}_{scheme}"
     if scheme == "dense":
-        what, call, density_arg = f"A dense `{arch}`", f"{name}(pretrained=None)", ""
+        what, call = f"A dense `{arch}`", f"{name}(pretrained=None)"
+        own_args = "        seed: for a pretrained model, which published seed (a dense model has no masks to draw).\n"
     else:
         what = f"`{arch}` with `{scheme}` Erdos-Renyi masks"
         call = f"{name}(density=0.1, pretrained=None)"
-        density_arg = (
+        own_args = (
             "        density: global fraction of the conv/dense weights kept, in (0, 1].\n"
             "        seed: the masks' seed (for a pretrained model: which published seed).\n"
             "        popup, popup_density: strong-ticket mode (see `keras_er.sparsify`).\n"
@@ -83,7 +92,7 @@ def _docstring(arch, scheme):
     return (
         f"{what}: a Keras model that takes raw pixels (0-255) and normalises them itself.\n\n"
         "    Args:\n"
-        f"{density_arg}"
+        f"{own_args}"
         "        pretrained: True: the published weights for these settings (sha256-checked; the error lists\n"
         "            what is published); a dataset name: that dataset's entry; None: random initialisation.\n"
         "        input_shape, classes: default to the entry's, else (32, 32, 3) and 10.\n"

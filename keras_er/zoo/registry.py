@@ -183,6 +183,11 @@ def entry_id(
     return "_".join(parts)
 
 
+def entry_seed(entry):
+    """The seed an entry was trained with: 0 where it records none."""
+    return entry.get("seed") or 0
+
+
 def find_entry(
     arch, scheme, density, popup, popup_density, dataset=None, root=None, dst=None, prune=None, seed=None, variant=None
 ):
@@ -205,11 +210,11 @@ def find_entry(
         and (dataset is None or e["dataset"] == dataset)
         and (e.get("dst") or None) == (dst or None)
         and (e.get("prune") or None) == (prune or None)
-        and (seed is None or e.get("seed", 0) == seed)
+        and (seed is None or entry_seed(e) == seed)
         and (e.get("variant") or None) == (variant or None)
     ]
     if matches:
-        return sorted(matches, key=lambda e: (e["dataset"] != "cifar10", e.get("seed", 0) != 0, e.get("seed", 0)))[0]
+        return sorted(matches, key=lambda e: (e["dataset"] != "cifar10", entry_seed(e)))[0]
     siblings = [e["id"] for e in entries if e["arch"] == arch]
     wanted = entry_id(
         arch, scheme, density, popup, popup_density, dataset or "<any dataset>", dst, prune, seed or 0, variant

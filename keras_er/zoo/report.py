@@ -65,9 +65,14 @@ def markdown_table(root=None):
     return "\n".join(lines) + "\n"
 
 
+def measured_top1(entry):
+    """The entry's top-1 per backend that measured it (a backend recorded as None has not)."""
+    return {backend: value for backend, value in (entry.get("top1") or {}).items() if value is not None}
+
+
 def mean_top1(entry):
     """The entry's top-1 in percent, averaged over the backends that measured it."""
-    values = list(entry["top1"].values())
+    values = list(measured_top1(entry).values())
     return 100 * sum(values) / len(values)
 
 
@@ -110,7 +115,7 @@ class SeedSummary:
 
     @property
     def seeds(self):
-        return tuple(entry.get("seed", 0) for entry in self.entries)
+        return tuple(registry.entry_seed(entry) for entry in self.entries)
 
     @property
     def top1(self):
@@ -144,10 +149,10 @@ def seed_summaries(root=None, arch=None, dataset=None, variants=True):
     groups = {}
     for entry in registry.load_index(root):
         wanted = (arch is None or entry["arch"] == arch) and (dataset is None or entry["dataset"] == dataset)
-        if wanted and entry.get("top1") and (variants or not entry.get("variant")):
+        if wanted and measured_top1(entry) and (variants or not entry.get("variant")):
             groups.setdefault(configuration_id(entry), []).append(entry)
     return [
-        SeedSummary(configuration, tuple(sorted(entries, key=lambda e: e.get("seed", 0))))
+        SeedSummary(configuration, tuple(sorted(entries, key=registry.entry_seed)))
         for configuration, entries in groups.items()
     ]
 

@@ -645,3 +645,20 @@ def test_list_seeds_prints_the_seed_table(capsys):
     out = capsys.readouterr().out
     assert out == report.seed_table()
     assert "| `resnet20_erk_d0.1_cifar10` | erk | 0.1 | 0, 1" in out  # seed 0 and the _s1 entry, one row
+
+
+@pytest.mark.parametrize("path", ["zoo.txt", "missing_folder/zoo.png"])
+def test_list_refuses_a_figure_path_before_printing_anything(capsys, tmp_path, path):
+    assert cli.main(["list", "--seeds", "--plot", str(tmp_path / path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "`--plot`" in err
+    assert not (tmp_path / path).exists()
+
+
+def test_list_plot_without_matplotlib_writes_nothing_and_does_not_say_it_did(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # importing it raises ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert cli.main(["list", "--plot", str(tmp_path / "zoo.png")]) == 1
+    out, err = capsys.readouterr()
+    assert "matplotlib is not installed" in err and "wrote" not in out
+    assert not (tmp_path / "zoo.png").exists()

@@ -82,3 +82,16 @@ def test_every_accuracy_the_results_quote_is_a_zoo_number():
                 assert (value, std) in spreads, f"{page}: {value} ± {std}% is no configuration's mean ± std"
             else:
                 assert value in values, f"{page}: {value}% is no zoo entry's top-1 nor a mean over seeds"
+
+
+def test_main_reports_a_page_without_its_markers_in_one_line_and_exits_2(capsys, monkeypatch, tiny_zoo, tmp_path):
+    pages(tmp_path)
+    (tmp_path / "docs/results.md").write_text("no markers here\n")
+    monkeypatch.setattr(zoo_pages, "CHECKOUT", tmp_path)
+    monkeypatch.setenv("KERAS_ER_ZOO_DIR", str(tiny_zoo))
+    for argv in ([], ["--check"]):
+        assert zoo_pages.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: docs/results.md needs one <!-- scheme-density-table -->")
+        assert "Traceback" not in err
+    assert (tmp_path / "docs/results.md").read_text() == "no markers here\n"

@@ -165,3 +165,33 @@ def test_plot_keeps_variants_off_and_marks_moved_masks_with_their_spread(mixed_z
     (bars,) = rigl.lines[2]
     assert bars.get_segments()[0][:, 1] == pytest.approx([84.5 - 0.707107, 84.5 + 0.707107])
     assert [tick.get_text() for tick in figure.axes[0].get_xticklabels()] == ["0.02", "0.1"]
+
+
+def test_a_backend_recorded_without_a_measurement_is_left_out_of_the_mean(tmp_path):
+    half_measured = index_entry("resnet20", "erk", 0.1, 0, 0.84)
+    half_measured["top1"] = {"tensorflow": 0.84, "torch": None}
+    unmeasured = index_entry("resnet20", "uniform", 0.1, 0, None)
+    (summary,) = report.seed_summaries(write_index(tmp_path, [half_measured, unmeasured]))
+    assert summary.configuration == "resnet20_erk_d0.1_cifar10" and summary.top1 == pytest.approx((84.0,))
+
+
+def test_an_entry_recording_its_seed_as_null_is_seed_0(tmp_path):
+    entry = index_entry("resnet20", "erk", 0.1, 0, 0.80)
+    entry["seed"] = None
+    (summary,) = report.seed_summaries(write_index(tmp_path, [entry, index_entry("resnet20", "erk", 0.1, 1, 0.82)]))
+    assert summary.seeds == (0, 1)
+
+
+def test_the_legend_names_each_method_once_however_many_configurations_use_it(tmp_path):
+    pytest.importorskip("matplotlib")
+    from keras_er.app import plotting
+
+    entries = [
+        index_entry("resnet20", "erk", 0.5, 0, 0.74, popup=True, popup_density=0.2),
+        index_entry("resnet20", "erk", 0.5, 0, 0.70, popup=True, popup_density=0.1),
+        index_entry("resnet20", "erk", 0.1, 0, 0.84, dst=RIGL),
+        index_entry("resnet20", "erk", 0.05, 0, 0.80, dst=RIGL),
+    ]
+    figure = plotting.accuracy_vs_density(tmp_path / "zoo.png", root=write_index(tmp_path, entries))
+    _, labels = figure.axes[0].get_legend_handles_labels()
+    assert labels == ["popup (weights untrained)", "rigl (DST)"]  # in the index's order

@@ -195,3 +195,21 @@ def test_a_zoo_constructor_is_one_documented_function():
     assert zoo.resnet20_erk.__name__ == "resnet20_erk" and zoo.resnet20_erk.__module__ == "keras_er.zoo"
     assert "density:" in zoo.resnet20_erk.__doc__ and "density:" not in zoo.resnet20_dense.__doc__
     assert "keras_er.zoo.resnet20_balanced(density=0.1, pretrained=None)" in zoo.resnet20_balanced.__doc__
+
+
+@pytest.mark.parametrize("seed", [True, 1.0, np.float32(1), "1", -1, None])
+@pytest.mark.parametrize("scheme", ["dense", "erk"])
+def test_a_seed_that_is_not_a_non_negative_integer_is_refused_before_the_index_is_searched(scheme, seed):
+    """`True == 1` and `1.0 == 1`: compared as they are, they would load seed 1's published weights."""
+    for pretrained in (True, None):
+        with pytest.raises(ValueError, match="`seed` must be a non-negative integer"):
+            zoo.build("resnet20", scheme, 0.1, pretrained=pretrained, seed=seed)
+
+
+def test_the_dense_constructor_loads_a_published_seed_like_its_id():
+    by_argument = zoo.resnet20_dense(seed=1)
+    by_id = zoo.load("resnet20_dense_cifar10_s1")
+    seed_0 = zoo.resnet20_dense()
+    for a, b in zip(by_argument.weights, by_id.weights):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+    assert not np.array_equal(to_numpy(by_argument.weights[0]), to_numpy(seed_0.weights[0]))
