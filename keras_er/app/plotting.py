@@ -54,10 +54,12 @@ def accuracy_vs_density(path, arch="resnet20", dataset="cifar10", root=None):
     from keras_er.masks.schemes import scheme_names
     from keras_er.zoo import report
 
+    summaries = report.seed_summaries(root, arch=arch, dataset=dataset, variants=False)
+    if not summaries:
+        raise ValueError(f"The zoo has no {arch} entry on {dataset} with a measured top-1: nothing to plot.")
     figure = _figure(figsize=(7.5, 3.8))
     if figure is None:
         return None
-    summaries = report.seed_summaries(root, arch=arch, dataset=dataset, variants=False)
     axis = figure.subplots()
     for scheme in scheme_names():
         on_line = sorted(

@@ -9,6 +9,7 @@ import dataclasses
 import statistics
 
 from keras_er import BACKENDS
+from keras_er.architectures import ARCHITECTURES
 from keras_er.zoo import registry
 from keras_er.zoo import weight_files
 
@@ -146,6 +147,8 @@ def seed_summaries(root=None, arch=None, dataset=None, variants=True):
     `arch` and `dataset` keep only those; `variants=False` leaves out entries
     trained with another recipe than the zoo's.
     """
+    if arch is not None and arch not in ARCHITECTURES:
+        raise ValueError(f"Unknown `arch` {arch!r}; expected one of {', '.join(ARCHITECTURES)}.")
     groups = {}
     for entry in registry.load_index(root):
         wanted = (arch is None or entry["arch"] == arch) and (dataset is None or entry["dataset"] == dataset)

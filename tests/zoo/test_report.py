@@ -195,3 +195,13 @@ def test_the_legend_names_each_method_once_however_many_configurations_use_it(tm
     figure = plotting.accuracy_vs_density(tmp_path / "zoo.png", root=write_index(tmp_path, entries))
     _, labels = figure.axes[0].get_legend_handles_labels()
     assert labels == ["popup (weights untrained)", "rigl (DST)"]  # in the index's order
+
+
+def test_an_unknown_architecture_is_refused_and_an_empty_plot_is_not_drawn(seeded_zoo, tmp_path):
+    from keras_er.app import plotting
+
+    with pytest.raises(ValueError, match="Unknown `arch` 'resnet21'; expected one of .*resnet20"):
+        report.scheme_density_table("resnet21", root=seeded_zoo)
+    with pytest.raises(ValueError, match="no vgg16 entry on cifar10 with a measured top-1: nothing to plot"):
+        plotting.accuracy_vs_density(tmp_path / "zoo.png", arch="vgg16", root=seeded_zoo)
+    assert not (tmp_path / "zoo.png").exists()
