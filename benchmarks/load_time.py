@@ -61,7 +61,7 @@ def load_with_initializers(entry_id):
         entry["scheme"],
         1.0 if entry.get("prune") else entry["density"],
         pretrained=None,
-        seed=entry.get("seed", 0),
+        seed=registry.entry_seed(entry),
         popup=bool(entry.get("popup")),
         popup_density=entry.get("popup_density") or 0.5,
         input_shape=tuple(entry["input_shape"]),

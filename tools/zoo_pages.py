@@ -67,7 +67,7 @@ def update(checkout=None, root=None, figure=True):
                 text = before + make(root=root) + after
         write_text_atomic(path, text)
         written.append(page)
-    if figure:
+    if figure and report.seed_summaries(root, arch="resnet20", dataset="cifar10", variants=False):
         from keras_er.app import plotting
 
         if plotting.accuracy_vs_density(checkout / FIGURE, root=root) is not None:

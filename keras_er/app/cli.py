@@ -165,8 +165,12 @@ def _list(args):
     from keras_er.zoo import listing
     from keras_er.zoo import report
 
-    if args.plot:
-        _check_figure_path(args.plot)  # before anything is printed
+    if args.plot:  # first: a bad path, an empty zoo or no matplotlib stop the command before it prints anything
+        from keras_er.app import plotting
+
+        figure_path = _checked_figure_path(args.plot)
+        if plotting.accuracy_vs_density(figure_path) is None:
+            return 1  # no matplotlib: it said so, and nothing was written
     if args.markdown:
         print(report.markdown_table(), end="")
     if args.seeds:
@@ -174,23 +178,20 @@ def _list(args):
     if not (args.markdown or args.seeds) and not listing.available_weights(print_fn=print):
         print("No zoo weights are published yet.")
     if args.plot:
-        from keras_er.app import plotting
-
-        if plotting.accuracy_vs_density(args.plot) is None:
-            return 1  # no matplotlib: it said so, and nothing was written
-        print(f"wrote {args.plot}")
+        print(f"wrote {figure_path}")
     return 0
 
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
-def _check_figure_path(path):
-    path = Path(path)
+def _checked_figure_path(path):
+    path = Path(path).expanduser()
     if path.suffix.lower() not in FIGURE_SUFFIXES:
         raise ValueError(f"`--plot` {str(path)!r} must end in one of {', '.join(FIGURE_SUFFIXES)}.")
     if not path.parent.is_dir():
         raise ValueError(f"`--plot` {str(path)!r}: the folder {str(path.parent)!r} does not exist.")
+    return path
 
 
 def _bench(args):

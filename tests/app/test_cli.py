@@ -655,10 +655,27 @@ def test_list_refuses_a_figure_path_before_printing_anything(capsys, tmp_path, p
     assert not (tmp_path / path).exists()
 
 
-def test_list_plot_without_matplotlib_writes_nothing_and_does_not_say_it_did(capsys, monkeypatch, tmp_path):
+def test_list_plot_without_matplotlib_writes_nothing_and_prints_no_table(capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # importing it raises ImportError
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    assert cli.main(["list", "--plot", str(tmp_path / "zoo.png")]) == 1
+    assert cli.main(["list", "--seeds", "--plot", str(tmp_path / "zoo.png")]) == 1
     out, err = capsys.readouterr()
-    assert "matplotlib is not installed" in err and "wrote" not in out
+    assert "matplotlib is not installed" in err and out == ""
     assert not (tmp_path / "zoo.png").exists()
+
+
+def test_list_plot_of_a_zoo_with_nothing_to_draw_is_refused_before_printing(capsys, monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setenv("KERAS_ER_ZOO_DIR", str(helpers.write_index(tmp_path, [])))
+    assert cli.main(["list", "--markdown", "--plot", str(tmp_path / "zoo.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "nothing to plot" in err
+    assert not (tmp_path / "zoo.png").exists()
+
+
+def test_list_plot_expands_the_home_folder(capsys, monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cli.main(["list", "--plot", "~/zoo.png"]) == 0
+    assert (tmp_path / "zoo.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"wrote {tmp_path / 'zoo.png'}" in capsys.readouterr().out

@@ -71,12 +71,12 @@ def test_outside_the_context_weights_are_keras_own_draws_and_the_numpy_masks():
 def test_a_random_zoo_model_is_still_seeded_and_drawn():
     entry = next(e for e in registry.load_index() if e["id"] == FLAGSHIP)
     keras.utils.set_random_seed(0)
-    first = zoo.resnet20_erk(0.1, pretrained=None, seed=entry.get("seed", 0))
+    first = zoo.resnet20_erk(0.1, pretrained=None, seed=registry.entry_seed(entry))
     keras.utils.set_random_seed(0)
-    second = zoo.resnet20_erk(0.1, pretrained=None, seed=entry.get("seed", 0))
+    second = zoo.resnet20_erk(0.1, pretrained=None, seed=registry.entry_seed(entry))
     layers = masked_layers(first)
     shapes = [tuple(layer.kernel.shape) for layer in layers]
-    masks = sample_masks(shapes, layer_densities(shapes, 0.1, "erk"), entry.get("seed", 0))
+    masks = sample_masks(shapes, layer_densities(shapes, 0.1, "erk"), registry.entry_seed(entry))
     published = [to_numpy(layer.mask) for layer in masked_layers(zoo.load(FLAGSHIP))]
     for layer, twin, mask, loaded in zip(layers, masked_layers(second), masks, published):
         kernel = to_numpy(layer.kernel)

@@ -95,3 +95,12 @@ def test_main_reports_a_page_without_its_markers_in_one_line_and_exits_2(capsys,
         assert err.startswith("error: docs/results.md needs one <!-- scheme-density-table -->")
         assert "Traceback" not in err
     assert (tmp_path / "docs/results.md").read_text() == "no markers here\n"
+
+
+def test_a_zoo_with_no_resnet20_configuration_updates_the_tables_and_leaves_the_figure(tmp_path):
+    pages(tmp_path)
+    (tmp_path / "vgg_zoo").mkdir()
+    vgg_only = write_index(tmp_path / "vgg_zoo", [index_entry("vgg16", "erk", 0.05, 0, 0.89)])
+    written = zoo_pages.update(tmp_path, root=vgg_only)
+    assert zoo_pages.FIGURE not in written and not (tmp_path / zoo_pages.FIGURE).exists()
+    assert "vgg16_erk_d0.05_cifar10" in (tmp_path / "README.md").read_text()
