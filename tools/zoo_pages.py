@@ -25,6 +25,7 @@ TABLES = [
     ("README.md", "scheme-density-table", report.scheme_density_table),
     ("docs/results.md", "scheme-density-table", report.scheme_density_table),
     ("docs/results.md", "seed-table", report.seed_table),
+    ("docs/results.md", "method-table", report.method_table),
 ]
 
 

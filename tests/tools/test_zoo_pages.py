@@ -37,7 +37,7 @@ def test_update_rewrites_only_between_the_markers(tiny_zoo, tmp_path):
     results = (tmp_path / "docs/results.md").read_text()
     assert "| `resnet20_erk_d0.1_cifar10` | erk | 0.1 | 0, 1 | 80.00 / 82.00 | 81.00 ± 1.41 |" in results
     assert "| erk | 81.00 ± 1.41 (n=2) |" in results
-    assert results.startswith("text before scheme-density-table\n") and results.endswith("text after seed-table\n")
+    assert results.startswith("text before scheme-density-table\n") and results.endswith("text after method-table\n")
     assert zoo_pages.update(tmp_path, root=tiny_zoo, figure=False) == []  # nothing stale: nothing written
 
 

@@ -151,6 +151,20 @@ def test_scheme_density_table_holds_dense_and_the_static_er_draws_only(mixed_zoo
     assert report.scheme_density_table("resnet56", root=mixed_zoo) == ""
 
 
+def test_method_table_compares_the_ways_to_start_sparse_at_one_density(mixed_zoo):
+    assert report.method_table(root=mixed_zoo) == (
+        "| start | masks | top-1 % | n |\n"
+        "| --- | --- | ---: | ---: |\n"
+        "| random ER, before training | erk, static | 81.00 ± 1.41 | 2 |\n"
+        "| pruning at initialisation | snip (global), static | 83.00 | 1 |\n"
+        "| random ER, dynamic | rigl from the erk mask (update every 100 steps, drop 30% decaying to 0 by 75% of"
+        " training) | 84.50 ± 0.71 | 2 |\n"
+        "| dense | — | 88.50 ± 0.71 | 2 |\n"
+    )  # the e1 variant and popup (whose final density is also 0.1) are not in it; uniform is at 0.02
+    assert "| uniform, static | 49.00 | 1 |" in report.method_table(density=0.02, root=mixed_zoo)
+    assert report.method_table("resnet56", root=mixed_zoo) == ""
+
+
 def test_plot_keeps_variants_off_and_marks_moved_masks_with_their_spread(mixed_zoo, tmp_path):
     pytest.importorskip("matplotlib")
     from keras_er.app import plotting
